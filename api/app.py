@@ -1,0 +1,80 @@
+"""Litestar application factory: routes, OpenAPI, error mapping; services come from outside."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from litestar import Litestar, Request
+from litestar.config.cors import CORSConfig
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
+from litestar.static_files import create_static_files_router
+from litestar.enums import ScopeType
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.errors import exception_handlers
+from api.health import health, root
+from api.projects import ProjectsController
+from api.services import Services, request_id
+from api.videos import VideosController
+from api.ws import websocket_gateway
+
+ServicesFactory = Callable[[], AbstractAsyncContextManager[Services]]
+
+
+def request_id_middleware(app: ASGIApp) -> ASGIApp:
+    """Give every HTTP request an id (X-Request-ID in, or new) and echo it in the response."""
+
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != ScopeType.HTTP:
+            await app(scope, receive, send)
+            return
+        rid = request_id(Request(scope))
+        header = (b"x-request-id", str(rid).encode())
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), header]
+            await send(message)
+
+        await app(scope, receive, send_with_id)
+
+    return middleware
+
+
+def create_app(services_factory: ServicesFactory, uploads_dir: Path) -> Litestar:
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        async with services_factory() as services:
+            app.state.services = services
+            yield
+
+    uploads_dir.mkdir(parents=True, exist_ok=True)
+    return Litestar(
+        route_handlers=[
+            root,
+            health,
+            ProjectsController,
+            VideosController,
+            websocket_gateway,
+            create_static_files_router(path="/uploads", directories=[uploads_dir]),
+        ],
+        lifespan=[lifespan],
+        exception_handlers=exception_handlers,
+        middleware=[request_id_middleware],
+        cors_config=CORSConfig(allow_origins=["*"]),
+        openapi_config=OpenAPIConfig(
+            title="Verity",
+            version="0.1.0",
+            description=(
+                "Event-sourced validation of VRU detection models. Responses are camelCase; "
+                "request bodies accept camelCase or snake_case. 4xx bodies carry `detail`."
+            ),
+            path="/schema",
+            render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
+        ),
+        debug=False,
+    )

@@ -1,0 +1,65 @@
+"""The one place that maps failures to HTTP statuses; every 4xx body carries `detail`."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from litestar import MediaType, Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+
+from domain.errors import Conflict, DomainError, InvalidValue, NotFound
+from projections.service import ReadSideTimeout
+
+log = logging.getLogger(__name__)
+
+_STATUS: list[tuple[type[DomainError], int]] = [
+    (NotFound, 404),
+    (Conflict, 409),
+    (InvalidValue, 422),
+]
+
+
+def _body(detail: str, **extra: Any) -> dict[str, Any]:
+    return {"detail": detail, **{k: v for k, v in extra.items() if v is not None}}
+
+
+def domain_error(_: Request[Any, Any, Any], exc: DomainError) -> Response[Any]:
+    status = next((code for cls, code in _STATUS if isinstance(exc, cls)), 400)
+    field = getattr(exc, "field", None)
+    errors = [{"field": field, "message": exc.detail}] if field else None
+    return Response(_body(exc.detail, errors=errors), status_code=status)
+
+
+def http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    extra = exc.extra if isinstance(exc.extra, dict) else {}
+    if isinstance(exc, ValidationException) and isinstance(exc.extra, list):
+        extra = {"errors": exc.extra}
+    return Response(_body(exc.detail, **extra), status_code=exc.status_code, headers=exc.headers)
+
+
+def read_side_timeout(_: Request[Any, Any, Any], exc: ReadSideTimeout) -> Response[Any]:
+    """The write is stored; only the read models lag. 202 says exactly that."""
+    detail = (
+        f"Stored at position {exc.position}; read models are at {exc.reached} and will "
+        "show it shortly"
+    )
+    return Response(_body(detail, position=exc.position), status_code=202)
+
+
+def unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return Response(
+        _body(f"Internal server error ({type(exc).__name__})"),
+        status_code=HTTP_500_INTERNAL_SERVER_ERROR,
+        media_type=MediaType.JSON,
+    )
+
+
+exception_handlers: Any = {
+    DomainError: domain_error,
+    HTTPException: http_error,
+    ReadSideTimeout: read_side_timeout,
+    Exception: unexpected,
+}

@@ -1,0 +1,73 @@
+"""Liveness and readiness: database, NATS and how far each projection lags behind the log."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import anyio.to_thread
+import msgspec
+from litestar import Response, get
+from litestar.datastructures import State
+
+from api.services import services_of
+
+VERSION = "0.1.0"
+
+
+class Health(msgspec.Struct, kw_only=True, rename="camel"):
+    status: str
+    timestamp: datetime
+    version: str
+    database: str
+    database_status: str
+    nats: str
+    head_position: int | None
+    projection_lag: dict[str, int]
+    problems: list[str]
+
+
+@get("/health", operation_id="health", summary="Health with database, NATS and projection lag")
+async def health(state: State) -> Response[Health]:
+    services = services_of(state)
+    problems: list[str] = []
+    checks: dict[str, str] = {}
+    for name, check in services.health_checks:
+        try:
+            problem = await check()
+        except Exception as err:  # a failing probe is a finding, not a crash
+            problem = f"{type(err).__name__}: {err}"
+        checks[name] = "ok" if problem is None else problem
+        if problem is not None:
+            problems.append(f"{name}: {problem}")
+    head: int | None = None
+    try:
+        head = await anyio.to_thread.run_sync(services.app.head)
+    except Exception as err:
+        checks["database"] = f"{type(err).__name__}: {err}"
+        problems.append(f"database: {checks['database']}")
+    lag = {name: max(0, (head or 0) - pos) for name, pos in services.read_side.positions().items()}
+    if services.read_side.last_error:
+        problems.append(f"projections: {services.read_side.last_error}")
+    body = Health(
+        status="healthy" if not problems else "unhealthy",
+        timestamp=datetime.now(UTC),
+        version=VERSION,
+        database=checks.get("database", "ok"),
+        database_status=checks.get("database", "ok"),
+        nats=checks.get("nats", "ok"),
+        head_position=head,
+        projection_lag=lag,
+        problems=problems,
+    )
+    return Response(body, status_code=200 if not problems else 503)
+
+
+class Root(msgspec.Struct, kw_only=True):
+    message: str
+    docs: str
+    health: str
+
+
+@get("/", operation_id="root", summary="What this server is")
+async def root() -> Root:
+    return Root(message="AI Model Validation Platform API", docs="/schema", health="/health")

@@ -1,0 +1,127 @@
+"""Request decoding that accepts camelCase and snake_case and names the field that is wrong."""
+
+from __future__ import annotations
+
+import re
+import types
+import typing
+from enum import Enum
+from typing import Any, TypeVar, get_args, get_origin
+
+import msgspec
+from litestar.dto import DTOConfig, MsgspecDTO
+from litestar.exceptions import HTTPException
+
+T = TypeVar("T")
+_CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])([A-Z])")
+_FIELD_IN_MESSAGE = re.compile(r" - at `\$\.?([^`]*)`$")
+
+
+class InputError(HTTPException):
+    """A 4xx whose `detail` names the field; `errors` lists each problem for programs."""
+
+    status_code = 422
+
+    def __init__(self, detail: str, field: str | None = None, status_code: int = 422) -> None:
+        extra = {"errors": [{"field": field, "message": detail}]} if field else None
+        super().__init__(detail=detail, status_code=status_code, extra=extra)
+
+
+def to_snake(name: str) -> str:
+    return _CAMEL_BOUNDARY.sub(lambda m: "_" + m.group(1).lower(), name)
+
+
+def to_camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(p[:1].upper() + p[1:] for p in rest)
+
+
+def _struct_in(tp: Any) -> type[msgspec.Struct] | None:
+    if isinstance(tp, type) and issubclass(tp, msgspec.Struct):
+        return tp
+    if get_origin(tp) in (typing.Union, types.UnionType):
+        for arg in get_args(tp):
+            if found := _struct_in(arg):
+                return found
+    return None
+
+
+def normalize_keys(value: Any, tp: Any) -> Any:
+    """Rename camelCase keys to the snake_case field names of `tp`, recursively by type."""
+    struct = _struct_in(tp)
+    if struct is not None and isinstance(value, dict):
+        hints = typing.get_type_hints(struct)
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            name = to_snake(key) if isinstance(key, str) else key
+            if name in hints and (name not in out or key == name):
+                out[name] = normalize_keys(item, hints[name])
+        return out
+    origin = get_origin(tp)
+    if origin in (list, tuple, set, frozenset) and isinstance(value, list):
+        args = get_args(tp)
+        inner = args[0] if args else Any
+        return [normalize_keys(v, inner) for v in value]
+    if origin is typing.Annotated:
+        return normalize_keys(value, get_args(tp)[0])
+    return value
+
+
+def _allowed_values(tp: Any, path: str) -> list[str] | None:
+    """The allowed values of the enum or literal at `path` of `tp`, for the error message."""
+    for part in path.split(".") if path else []:
+        struct = _struct_in(tp)
+        if struct is None:
+            return None
+        tp = typing.get_type_hints(struct, include_extras=True).get(part.split("[")[0])
+        while get_origin(tp) in (typing.Union, types.UnionType, typing.Annotated):
+            candidates = [a for a in get_args(tp) if a is not type(None)]
+            tp = candidates[0] if candidates else None
+    if isinstance(tp, type) and issubclass(tp, Enum):
+        return [str(m.value) for m in tp]
+    if get_origin(tp) is typing.Literal:
+        return [str(a) for a in get_args(tp)]
+    return None
+
+
+def convert_input(value: Any, tp: type[T]) -> T:
+    """Validate already-parsed JSON against `tp`; InputError naming the field on failure."""
+    try:
+        return msgspec.convert(normalize_keys(value, tp), tp)
+    except msgspec.ValidationError as err:
+        message = str(err)
+        match = _FIELD_IN_MESSAGE.search(message)
+        path = match.group(1) if match else ""
+        field = ".".join(to_camel(p) for p in path.split(".")) if path else None
+        text = _FIELD_IN_MESSAGE.sub("", message)
+        allowed = _allowed_values(tp, path)
+        if allowed:
+            text += f"; allowed values: {', '.join(allowed)}"
+        if text.startswith("Object missing required field"):
+            missing = text.split("`")[1] if "`" in text else ""
+            field = ".".join(filter(None, [field, to_camel(missing)]))
+            text = "field is required"
+        detail = f"{field}: {text}" if field else text
+        raise InputError(detail, field) from None
+
+
+def decode_input(raw: bytes, tp: type[T]) -> T:
+    if not raw.strip():
+        raise InputError("Request body is empty; a JSON object was expected", status_code=400)
+    try:
+        value = msgspec.json.decode(raw)
+    except msgspec.DecodeError as err:
+        raise InputError(f"Request body is not valid JSON: {err}", status_code=400) from None
+    return convert_input(value, tp)
+
+
+class InputDTO(MsgspecDTO[T]):  # type: ignore[type-var]
+    """Decodes request bodies with `decode_input`; OpenAPI shows the camelCase spelling."""
+
+    config = DTOConfig(rename_strategy="camel")
+
+    def decode_bytes(self, value: bytes) -> Any:
+        return decode_input(value, self.model_type)
+
+    def decode_builtins(self, value: dict[str, Any]) -> Any:
+        return convert_input(value, self.model_type)

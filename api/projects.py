@@ -1,0 +1,164 @@
+"""Projects endpoints (contract P1-P5)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+from uuid import UUID
+
+import msgspec
+from litestar import Controller, Request, delete, get, post, put
+from litestar.datastructures import State
+from litestar.params import Parameter
+
+from api.inputs import InputDTO
+from api.services import caught_up, execute, services_of
+from commands.projects import CreateProject, DeleteProject, UpdateProject
+from commands.projects import create_project as create_project_handler
+from commands.projects import delete_project as delete_project_handler
+from commands.projects import update_project as update_project_handler
+from domain.errors import InvalidValue, NotFound
+from domain.projects import CameraView, ProjectChanges, ProjectStatus, SignalType
+from projections import projects as read
+from projections.videos import video_ids_of_project
+
+Text = Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
+FrameRate = Annotated[int, msgspec.Meta(gt=0, le=10_000)]
+UNSET = msgspec.UNSET
+Unset = msgspec.UnsetType
+
+
+class ProjectIn(msgspec.Struct, kw_only=True):
+    name: Text
+    camera_model: Text
+    camera_view: CameraView
+    signal_type: SignalType
+    description: str | None = None
+    lens_type: str | None = None
+    resolution: str | None = None
+    frame_rate: FrameRate | None = None
+    status: ProjectStatus = ProjectStatus.ACTIVE
+
+
+class ProjectPatch(msgspec.Struct, kw_only=True):
+    name: Text | Unset = UNSET
+    description: str | Unset | None = UNSET
+    camera_model: Text | Unset = UNSET
+    camera_view: CameraView | Unset = UNSET
+    lens_type: str | Unset | None = UNSET
+    resolution: str | Unset | None = UNSET
+    frame_rate: FrameRate | Unset | None = UNSET
+    signal_type: SignalType | Unset = UNSET
+    status: ProjectStatus | Unset = UNSET
+
+
+class ProjectOut(msgspec.Struct, kw_only=True, rename="camel"):
+    id: UUID
+    name: str
+    description: str | None
+    camera_model: str
+    camera_view: str
+    lens_type: str | None
+    resolution: str | None
+    frame_rate: int | None
+    signal_type: str
+    status: str
+    owner_id: str
+    created_at: datetime
+    updated_at: datetime | None
+    version: int
+
+
+class Message(msgspec.Struct, kw_only=True):
+    message: str
+
+
+def project_out(row: read.ProjectRow) -> ProjectOut:
+    return ProjectOut(**msgspec.structs.asdict(row))
+
+
+def _required_text(field: str, value: str | Unset) -> None:
+    if isinstance(value, str) and not value.strip():
+        raise InvalidValue(field, f"{field}: must not be blank")
+
+
+async def load_project(state: State, project_id: UUID) -> ProjectOut:
+    async with services_of(state).read_pool.connection() as conn:
+        row = await read.get_project(conn, project_id)
+    if row is None:
+        raise NotFound("Project", project_id, "Project not found")
+    return project_out(row)
+
+
+class ProjectsController(Controller):
+    path = "/api/projects"
+    tags = ["projects"]
+
+    @get(operation_id="listProjects", summary="List projects (P1)")
+    async def list_projects(
+        self,
+        state: State,
+        skip: Annotated[int, Parameter(ge=0)] = 0,
+        limit: Annotated[int, Parameter(ge=1, le=1000)] = 100,
+    ) -> list[ProjectOut]:
+        async with services_of(state).read_pool.connection() as conn:
+            rows = await read.list_projects(conn, skip, limit)
+        return [project_out(r) for r in rows]
+
+    @get("/{project_id:uuid}", operation_id="getProject", summary="Get a project (P2)")
+    async def get_project(self, state: State, project_id: UUID) -> ProjectOut:
+        return await load_project(state, project_id)
+
+    @post(
+        operation_id="createProject",
+        summary="Create a project (P3)",
+        status_code=200,
+        dto=InputDTO[ProjectIn],
+        return_dto=None,
+    )
+    async def create_project(
+        self, state: State, request: Request[Any, Any, Any], data: ProjectIn
+    ) -> ProjectOut:
+        _required_text("name", data.name)
+        _required_text("cameraModel", data.camera_model)
+        services = services_of(state)
+        cmd = CreateProject(**msgspec.structs.asdict(data))
+        position = await execute(services, request, create_project_handler, cmd)
+        await caught_up(services, position)
+        return await load_project(state, cmd.id)
+
+    @put(
+        "/{project_id:uuid}",
+        operation_id="updateProject",
+        summary="Update a project's fields (P4); only changed fields are recorded",
+        dto=InputDTO[ProjectPatch],
+        return_dto=None,
+    )
+    async def update_project(
+        self, state: State, request: Request[Any, Any, Any], project_id: UUID, data: ProjectPatch
+    ) -> ProjectOut:
+        _required_text("name", data.name)
+        _required_text("cameraModel", data.camera_model)
+        services = services_of(state)
+        changes = ProjectChanges(**msgspec.structs.asdict(data))
+        cmd = UpdateProject(id=project_id, changes=changes)
+        position = await execute(services, request, update_project_handler, cmd)
+        await caught_up(services, position)
+        return await load_project(state, project_id)
+
+    @delete(
+        "/{project_id:uuid}",
+        operation_id="deleteProject",
+        summary="Delete a project and the videos it owns (P5)",
+        status_code=200,
+    )
+    async def delete_project(
+        self, state: State, request: Request[Any, Any, Any], project_id: UUID
+    ) -> Message:
+        services = services_of(state)
+        async with services.read_pool.connection() as conn:
+            video_ids = await video_ids_of_project(conn, project_id)
+        cmd = DeleteProject(id=project_id, video_ids=tuple(video_ids))
+        position = await execute(services, request, delete_project_handler, cmd)
+        await caught_up(services, position)
+        return Message(message="Project deleted successfully")

@@ -1,0 +1,80 @@
+"""What the HTTP layer needs from the rest of the product, handed in by the composition root."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+from uuid import UUID, uuid4
+
+import anyio.to_thread
+from litestar import Request
+from litestar.datastructures import State
+from psycopg_pool import AsyncConnectionPool
+
+from commands.application import Position, Verity
+from commands.context import run_as
+from domain.events import EventMeta
+from projections.service import ProjectionService
+
+C = TypeVar("C")
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class ApiConfig:
+    uploads_dir: Path
+    max_upload_bytes: int
+    read_wait_timeout: float
+    base_url: str
+
+
+@dataclass
+class Services:
+    app: Verity
+    read_pool: AsyncConnectionPool[Any]
+    read_side: ProjectionService
+    config: ApiConfig
+    health_checks: Sequence[tuple[str, Callable[[], Awaitable[str | None]]]] = ()
+    """(name, check) pairs; a check returns None when healthy, else what is wrong."""
+    hub: Any = None
+
+
+def services_of(state: State) -> Services:
+    services: Services = state.services
+    return services
+
+
+def request_id(request: Request[Any, Any, Any]) -> UUID:
+    """The request's id (from X-Request-ID when it is a UUID); it becomes the correlation id."""
+    existing = request.scope.get("state", {}).get("request_id")
+    if isinstance(existing, UUID):
+        return existing
+    header = request.headers.get("x-request-id", "")
+    try:
+        rid = UUID(header)
+    except ValueError:
+        rid = uuid4()
+    request.scope.setdefault("state", {})["request_id"] = rid
+    return rid
+
+
+def meta_of(request: Request[Any, Any, Any]) -> EventMeta:
+    rid = request_id(request)
+    return EventMeta(correlation_id=rid, causation_id=rid)
+
+
+async def execute(
+    services: Services,
+    request: Request[Any, Any, Any],
+    handler: Callable[[C, Verity], R],
+    cmd: C,
+) -> R:
+    """Run a command handler off the event loop, recording who asked and why."""
+    return await anyio.to_thread.run_sync(run_as, meta_of(request), handler, cmd, services.app)
+
+
+async def caught_up(services: Services, position: Position | None) -> None:
+    """Wait (bounded) until the read models include `position`, so a GET sees the write."""
+    await services.read_side.wait_for(position, services.config.read_wait_timeout)

@@ -1,0 +1,136 @@
+"""The WebSocket gateway: clients join rooms and hear the events NATS carries to this process.
+
+Fed from NATS rather than from in-process calls, so an API process sees events written by any
+other process (a worker, another API replica).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from typing import Any
+
+import msgspec
+from litestar import WebSocket, websocket
+from litestar.datastructures import State
+from litestar.exceptions import WebSocketDisconnect
+
+from api.live import ws_messages
+from api.services import services_of
+
+log = logging.getLogger(__name__)
+
+ROOM_PATTERN = re.compile(
+    r"^(dashboard|(project|video|test_session|annotation_session|annotation):[0-9a-fA-F-]{36})$"
+)
+_encoder = msgspec.json.Encoder()
+QUEUE_LIMIT = 1000
+
+
+class ClientMessage(msgspec.Struct, kw_only=True):
+    action: str | None = None
+    event: str | None = None
+    room: str | None = None
+    data: dict[str, Any] | None = None
+
+
+class Client:
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[bytes | None] = asyncio.Queue(QUEUE_LIMIT)
+        self.rooms: set[str] = set()
+        self.overflowed = False
+
+
+class RoomHub:
+    """Room membership and fan-out; a client too slow to drain its queue is disconnected."""
+
+    def __init__(self) -> None:
+        self.rooms: dict[str, set[Client]] = {}
+        self.received = 0
+
+    def join(self, client: Client, room: str) -> None:
+        client.rooms.add(room)
+        self.rooms.setdefault(room, set()).add(client)
+
+    def leave(self, client: Client, room: str) -> None:
+        client.rooms.discard(room)
+        members = self.rooms.get(room)
+        if members is not None:
+            members.discard(client)
+            if not members:
+                del self.rooms[room]
+
+    def drop(self, client: Client) -> None:
+        for room in list(client.rooms):
+            self.leave(client, room)
+
+    def publish(self, room: str, message: bytes) -> None:
+        for client in list(self.rooms.get(room, ())):
+            try:
+                client.queue.put_nowait(message)
+            except asyncio.QueueFull:
+                client.overflowed = True
+                self.drop(client)
+                client.queue.get_nowait()
+                client.queue.put_nowait(None)
+
+    def on_envelope(self, payload: bytes) -> None:
+        self.received += 1
+        envelope = msgspec.json.decode(payload)
+        for room, message in ws_messages(envelope):
+            self.publish(room, message)
+
+
+def _reply(event: str, room: str | None = None, **data: Any) -> str:
+    return _encoder.encode({"event": event, "room": room, "data": data}).decode()
+
+
+def _handle(hub: RoomHub, client: Client, raw: str) -> str | None:
+    try:
+        msg = msgspec.json.decode(raw, type=ClientMessage)
+    except (msgspec.DecodeError, msgspec.ValidationError) as err:
+        return _reply("error", detail=f"Message is not a JSON object of the expected shape: {err}")
+    action = (msg.action or msg.event or "").removesuffix("_room")
+    room = msg.room or (msg.data or {}).get("room")
+    if action == "ping":
+        return _reply("pong")
+    if action not in ("join", "leave"):
+        return _reply("error", detail=f"Unknown action {action!r}; use join, leave or ping")
+    if not isinstance(room, str) or not ROOM_PATTERN.match(room):
+        return _reply(
+            "error",
+            detail="room: expected 'dashboard' or '<project|video|test_session|"
+            "annotation_session>:<uuid>'",
+        )
+    if action == "join":
+        hub.join(client, room)
+        return _reply("joined", room)
+    hub.leave(client, room)
+    return _reply("left", room)
+
+
+async def _pump(client: Client, socket: WebSocket[Any, Any, Any]) -> None:
+    while (message := await client.queue.get()) is not None:
+        await socket.send_data(message.decode(), mode="text")
+    await socket.close(code=1013, reason="client too slow; reconnect")
+
+
+@websocket("/ws", operation_id="websocket")
+async def websocket_gateway(socket: WebSocket[Any, Any, Any], state: State) -> None:
+    hub: RoomHub = services_of(state).hub
+    await socket.accept()
+    client = Client()
+    await socket.send_data(_reply("connection_status", status="connected"), mode="text")
+    sender = asyncio.create_task(_pump(client, socket))
+    try:
+        while True:
+            raw = await socket.receive_data(mode="text")
+            reply = _handle(hub, client, str(raw))
+            if reply is not None:
+                await socket.send_data(reply, mode="text")
+    except WebSocketDisconnect:
+        pass
+    finally:
+        hub.drop(client)
+        sender.cancel()

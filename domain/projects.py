@@ -1,0 +1,150 @@
+"""Projects: a camera set-up under test, owning the videos recorded with it."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from uuid import UUID
+
+import msgspec
+from eventsourcing.domain import event
+
+from domain.errors import Conflict, NotFound
+from domain.events import ANONYMOUS, VerityAggregate
+
+CENTRAL_STORE_ID = UUID("00000000-0000-0000-0000-000000000000")
+
+
+class CameraView(StrEnum):
+    FRONT_FACING_VRU = "Front-facing VRU"
+    REAR_FACING_VRU = "Rear-facing VRU"
+    IN_CAB_DRIVER_BEHAVIOR = "In-Cab Driver Behavior"
+    MULTI_ANGLE = "Multi-angle"
+
+
+class SignalType(StrEnum):
+    GPIO = "GPIO"
+    NETWORK_PACKET = "Network Packet"
+    SERIAL = "Serial"
+    CAN_BUS = "CAN Bus"
+
+
+class ProjectStatus(StrEnum):
+    DRAFT = "draft"
+    ACTIVE = "active"
+    TESTING = "testing"
+    ANALYSIS = "analysis"
+    COMPLETED = "completed"
+    ARCHIVED = "archived"
+
+
+class ProjectChanges(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """The fields one update changed; an unset field was not touched."""
+
+    name: str | msgspec.UnsetType = msgspec.UNSET
+    description: str | msgspec.UnsetType | None = msgspec.UNSET
+    camera_model: str | msgspec.UnsetType = msgspec.UNSET
+    camera_view: CameraView | msgspec.UnsetType = msgspec.UNSET
+    lens_type: str | msgspec.UnsetType | None = msgspec.UNSET
+    resolution: str | msgspec.UnsetType | None = msgspec.UNSET
+    frame_rate: int | msgspec.UnsetType | None = msgspec.UNSET
+    signal_type: SignalType | msgspec.UnsetType = msgspec.UNSET
+    status: ProjectStatus | msgspec.UnsetType = msgspec.UNSET
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            f: v for f in self.__struct_fields__ if (v := getattr(self, f)) is not msgspec.UNSET
+        }
+
+
+class Project(VerityAggregate):
+    class Created(VerityAggregate.Created):
+        name: str
+        camera_model: str
+        camera_view: CameraView
+        signal_type: SignalType
+        description: str | None = None
+        lens_type: str | None = None
+        resolution: str | None = None
+        frame_rate: int | None = None
+        status: ProjectStatus = ProjectStatus.ACTIVE
+        owner_id: str = ANONYMOUS
+
+    class Updated(VerityAggregate.Event):
+        changes: ProjectChanges
+
+    class Deleted(VerityAggregate.Event):
+        pass
+
+    @event(Created)
+    def __init__(
+        self,
+        name: str,
+        camera_model: str,
+        camera_view: CameraView,
+        signal_type: SignalType,
+        description: str | None = None,
+        lens_type: str | None = None,
+        resolution: str | None = None,
+        frame_rate: int | None = None,
+        status: ProjectStatus = ProjectStatus.ACTIVE,
+        owner_id: str = ANONYMOUS,
+    ) -> None:
+        self.name = name
+        self.camera_model = camera_model
+        self.camera_view = camera_view
+        self.signal_type = signal_type
+        self.description = description
+        self.lens_type = lens_type
+        self.resolution = resolution
+        self.frame_rate = frame_rate
+        self.status = status
+        self.owner_id = owner_id
+        self.deleted = False
+
+    @property
+    def is_central_store(self) -> bool:
+        return self.id == CENTRAL_STORE_ID
+
+    def ensure_exists(self) -> None:
+        if self.deleted:
+            raise NotFound("Project", self.id, f"Project {self.id} was deleted")
+
+    def update(self, requested: ProjectChanges) -> bool:
+        """Record only the fields whose value really changes; returns whether anything did."""
+        self.ensure_exists()
+        if self.is_central_store:
+            raise Conflict("The Central Video Store cannot be edited")
+        changed = {k: v for k, v in requested.as_dict().items() if getattr(self, k) != v}
+        if not changed:
+            return False
+        self._updated(changes=ProjectChanges(**changed))  # type: ignore[arg-type]
+        return True
+
+    @event(Updated)
+    def _updated(self, changes: ProjectChanges) -> None:
+        for field, value in changes.as_dict().items():
+            setattr(self, field, value)
+
+    def delete(self) -> None:
+        self.ensure_exists()
+        if self.is_central_store:
+            raise Conflict("The Central Video Store cannot be deleted")
+        self._deleted()
+
+    @event(Deleted)
+    def _deleted(self) -> None:
+        self.deleted = True
+
+
+def central_store() -> Project:
+    """The pseudo-project that owns every video not assigned to a real project."""
+    project: Project = Project._create(
+        Project.Created,
+        id=CENTRAL_STORE_ID,
+        name="Central Video Store",
+        camera_model="Various",
+        camera_view=CameraView.MULTI_ANGLE,
+        signal_type=SignalType.NETWORK_PACKET,
+        description="Videos not assigned to any project",
+    )
+    return project

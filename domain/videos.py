@@ -1,0 +1,114 @@
+"""Videos: an uploaded recording, its file facts and which project owns it."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+import msgspec
+from eventsourcing.domain import event
+
+from domain.errors import Conflict, NotFound
+from domain.events import VerityAggregate
+from domain.projects import CENTRAL_STORE_ID
+
+ALLOWED_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv")
+
+
+class VideoMetadata(msgspec.Struct, frozen=True, kw_only=True):
+    """What OpenCV read from the file when it was uploaded."""
+
+    fps: float
+    frame_count: int
+    duration: float
+    width: int
+    height: int
+    codec: str = ""
+
+    @property
+    def resolution(self) -> str:
+        return f"{self.width}x{self.height}"
+
+
+class Video(VerityAggregate):
+    class Uploaded(VerityAggregate.Created):
+        project_id: UUID
+        filename: str
+        original_name: str
+        size: int
+        sha256: str
+
+    class MetadataExtracted(VerityAggregate.Event):
+        metadata: VideoMetadata
+
+    class Linked(VerityAggregate.Event):
+        project_id: UUID
+        previous_project_id: UUID
+
+    class Unlinked(VerityAggregate.Event):
+        project_id: UUID
+
+    class Deleted(VerityAggregate.Event):
+        reason: str = ""
+
+    @event(Uploaded)
+    def __init__(
+        self, project_id: UUID, filename: str, original_name: str, size: int, sha256: str
+    ) -> None:
+        self.project_id = project_id
+        self.filename = filename
+        self.original_name = original_name
+        self.size = size
+        self.sha256 = sha256
+        self.metadata: VideoMetadata | None = None
+        self.deleted = False
+
+    def ensure_exists(self) -> None:
+        if self.deleted:
+            raise NotFound("Video", self.id, f"Video {self.id} was deleted")
+
+    def record_metadata(self, metadata: VideoMetadata) -> None:
+        self.ensure_exists()
+        self._metadata_extracted(metadata=metadata)
+
+    @event(MetadataExtracted)
+    def _metadata_extracted(self, metadata: VideoMetadata) -> None:
+        self.metadata = metadata
+
+    @property
+    def in_central_store(self) -> bool:
+        return self.project_id == CENTRAL_STORE_ID
+
+    def link_to(self, project_id: UUID) -> bool:
+        """Move from the central store into a project; returns False if already there."""
+        self.ensure_exists()
+        if self.project_id == project_id:
+            return False
+        if not self.in_central_store:
+            raise Conflict(f"Video {self.id} belongs to project {self.project_id}; unlink it first")
+        self._linked(project_id=project_id, previous_project_id=self.project_id)
+        return True
+
+    @event(Linked)
+    def _linked(self, project_id: UUID, previous_project_id: UUID) -> None:
+        self.project_id = project_id
+
+    def unlink_from(self, project_id: UUID) -> None:
+        """Return the video to the central store."""
+        self.ensure_exists()
+        if self.project_id != project_id or self.in_central_store:
+            raise NotFound(
+                "Video", self.id, f"Video {self.id} is not linked to project {project_id}"
+            )
+        self._unlinked(project_id=project_id)
+
+    @event(Unlinked)
+    def _unlinked(self, project_id: UUID) -> None:
+        self.project_id = CENTRAL_STORE_ID
+
+    def delete(self, reason: str = "") -> None:
+        self.ensure_exists()
+        self._deleted(reason=reason)
+
+    @event(Deleted)
+    def _deleted(self, reason: str) -> None:
+        self.deleted = True

@@ -1,0 +1,200 @@
+"""The composition root: the one place that wires store, projections, NATS and the API."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import nats
+import psycopg
+from nats.aio.client import Client as NatsClient
+from psycopg.conninfo import conninfo_to_dict
+from psycopg_pool import AsyncConnectionPool, ConnectionPool
+
+from api.services import ApiConfig, Services
+from api.ws import RoomHub
+from commands.application import Verity
+from commands.projects import ensure_central_store
+from projections.base import Projection
+from projections.projects import ProjectsProjection
+from projections.runner import ProjectionRunner
+from projections.service import ProjectionService
+from projections.videos import VideosProjection
+from verity.migrate import migrate
+from verity.settings import Settings
+from workers.relay import Relay
+
+log = logging.getLogger(__name__)
+
+PROJECTIONS: tuple[type[Projection], ...] = (ProjectsProjection, VideosProjection)
+
+
+@dataclass
+class Endpoints:
+    """Where PostgreSQL and NATS are, and the embedded servers we started (to stop them)."""
+
+    database_url: str
+    nats_url: str
+    started: list[Any] = field(default_factory=list)
+
+
+@contextlib.contextmanager
+def servers(settings: Settings) -> Iterator[Endpoints]:
+    """Use the configured servers, or start embedded ones under the data folder."""
+    from verity.embedded import EmbeddedNats, EmbeddedPostgres  # noqa: PLC0415 - only if needed
+
+    started: list[Any] = []
+    try:
+        database_url = settings.database_url
+        if database_url is None:
+            pg = EmbeddedPostgres(settings.data_dir / "postgres")
+            started.append(pg)
+            database_url = pg.start()
+        nats_url = settings.nats_url
+        if nats_url is None:
+            embedded_nats = EmbeddedNats(settings.data_dir / "nats")
+            started.append(embedded_nats)
+            nats_url = embedded_nats.start()
+        yield Endpoints(database_url, nats_url, started)
+    finally:
+        for server in reversed(started):
+            server.stop()
+
+
+def eventsourcing_env(database_url: str, pool_size: int) -> dict[str, str]:
+    info = conninfo_to_dict(database_url)
+    return {
+        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "POSTGRES_DBNAME": str(info.get("dbname") or "verity"),
+        "POSTGRES_HOST": str(info.get("host") or "127.0.0.1"),
+        "POSTGRES_PORT": str(info.get("port") or "5432"),
+        "POSTGRES_USER": str(info.get("user") or "postgres"),
+        "POSTGRES_PASSWORD": str(info.get("password") or ""),
+        "POSTGRES_POOL_SIZE": str(pool_size),
+        "POSTGRES_MAX_OVERFLOW": str(pool_size),
+        "POSTGRES_CONNECT_TIMEOUT": "10",
+        "POSTGRES_LOCK_TIMEOUT": "10",
+        "CREATE_TABLE": "n",
+    }
+
+
+def open_application(database_url: str, pool_size: int = 8) -> Verity:
+    """Migrate, then open the event store (the library needs the tables to exist first)."""
+    migrate(database_url)
+    app = Verity(env=eventsourcing_env(database_url, pool_size))
+    ensure_central_store(app)
+    return app
+
+
+def projection_runners(
+    app: Verity, pool: ConnectionPool[Any], batch_size: int
+) -> list[ProjectionRunner]:
+    return [
+        ProjectionRunner(cls(), pool, app.recorder, app.mapper.to_domain_event, batch_size)
+        for cls in PROJECTIONS
+    ]
+
+
+async def _check_database(pool: AsyncConnectionPool[Any]) -> str | None:
+    async with pool.connection() as conn:
+        await conn.execute("SELECT 1")
+    return None
+
+
+@contextlib.asynccontextmanager
+async def running(
+    settings: Settings,
+    endpoints: Endpoints,
+    *,
+    with_projections: bool = True,
+    with_relay: bool = True,
+) -> AsyncIterator[Services]:
+    """Everything `verity serve` runs in one process, torn down in reverse on exit."""
+    app = await asyncio.to_thread(open_application, endpoints.database_url, settings.db_pool_size)
+    write_pool: ConnectionPool[Any] = ConnectionPool(
+        endpoints.database_url, min_size=1, max_size=4, open=True
+    )
+    read_pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
+        endpoints.database_url, min_size=2, max_size=settings.db_pool_size, open=False
+    )
+    await read_pool.open()
+    runners = await asyncio.to_thread(
+        projection_runners, app, write_pool, settings.projection_batch_size
+    )
+    read_side = ProjectionService(runners, endpoints.database_url)
+    if with_projections:
+        await asyncio.to_thread(read_side.catch_up_once)
+        read_side.start()
+    nc: NatsClient = await nats.connect(
+        endpoints.nats_url, name="verity-api", max_reconnect_attempts=-1
+    )
+    hub = RoomHub()
+    stop = asyncio.Event()
+    tasks: list[asyncio.Task[None]] = []
+
+    async def on_event(msg: Any) -> None:
+        try:
+            hub.on_envelope(msg.data)
+        except Exception:  # one bad message must not stop live updates
+            log.exception("cannot fan out message on %s", msg.subject)
+
+    await nc.subscribe(f"{settings.events_subject}.>", cb=on_event)
+    relay = Relay(
+        nc.jetstream(),
+        app.recorder,
+        app.mapper.to_domain_event,
+        write_pool,
+        endpoints.database_url,
+        settings.events_stream,
+        settings.events_subject,
+    )
+    if with_relay:
+        tasks.append(asyncio.create_task(relay.run(stop), name="relay"))
+
+    async def check_nats() -> str | None:
+        return None if nc.is_connected else "disconnected"
+
+    async def check_relay() -> str | None:
+        return relay.last_error if with_relay else None
+
+    services = Services(
+        app=app,
+        read_pool=read_pool,
+        read_side=read_side,
+        config=ApiConfig(
+            uploads_dir=settings.uploads_dir,
+            max_upload_bytes=settings.max_upload_bytes,
+            read_wait_timeout=settings.read_wait_timeout,
+            base_url=settings.base_url,
+        ),
+        health_checks=(
+            ("database", lambda: _check_database(read_pool)),
+            ("nats", check_nats),
+            ("relay", check_relay),
+        ),
+        hub=hub,
+    )
+    try:
+        yield services
+    finally:
+        stop.set()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await nc.drain()
+        read_side.stop()
+        await read_pool.close()
+        write_pool.close()
+        app.close()
+
+
+def database_exists(url: str) -> bool:
+    try:
+        with psycopg.connect(url, connect_timeout=3):
+            return True
+    except psycopg.OperationalError:
+        return False

@@ -1,0 +1,77 @@
+"""All configuration, read from the environment once."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import msgspec
+
+DEFAULT_MAX_UPLOAD_BYTES = 100 * 1024 * 1024
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    database_url: str | None = None
+    """PostgreSQL URL; None starts the embedded server under `data_dir`."""
+    nats_url: str | None = None
+    """NATS URL (JetStream enabled); None starts the embedded server under `data_dir`."""
+    data_dir: Path = Path(".data")
+    host: str = "127.0.0.1"
+    port: int = 8000
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
+    nats_prefix: str = "verity"
+    """Subject prefix and stream-name stem; tests use a unique one each."""
+    projection_batch_size: int = 1000
+    read_wait_timeout: float = 5.0
+    """How long a command endpoint waits for the read models to include its write."""
+    db_pool_size: int = 8
+    public_url: str | None = None
+    """Base URL clients use to reach this server (for video URLs); default http://host:port."""
+
+    @property
+    def uploads_dir(self) -> Path:
+        return self.data_dir / "uploads"
+
+    @property
+    def base_url(self) -> str:
+        return self.public_url or f"http://{self.host}:{self.port}"
+
+    @property
+    def events_stream(self) -> str:
+        return f"{self.nats_prefix.upper().replace('.', '_')}_EVENTS"
+
+    @property
+    def events_subject(self) -> str:
+        return f"{self.nats_prefix}.events"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        e = os.environ if env is None else env
+
+        def get(name: str) -> str | None:
+            value = e.get(f"VERITY_{name}")
+            return value if value else None
+
+        raw: dict[str, object] = {
+            "database_url": get("DATABASE_URL"),
+            "nats_url": get("NATS_URL"),
+            "data_dir": get("DATA_DIR"),
+            "host": get("HOST"),
+            "port": get("PORT"),
+            "max_upload_bytes": get("MAX_UPLOAD_BYTES"),
+            "nats_prefix": get("NATS_PREFIX"),
+            "projection_batch_size": get("PROJECTION_BATCH_SIZE"),
+            "read_wait_timeout": get("READ_WAIT_TIMEOUT"),
+            "db_pool_size": get("DB_POOL_SIZE"),
+            "public_url": get("PUBLIC_URL"),
+        }
+        given = {k: v for k, v in raw.items() if v is not None}
+        data_dir = Path(str(given.pop("data_dir", ".data"))).expanduser().resolve()
+        try:
+            return msgspec.structs.replace(
+                msgspec.convert(given, cls, strict=False), data_dir=data_dir
+            )
+        except msgspec.ValidationError as err:
+            msg = f"Invalid VERITY_* setting: {err}"
+            raise SystemExit(msg) from err

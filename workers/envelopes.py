@@ -1,0 +1,72 @@
+"""How a stored event looks on NATS: subject, dedup header and a self-describing envelope."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import msgspec
+
+from domain.events import event_id
+
+_SKIP = frozenset({"originator_id", "originator_version", "timestamp", "meta", "originator_topic"})
+_CAMEL = re.compile(r"_([a-z0-9])")
+_encoder = msgspec.json.Encoder(decimal_format="number")
+
+
+def snake(name: str) -> str:
+    return re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", name).lower()
+
+
+def camel_keys(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {
+            _CAMEL.sub(lambda m: m.group(1).upper(), k): camel_keys(v) for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [camel_keys(v) for v in value]
+    return value
+
+
+def names_of(event: Any) -> tuple[str, str]:
+    """('video', 'metadata_extracted') for Video.MetadataExtracted."""
+    aggregate, _, kind = type(event).__qualname__.rpartition(".")
+    return snake(aggregate.rsplit(".", 1)[-1]), snake(kind)
+
+
+class Envelope(msgspec.Struct, kw_only=True, rename="camel"):
+    position: int
+    id: str
+    aggregate: str
+    aggregate_id: str
+    version: int
+    type: str
+    occurred_at: str
+    actor: str
+    correlation_id: str | None
+    causation_id: str | None
+    data: dict[str, Any]
+
+
+def envelope_of(
+    event: Any, position: int, subject_prefix: str
+) -> tuple[str, dict[str, str], bytes]:
+    """(subject, headers, payload) for one stored event; the msg id is its global position."""
+    aggregate, kind = names_of(event)
+    state = {k: v for k, v in vars(event).items() if k not in _SKIP}
+    meta = event.meta
+    env = Envelope(
+        position=position,
+        id=str(event_id(event.originator_id, event.originator_version)),
+        aggregate=aggregate,
+        aggregate_id=str(event.originator_id),
+        version=event.originator_version,
+        type=kind,
+        occurred_at=event.timestamp.isoformat(),
+        actor=meta.actor,
+        correlation_id=str(meta.correlation_id) if meta.correlation_id else None,
+        causation_id=str(meta.causation_id) if meta.causation_id else None,
+        data=camel_keys(msgspec.to_builtins(state)),
+    )
+    subject = f"{subject_prefix}.{aggregate}.{kind}"
+    return subject, {"Nats-Msg-Id": str(position)}, _encoder.encode(env)
