@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath, PureWindowsPath
-from typing import Any
+from typing import Any, BinaryIO
 from uuid import UUID
 
+import anyio
 import anyio.to_thread
 import cv2
 from litestar import Request
@@ -75,80 +75,91 @@ def _too_large(limit: int) -> InputError:
     )
 
 
-class _Sink:
-    """Where one file part's bytes go while they arrive."""
+class _FileField:
+    """Collects the multipart field named `file` into `path` while the body streams in."""
 
     def __init__(self, path: Path, limit: int) -> None:
         self.path = path
         self.limit = limit
         self.size = 0
         self.digest = hashlib.sha256()
-        self.handle = path.open("wb")
+        self.original = ""
+        self.handle: BinaryIO | None = None
+        self._in_file = False
 
-    def write(self, chunk: bytes | bytearray) -> None:
-        self.size += len(chunk)
-        if self.size > self.limit:
-            raise _too_large(self.limit)
-        self.digest.update(chunk)
-        self.handle.write(chunk)
+    def feed(self, item: MultipartSegment | bytes | bytearray | None) -> None:
+        if isinstance(item, MultipartSegment):
+            self._in_file = item.name == "file" and self.handle is None
+            if self._in_file:
+                self._open(item.filename or "")
+        elif item is None:
+            self._in_file = False
+        elif self._in_file and self.handle is not None:
+            self.size += len(item)
+            if self.size > self.limit:
+                raise _too_large(self.limit)
+            self.digest.update(item)
+            self.handle.write(item)
+
+    def _open(self, client_name: str) -> None:
+        self.original = safe_display_name(client_name)
+        if extension_of(self.original) not in ALLOWED_EXTENSIONS:
+            allowed = ", ".join(ALLOWED_EXTENSIONS)
+            raise InputError(f"Invalid file format: file must be one of {allowed}", "file", 400)
+        self.handle = self.path.open("wb")
+
+    def close(self) -> None:
+        if self.handle is not None and not self.handle.closed:
+            self.handle.close()
+
+
+def _multipart_boundary(request: Request[Any, Any, Any], limit: int) -> str:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit + 64 * 1024:
+        raise _too_large(limit)
+    content_type, options = parse_options_header(request.headers.get("content-type", ""))
+    boundary = options.get("boundary")
+    if content_type != "multipart/form-data" or not boundary:
+        raise InputError(
+            "file: expected a multipart/form-data body with a 'file' field", "file", 400
+        )
+    return str(boundary)
 
 
 async def receive_video(
     request: Request[Any, Any, Any], uploads_dir: Path, video_id: UUID, limit: int
 ) -> ReceivedFile:
     """Stream the multipart `file` field to `uploads_dir/<video_id><ext>` and probe it."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit + 64 * 1024:
-        raise _too_large(limit)
-    content_type, options = parse_options_header(request.headers.get("content-type", ""))
-    if content_type != "multipart/form-data" or not options.get("boundary"):
-        raise InputError(
-            "file: expected a multipart/form-data body with a 'file' field", "file", 400
-        )
-    uploads_dir.mkdir(parents=True, exist_ok=True)
-    incoming = uploads_dir / f".incoming-{video_id}"
-    sink: _Sink | None = None
-    original = ""
+    boundary = _multipart_boundary(request, limit)
+    await anyio.Path(uploads_dir).mkdir(parents=True, exist_ok=True)
+    field = _FileField(uploads_dir / f".incoming-{video_id}", limit)
     try:
-        with PushMultipartParser(options["boundary"], max_segment_count=16) as parser:
-            current: MultipartSegment | None = None
+        with PushMultipartParser(boundary, max_segment_count=16) as parser:
             async for chunk in request.stream():
                 for item in parser.parse(chunk):
-                    if isinstance(item, MultipartSegment):
-                        current = item
-                        if item.name == "file" and sink is None:
-                            original = safe_display_name(item.filename or "")
-                            if extension_of(original) not in ALLOWED_EXTENSIONS:
-                                raise InputError(
-                                    "Invalid file format: file must be one of "
-                                    + ", ".join(ALLOWED_EXTENSIONS),
-                                    "file",
-                                    400,
-                                )
-                            sink = _Sink(incoming, limit)
-                    elif item is None:
-                        current = None
-                    elif current is not None and current.name == "file" and sink is not None:
-                        sink.write(item)
+                    field.feed(item)
             for _ in parser.parse(b""):
                 pass
-        if sink is None:
-            raise InputError("file: field is required (multipart field named 'file')", "file")
-        sink.handle.close()
-        if sink.size == 0:
-            raise InputError("file: the uploaded file is empty", "file", 400)
-        metadata = await anyio.to_thread.run_sync(probe_video, incoming)
-        if metadata is None:
-            raise InputError(
-                "file: not a readable video (OpenCV could not decode a frame)", "file", 400
-            )
-        final = uploads_dir / f"{video_id}{extension_of(original)}"
-        incoming.rename(final)
-        return ReceivedFile(final, original, sink.size, sink.digest.hexdigest(), metadata)
+        field.close()
+        return await _keep_if_video(
+            field, uploads_dir / f"{video_id}{extension_of(field.original)}"
+        )
     except MultipartError as err:
         raise InputError(f"file: malformed multipart body ({err})", "file", 400) from None
     finally:
-        if sink is not None and not sink.handle.closed:
-            sink.handle.close()
-        with contextlib.suppress(FileNotFoundError):
-            incoming.unlink()
+        field.close()
+        await anyio.Path(field.path).unlink(missing_ok=True)
+
+
+async def _keep_if_video(field: _FileField, final: Path) -> ReceivedFile:
+    if field.handle is None:
+        raise InputError("file: field is required (multipart field named 'file')", "file")
+    if field.size == 0:
+        raise InputError("file: the uploaded file is empty", "file", 400)
+    metadata = await anyio.to_thread.run_sync(probe_video, field.path)
+    if metadata is None:
+        raise InputError(
+            "file: not a readable video (OpenCV could not decode a frame)", "file", 400
+        )
+    await anyio.Path(field.path).rename(final)
+    return ReceivedFile(final, field.original, field.size, field.digest.hexdigest(), metadata)

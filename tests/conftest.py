@@ -1,0 +1,111 @@
+"""Real servers for the tests: the machine's PostgreSQL and NATS, or embedded ones.
+
+A fresh database per test run; a unique NATS subject/stream prefix per test.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlparse
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from verity.embedded import EmbeddedNats, EmbeddedPostgres
+from verity.settings import Settings
+
+REPO = Path(__file__).resolve().parents[1]
+SERVERS_DIR = REPO / ".data" / "test-servers"
+
+
+def _postgres_reachable(url: str) -> bool:
+    try:
+        with psycopg.connect(url, connect_timeout=3):
+            return True
+    except psycopg.OperationalError:
+        return False
+
+
+def _tcp_reachable(url: str) -> bool:
+    parsed = urlparse(url)
+    try:
+        with socket.create_connection((parsed.hostname or "127.0.0.1", parsed.port or 4222), 2):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def postgres_admin_url() -> Iterator[str]:
+    """A superuser URL: VERITY_TEST_POSTGRES_URL, the machine's server, or an embedded one."""
+    url = os.environ.get(
+        "VERITY_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+    )
+    if _postgres_reachable(url):
+        yield url
+        return
+    with EmbeddedPostgres(SERVERS_DIR / "postgres") as pg:
+        yield pg.database_url("postgres")
+
+
+@pytest.fixture(scope="session")
+def nats_url() -> Iterator[str]:
+    url = os.environ.get("VERITY_TEST_NATS_URL", "nats://127.0.0.1:4222")
+    if _tcp_reachable(url):
+        yield url
+        return
+    with EmbeddedNats(SERVERS_DIR / "nats") as server:
+        yield server.url
+
+
+def create_database(admin_url: str, name: str) -> str:
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return str(psycopg.conninfo.make_conninfo(admin_url, dbname=name))
+
+
+def drop_database(admin_url: str, name: str) -> None:
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+
+
+@contextlib.contextmanager
+def fresh_database(admin_url: str, stem: str) -> Iterator[str]:
+    name = f"{stem}_{uuid.uuid4().hex[:10]}"
+    url = create_database(admin_url, name)
+    try:
+        yield url
+    finally:
+        drop_database(admin_url, name)
+
+
+@pytest.fixture(scope="session")
+def database_url(postgres_admin_url: str) -> Iterator[str]:
+    """One fresh database for this test run (migrated on first use by the code under test)."""
+    with fresh_database(postgres_admin_url, "verity_test") as url:
+        yield url
+
+
+@pytest.fixture
+def nats_prefix() -> str:
+    return f"t{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def settings(database_url: str, nats_url: str, nats_prefix: str, tmp_path: Path) -> Settings:
+    return Settings(
+        database_url=database_url,
+        nats_url=nats_url,
+        data_dir=tmp_path,
+        nats_prefix=nats_prefix,
+        read_wait_timeout=10.0,
+        db_pool_size=4,
+    )

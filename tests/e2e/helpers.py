@@ -1,0 +1,53 @@
+"""Shared pieces of the end-to-end journeys."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from litestar.testing import TestClient, WebSocketTestSession
+
+from api.app import create_app
+from verity.bootstrap import Endpoints, running
+from verity.settings import Settings
+
+
+def write_video(
+    path: Path, frames: int = 30, fps: float = 10.0, size: tuple[int, int] = (64, 48)
+) -> Path:
+    """A small real mp4 (OpenCV's mp4v) with a moving square, so decoders have work to do."""
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), fps, size)
+    assert writer.isOpened()
+    for i in range(frames):
+        frame = np.zeros((size[1], size[0], 3), np.uint8)
+        frame[10:20, i % size[0] : i % size[0] + 10] = (0, 255, 0)
+        writer.write(frame)
+    writer.release()
+    return path
+
+
+@contextmanager
+def api_client(settings: Settings) -> Iterator[TestClient[Any]]:
+    assert settings.database_url is not None and settings.nats_url is not None
+    endpoints = Endpoints(settings.database_url, settings.nats_url)
+    app = create_app(lambda: running(settings, endpoints), settings.uploads_dir)
+    with TestClient(app, timeout=30) as client:
+        yield client
+
+
+def next_event(
+    ws: WebSocketTestSession, name: str, timeout: float = 5.0, **data: Any
+) -> dict[str, Any]:
+    """The next message called `name` whose data has the given items; fails after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while (left := deadline - time.monotonic()) > 0:
+        message: dict[str, Any] = json.loads(ws.receive_text(timeout=left))
+        if message["event"] == name and all(message["data"].get(k) == v for k, v in data.items()):
+            return message
+    raise AssertionError(f"no {name} within {timeout}s")
