@@ -10,7 +10,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -62,9 +61,8 @@ def start_server(settings: Settings, port: int, log: Path) -> subprocess.Popen[b
 
 
 @pytest.fixture
-def server_log(tmp_path: Path) -> Iterator[Path]:
-    log = tmp_path / "server.log"
-    yield log
+def server_log(tmp_path: Path) -> Path:
+    return tmp_path / "server.log"
 
 
 def stream_msg_ids(settings: Settings) -> list[int]:
