@@ -20,7 +20,7 @@ from commands.projects import update_project as update_project_handler
 from domain.errors import InvalidValue, NotFound
 from domain.projects import CameraView, ProjectChanges, ProjectStatus, SignalType
 from projections import projects as read
-from projections.videos import video_ids_of_project
+from projections.videos import video_files_of_project
 
 Text = Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
 FrameRate = Annotated[int, msgspec.Meta(gt=0, le=10_000)]
@@ -157,8 +157,10 @@ class ProjectsController(Controller):
     ) -> Message:
         services = services_of(state)
         async with services.read_pool.connection() as conn:
-            video_ids = await video_ids_of_project(conn, project_id)
-        cmd = DeleteProject(id=project_id, video_ids=tuple(video_ids))
+            videos = await video_files_of_project(conn, project_id)
+        cmd = DeleteProject(id=project_id, video_ids=tuple(vid for vid, _ in videos))
         position = await execute(services, request, delete_project_handler, cmd)
+        for _, filename in videos:  # only once the deletions are stored
+            (services.config.uploads_dir / filename).unlink(missing_ok=True)
         await caught_up(services, position)
         return Message(message="Project deleted successfully")

@@ -146,6 +146,11 @@ async def get_video(conn: AsyncConnection[Any], video_id: UUID) -> VideoRow | No
         return await cur.fetchone()
 
 
-async def video_ids_of_project(conn: AsyncConnection[Any], project_id: UUID) -> list[UUID]:
-    cur = await conn.execute("SELECT id FROM rm_videos WHERE project_id = %s", (project_id,))
-    return [row[0] for row in await cur.fetchall()]
+async def video_files_of_project(
+    conn: AsyncConnection[Any], project_id: UUID
+) -> list[tuple[UUID, str]]:
+    """(video id, stored file name) of every video a project owns."""
+    cur = await conn.execute(
+        "SELECT id, filename FROM rm_videos WHERE project_id = %s", (project_id,)
+    )
+    return [(row[0], row[1]) for row in await cur.fetchall()]

@@ -10,13 +10,16 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import msgspec
 import nats
 import psycopg
 import pytest
 
+from tests.conftest import fresh_database
 from verity.settings import Settings
 
 pytestmark = pytest.mark.e2e
@@ -83,7 +86,15 @@ def stream_msg_ids(settings: Settings) -> list[int]:
     return asyncio.run(read())
 
 
-def test_sigkill_mid_traffic_then_restart(settings: Settings, server_log: Path) -> None:
+@pytest.fixture
+def own_database(postgres_admin_url: str, settings: Settings) -> Iterator[Settings]:
+    """This test floods projects; a database of its own keeps other tests' lists short."""
+    with fresh_database(postgres_admin_url, "verity_crash") as url:
+        yield msgspec.structs.replace(settings, database_url=url)
+
+
+def test_sigkill_mid_traffic_then_restart(own_database: Settings, server_log: Path) -> None:
+    settings = own_database
     port = free_port()
     server = start_server(settings, port, server_log)
     stop = threading.Event()

@@ -73,6 +73,31 @@ def test_create_project_is_visible_at_once_stored_as_events_and_announced(
     assert b'"correlation_id"' in bytes(rows[0][1])
 
 
+def test_websocket_bad_messages_get_an_error_not_a_hang_up(client: TestClient[Any]) -> None:
+    with client.websocket_connect("/ws") as ws:
+        next_event(ws, "connection_status")
+        ws.send_text("not json")
+        assert "JSON" in next_event(ws, "error")["data"]["detail"]
+        ws.send_json({"action": "join", "room": "../etc"})
+        assert next_event(ws, "error")["data"]["detail"].startswith("room:")
+        ws.send_json({"action": "dance"})
+        assert "Unknown action" in next_event(ws, "error")["data"]["detail"]
+        ws.send_json({"action": "ping"})
+        assert next_event(ws, "pong")["event"] == "pong"
+
+
+def test_deleting_a_project_deletes_its_videos_and_files(
+    client: TestClient[Any], tmp_path: Path, settings: Settings
+) -> None:
+    project = create_project(client)
+    video = upload(client, f"/api/projects/{project['id']}/videos", write_video(tmp_path / "a.mp4"))
+    stored = settings.uploads_dir / video.json()["filename"]
+    assert stored.exists()
+    assert client.delete(f"/api/projects/{project['id']}").status_code == 200
+    assert client.get(f"/api/videos/{video.json()['id']}").status_code == 404
+    assert not stored.exists()
+
+
 def test_update_then_delete_project(client: TestClient[Any]) -> None:
     project = create_project(client)
     updated = client.put(
