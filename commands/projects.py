@@ -7,6 +7,7 @@ from uuid import UUID, uuid4
 import msgspec
 
 from commands.application import Position, Verity
+from domain.errors import check_text
 from domain.projects import (
     CENTRAL_STORE_ID,
     CameraView,
@@ -45,6 +46,8 @@ class DeleteProject(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def create_project(cmd: CreateProject, app: Verity) -> Position | None:
+    for field in ("name", "camera_model", "description", "lens_type", "resolution"):
+        check_text(field, getattr(cmd, field))
     project = Project._create(
         Project.Created,
         id=cmd.id,
@@ -62,6 +65,8 @@ def create_project(cmd: CreateProject, app: Verity) -> Position | None:
 
 
 def update_project(cmd: UpdateProject, app: Verity) -> Position | None:
+    for field, value in cmd.changes.as_dict().items():
+        check_text(field, value)
     project = app.load(Project, cmd.id)
     project.update(cmd.changes)
     return app.commit(project)

@@ -32,6 +32,12 @@ class InvalidValue(DomainError):
         self.field = field
 
 
+def check_text(field: str, value: object) -> None:
+    """PostgreSQL text cannot hold NUL; refuse it at the door rather than poison a read model."""
+    if isinstance(value, str) and "\x00" in value:
+        raise InvalidValue(field, f"{field}: must not contain NUL characters")
+
+
 class ConcurrentModification(Conflict):
     """Someone else changed the aggregate between our read and our write."""
 

@@ -60,7 +60,7 @@ steps = st.lists(
             ]
         ),
         st.integers(0, 5),
-        st.text(max_size=8),
+        st.text(st.characters(blacklist_characters="\x00"), max_size=8),  # the API refuses NUL
     ),
     min_size=1,
     max_size=40,

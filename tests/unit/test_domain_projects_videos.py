@@ -6,7 +6,7 @@ from uuid import uuid4
 
 import pytest
 
-from domain.errors import Conflict, NotFound
+from domain.errors import Conflict, InvalidValue, NotFound
 from domain.events import EventMeta, recorded_as
 from domain.projects import (
     CENTRAL_STORE_ID,
@@ -42,6 +42,19 @@ def test_update_records_only_the_fields_that_change() -> None:
     updated = project.collect_events()[-1]
     assert updated.changes.as_dict() == {"description": "new"}  # type: ignore[attr-defined]
     assert project.update(ProjectChanges(name="Front cam")) is False
+
+
+def test_nul_characters_are_refused_before_anything_is_stored() -> None:
+    from commands.projects import CreateProject, create_project
+
+    cmd = CreateProject(
+        name="a\x00b",
+        camera_model="m",
+        camera_view=CameraView.MULTI_ANGLE,
+        signal_type=SignalType.GPIO,
+    )
+    with pytest.raises(InvalidValue, match="name: must not contain NUL"):
+        create_project(cmd, app=None)  # type: ignore[arg-type]  # refused before any I/O
 
 
 def test_deleted_project_cannot_be_updated_or_deleted_again() -> None:
