@@ -54,7 +54,8 @@ def ensure_tracking(conn: Connection[Any], name: str) -> int:
 
 
 def execute_grouped(conn: Connection[Any], statements: Iterable[Statement]) -> None:
-    with conn.cursor() as cur:
+    """One pipeline for the whole batch: no round trip per statement group."""
+    with conn.pipeline(), conn.cursor() as cur:
         for sql, group in groupby(statements, key=lambda s: s[0]):
             cur.executemany(sql, [params for _, params in group])
 

@@ -119,7 +119,11 @@ async def running(
         endpoints.database_url, min_size=1, max_size=4, open=True
     )
     read_pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
-        endpoints.database_url, min_size=2, max_size=settings.db_pool_size, open=False
+        endpoints.database_url,
+        min_size=2,
+        max_size=settings.db_pool_size,
+        open=False,
+        kwargs={"autocommit": True},  # reads are single statements: skip BEGIN/COMMIT trips
     )
     await read_pool.open()
     runners = await asyncio.to_thread(
