@@ -1,0 +1,84 @@
+"""Write side of test sessions: create, start, stop, complete, fail."""
+
+from __future__ import annotations
+
+from uuid import UUID, uuid4
+
+import msgspec
+
+from commands.application import Position, Verity
+from domain.errors import InvalidValue, check_text
+from domain.projects import Project
+from domain.test_sessions import (
+    DEFAULT_IOU_THRESHOLD,
+    DEFAULT_TOLERANCE_MS,
+    TestSession,
+    check_settings,
+)
+from domain.videos import Video
+
+
+class CreateTestSession(msgspec.Struct, frozen=True, kw_only=True):
+    name: str
+    project_id: UUID
+    video_id: UUID
+    tolerance_ms: int = DEFAULT_TOLERANCE_MS
+    iou_threshold: float = DEFAULT_IOU_THRESHOLD
+    device_id: str | None = None
+    description: str | None = None
+    start: bool = False
+    """Start it in the same transaction (execute-test does)."""
+    id: UUID = msgspec.field(default_factory=uuid4)
+
+
+class ChangeSessionStatus(msgspec.Struct, frozen=True, kw_only=True):
+    id: UUID
+    reason: str = ""
+
+
+def create_test_session(cmd: CreateTestSession, app: Verity) -> Position | None:
+    if not cmd.name.strip():
+        raise InvalidValue("name", "Test session name is required")
+    for field in ("name", "device_id", "description"):
+        check_text(field, getattr(cmd, field))
+    check_settings(cmd.tolerance_ms, cmd.iou_threshold)
+    app.load(Project, cmd.project_id).ensure_exists()
+    app.load(Video, cmd.video_id).ensure_exists()
+    session = TestSession._create(
+        TestSession.Created,
+        id=cmd.id,
+        name=cmd.name,
+        project_id=cmd.project_id,
+        video_id=cmd.video_id,
+        tolerance_ms=cmd.tolerance_ms,
+        iou_threshold=cmd.iou_threshold,
+        device_id=cmd.device_id,
+        description=cmd.description,
+    )
+    if cmd.start:
+        session.start()
+    return app.commit(session)
+
+
+def start_test_session(cmd: ChangeSessionStatus, app: Verity) -> Position | None:
+    session = app.load(TestSession, cmd.id, "Test session")
+    session.start()
+    return app.commit(session)
+
+
+def stop_test_session(cmd: ChangeSessionStatus, app: Verity) -> Position | None:
+    session = app.load(TestSession, cmd.id, "Test session")
+    session.stop(cmd.reason)
+    return app.commit(session)
+
+
+def complete_test_session(cmd: ChangeSessionStatus, app: Verity) -> Position | None:
+    session = app.load(TestSession, cmd.id, "Test session")
+    session.complete()
+    return app.commit(session)
+
+
+def fail_test_session(cmd: ChangeSessionStatus, app: Verity) -> Position | None:
+    session = app.load(TestSession, cmd.id, "Test session")
+    session.fail(cmd.reason)
+    return app.commit(session)
