@@ -51,7 +51,13 @@ from domain.evaluation.metrics import (
     confidence_curve,
     make_counts,
 )
-from domain.evaluation.report import EvaluationConfig, EvaluationReport, evaluate, verdict
+from domain.evaluation.report import (
+    EvaluationConfig,
+    EvaluationReport,
+    evaluate,
+    operating_point_pairs,
+    verdict,
+)
 from domain.evaluation.tracking import TrackingMetrics, clear_mot, tracking_metrics
 from domain.evaluation.verdict import Criteria, CriterionResult, Outcome, Verdict, judge
 
@@ -105,6 +111,7 @@ __all__ = [
     "make_ground_truth",
     "match_boxes",
     "match_times",
+    "operating_point_pairs",
     "paired_f1_comparison",
     "quantile_interval",
     "summarize",

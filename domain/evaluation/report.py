@@ -127,6 +127,22 @@ def _two_stage(
     return _concat(spatial, Pairs(gt=tg[temporal.gt], det=td[temporal.det], value=temporal.value))
 
 
+def operating_point_pairs(
+    gt: GroundTruth, det: Detections, config: EvaluationConfig | None = None
+) -> tuple[Pairs, BoolArray]:
+    """The matching behind ``report.counts`` and which detections were kept (score >= threshold).
+
+    Pair indices are into ``gt`` and ``det``; ``value`` is IoU for boxed detections and the
+    signed offset (s) for box-less ones. Same arithmetic as :func:`evaluate`, for callers that
+    list per-object outcomes.
+    """
+    cfg = config or EvaluationConfig()
+    _, gcls, dcls = unify_classes(gt, det)
+    thr = cfg.confidence_threshold
+    keep = np.ones(len(det), dtype=np.bool_) if thr is None else det.score >= thr
+    return _two_stage(gt, det, gcls, dcls, keep, cfg), keep
+
+
 def _curve(
     gt: GroundTruth, det: Detections, gcls: IntArray, dcls: IntArray, config: EvaluationConfig
 ) -> ConfidenceCurve:
