@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
 import msgspec
-from litestar import Controller, Request, delete, get, post, put
+from litestar import Controller, MediaType, Request, Response, delete, get, post, put
 from litestar.datastructures import State
+from litestar.openapi import ResponseSpec
 from litestar.params import Parameter
 
 from api.inputs import InputDTO
@@ -24,6 +24,7 @@ from projections.videos import video_files_of_project
 
 Text = Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
 FrameRate = Annotated[int, msgspec.Meta(gt=0, le=10_000)]
+_encoder = msgspec.json.Encoder()
 UNSET = msgspec.UNSET
 Unset = msgspec.UnsetType
 
@@ -52,29 +53,12 @@ class ProjectPatch(msgspec.Struct, kw_only=True):
     status: ProjectStatus | Unset = UNSET
 
 
-class ProjectOut(msgspec.Struct, kw_only=True, rename="camel"):
-    id: UUID
-    name: str
-    description: str | None
-    camera_model: str
-    camera_view: str
-    lens_type: str | None
-    resolution: str | None
-    frame_rate: int | None
-    signal_type: str
-    status: str
-    owner_id: str
-    created_at: datetime
-    updated_at: datetime | None
-    version: int
+ProjectOut = read.ProjectRow
+"""A project in responses: the read model's row, whose JSON keys are camelCase."""
 
 
 class Message(msgspec.Struct, kw_only=True):
     message: str
-
-
-def project_out(row: read.ProjectRow) -> ProjectOut:
-    return ProjectOut(**msgspec.structs.asdict(row))
 
 
 def _required_text(field: str, value: str | Unset) -> None:
@@ -87,23 +71,32 @@ async def load_project(state: State, project_id: UUID) -> ProjectOut:
         row = await read.get_project(conn, project_id)
     if row is None:
         raise NotFound("Project", project_id, "Project not found")
-    return project_out(row)
+    return row
 
 
 class ProjectsController(Controller):
     path = "/api/projects"
     tags = ["projects"]
 
-    @get(operation_id="listProjects", summary="List projects (P1)")
+    @get(
+        operation_id="listProjects",
+        summary="List projects (P1)",
+        responses={200: ResponseSpec(data_container=list[ProjectOut], description="Projects")},
+    )
     async def list_projects(
         self,
         state: State,
         skip: Annotated[int, Parameter(ge=0)] = 0,
         limit: Annotated[int, Parameter(ge=1, le=1000)] = 100,
-    ) -> list[ProjectOut]:
-        async with services_of(state).read_pool.connection() as conn:
-            rows = await read.list_projects(conn, skip, limit)
-        return [project_out(r) for r in rows]
+    ) -> Response[bytes]:
+        services = services_of(state)
+
+        async def render() -> bytes:
+            async with services.read_pool.connection() as conn:
+                return _encoder.encode(await read.list_projects(conn, skip, limit))
+
+        body = await services.responses.get(read.PROJECTION_NAME, (skip, limit), render)
+        return Response(content=body, media_type=MediaType.JSON)
 
     @get("/{project_id:uuid}", operation_id="getProject", summary="Get a project (P2)")
     async def get_project(self, state: State, project_id: UUID) -> ProjectOut:

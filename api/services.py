@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 from uuid import UUID, uuid4
@@ -13,6 +13,7 @@ from litestar import Request
 from litestar.datastructures import State
 from psycopg_pool import AsyncConnectionPool
 
+from api.cache import ResponseCache
 from commands.application import Position, Verity
 from commands.context import run_as
 from domain.events import EventMeta
@@ -39,6 +40,11 @@ class Services:
     health_checks: Sequence[tuple[str, Callable[[], Awaitable[str | None]]]] = ()
     """(name, check) pairs; a check returns None when healthy, else what is wrong."""
     hub: Any = None
+    responses: ResponseCache = field(init=False)
+    """Encoded GET bodies, valid while their read model's position stands still."""
+
+    def __post_init__(self) -> None:
+        self.responses = ResponseCache(self.read_side)
 
 
 def services_of(state: State) -> Services:

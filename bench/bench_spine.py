@@ -15,12 +15,8 @@ JetStream stream are removed at the end, so no other data is touched.
 3. HTTP: the real `uv run verity serve`, 100 projects created through the API, then
    `wrk -t2 -c4 -d15s --latency /api/projects`, three times.
 
-Unless --no-variants, what-if experiments follow, clearly labelled and without changing
-product code: the projection runner with its batch sent in one pipeline (a monkeypatch
-inside this process), and the same app served by a small launcher in this file
-(`--serve uvicorn|granian`) with an autocommit read pool, JSON built by PostgreSQL, and
-a response cache keyed by the projections' position. Granian is measured only when it is
-importable: `uv run --with granian python bench/bench_spine.py`.
+The catch-up is timed the way `verity serve` catches up on start: all read models side by
+side (ProjectionService.catch_up_once), each batch folded in memory and written set-wise.
 """
 
 from __future__ import annotations
@@ -28,7 +24,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import logging
 import os
 import re
 import secrets
@@ -42,27 +37,18 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from itertools import groupby
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 from uuid import NAMESPACE_URL, uuid5
 
 import msgspec
 import psycopg
-from litestar import Litestar, Response, get
-from litestar.datastructures import State
-from litestar.enums import MediaType
-from litestar.params import Parameter
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
-from psycopg_pool import AsyncConnectionPool, ConnectionPool
+from psycopg_pool import ConnectionPool
 
-import projections.runner as runner_module
-from api.app import create_app
-from api.projects import project_out
-from api.services import Services, services_of
 from commands.application import Verity
 from domain.events import VerityAggregate
 from domain.projects import (
@@ -74,10 +60,9 @@ from domain.projects import (
     SignalType,
 )
 from domain.videos import Video, VideoMetadata
-from projections import projects as read_projects
 from projections.runner import ProjectionRunner
-from verity.bootstrap import Endpoints, open_application, projection_runners, running
-from verity.settings import Settings
+from projections.service import ProjectionService
+from verity.bootstrap import open_application, projection_runners
 
 ROOT = Path(__file__).resolve().parents[1]
 VIEWS = list(CameraView)
@@ -314,79 +299,14 @@ def snapshot(pool: ConnectionPool[Any]) -> dict[str, list[tuple[Any, ...]]]:
 
 
 def rebuild(runners: Sequence[ProjectionRunner], head: int) -> tuple[float, int]:
-    """Reset every read model, then time catching up to `head`; (seconds, events applied)."""
+    """Reset every read model, then time catching up to `head` the way `verity serve` does on
+    start (ProjectionService.catch_up_once: the runners side by side); (seconds, applied)."""
     for r in runners:
         r.reset()
+    service = ProjectionService(runners, "")
     t0 = time.perf_counter()
-    applied = sum(r.catch_up(head=head) for r in runners)
+    applied = service.catch_up_once(head)
     return time.perf_counter() - t0, applied
-
-
-def group_stats(runners: Sequence[ProjectionRunner], head: int) -> tuple[int, int]:
-    """(statements, executemany calls) the runners issue for a full rebuild in batches."""
-    statements = calls = 0
-    for r in runners:
-        position = 0
-        while position < head:
-            notes = r.reader.select_notifications(
-                position, r.batch_size, stop=head, topics=r.topics, inclusive_of_start=False
-            )
-            if not notes:
-                break
-            sqls = [s[0] for n in notes for s in r.projection.handle(r.decode(n))]
-            statements += len(sqls)
-            calls += sum(1 for _ in groupby(sqls))
-            position = notes[-1].id
-    return statements, calls
-
-
-def pipelined_execute_grouped(conn: psycopg.Connection[Any], statements: Any) -> None:
-    """What-if for projections/runner.py execute_grouped: the same statements in the same
-    order, but inside one pipeline, so the batch costs one round trip instead of one per
-    group of equal consecutive statements."""
-    with conn.pipeline(), conn.cursor() as cur:
-        for sql, group in groupby(statements, key=lambda s: s[0]):
-            cur.executemany(sql, [params for _, params in group])
-
-
-def what_if_pipeline(
-    app: Verity,
-    pool: ConnectionPool[Any],
-    head: int,
-    stored: int,
-    reference: dict[str, list[tuple[Any, ...]]],
-    args: argparse.Namespace,
-    report: Report,
-) -> None:
-    runners = projection_runners(app, pool, 1000)
-    statements, calls = group_stats(runners, head)
-    print(
-        f"why: a rebuild in batches of 1000 issues {statements:,} statements in {calls:,}"
-        f" executemany calls ({statements / calls:.2f} statements per call); psycopg sends"
-        " a Sync and waits for each call, i.e. about one round trip per event"
-    )
-    original = runner_module.execute_grouped
-    runner_module.execute_grouped = pipelined_execute_grouped
-    try:
-        rates = []
-        for _ in range(args.runs):
-            seconds, applied = rebuild(runners, head)
-            assert applied == stored, (applied, stored)
-            rates.append(stored / seconds)
-        same = snapshot(pool) == reference
-    finally:
-        runner_module.execute_grouped = original
-    print(
-        f"what-if (bench-only monkeypatch, product unchanged): execute_grouped inside one"
-        f" conn.pipeline(), batch_size=1000: median {fmt_rate(median(rates))} events/s"
-        f"  runs {runs_text(rates)}; read models identical: {same}"
-    )
-    report.add(
-        "what-if: batch 1000 + one pipeline/batch",
-        fmt_rate(median(rates)),
-        ">= 50,000",
-        median(rates) >= 50_000,
-    )
 
 
 def bench_projections(url: str, args: argparse.Namespace, report: Report) -> None:
@@ -482,8 +402,6 @@ def bench_projections(url: str, args: argparse.Namespace, report: Report) -> Non
             "True",
             same_prefix and same_full,
         )
-        if not args.no_variants:
-            what_if_pipeline(app, pool, head, stored, snapshots[1000], args, report)
     finally:
         pool.close()
         app.close()
@@ -707,14 +625,6 @@ async def delete_stream(nats_url: str, stream: str) -> None:
         await nc.close()
 
 
-def granian_available() -> bool:
-    try:
-        import granian  # noqa: F401, PLC0415
-    except ImportError:
-        return False
-    return True
-
-
 def bench_http(url: str, args: argparse.Namespace, report: Report, prefix: str) -> None:
     section("3. HTTP: GET /api/projects on `verity serve` (uvicorn)")
     wrk = shutil.which("wrk")
@@ -728,7 +638,7 @@ def bench_http(url: str, args: argparse.Namespace, report: Report, prefix: str) 
         return
     with tempfile.TemporaryDirectory(prefix="verity_bench_") as tmp:
 
-        def env_for(port: int, variant: str = "") -> dict[str, str]:
+        def env_for(port: int) -> dict[str, str]:
             return {
                 **os.environ,
                 "VERITY_DATABASE_URL": url,
@@ -737,7 +647,6 @@ def bench_http(url: str, args: argparse.Namespace, report: Report, prefix: str) 
                 "VERITY_HOST": "127.0.0.1",
                 "VERITY_PORT": str(port),
                 "VERITY_DATA_DIR": str(Path(tmp) / "data"),
-                "BENCH_VARIANT": variant,
             }
 
         try:
@@ -768,176 +677,9 @@ def bench_http(url: str, args: argparse.Namespace, report: Report, prefix: str) 
             report.add("GET /api/projects (req/s)", fmt_rate(rps), ">= 2,400", rps >= 2400)
             report.add("GET /api/projects p50 (ms)", f"{p50:.2f}")
             report.add("GET /api/projects p99 (ms)", f"{p99:.2f}", "< 20", p99 < 20)
-            if not args.no_variants:
-                http_variants(wrk, env_for, reference, args, report, Path(tmp))
         finally:
             with contextlib.suppress(Exception):
                 asyncio.run(delete_stream(args.nats_url, f"{prefix.upper()}_EVENTS"))
-
-
-def http_variants(
-    wrk: str,
-    env_for: Callable[[int, str], dict[str, str]],
-    reference: list[dict[str, Any]],
-    args: argparse.Namespace,
-    report: Report,
-    tmp: Path,
-) -> None:
-    section("3b. HTTP what-ifs (bench-only launcher; product code unchanged)")
-    print(
-        "The launcher below builds the same app as `verity serve` (create_app + running),\n"
-        "optionally swaps the read pool for an autocommit one (1 round trip per query instead\n"
-        "of BEGIN/SELECT/COMMIT) and registers two bench-only routes: /bench/projects-sqljson\n"
-        "(JSON built by PostgreSQL, bytes passed through) and /bench/projects-cached (encoded\n"
-        f"body cached until the projections' position moves). {args.variant_runs} x"
-        f" {args.variant_seconds}s wrk runs each, same -t2 -c4."
-    )
-    me = [sys.executable, str(Path(__file__).resolve())]
-    servers = [("uvicorn", "autocommit")]
-    if granian_available():
-        servers.append(("granian", ""))
-    else:
-        print(
-            "granian is not installed in this environment; to include it run\n"
-            "  uv run --with granian python bench/bench_spine.py"
-        )
-    for kind, variant in servers:
-        port = free_port()
-        log = tmp / f"{kind}-{variant or 'default'}.log"
-        command = [*me, "--serve", kind]
-        with served(command, env_for(port, variant), port, log) as server:
-            if kind == "uvicorn":
-                paths = [
-                    ("/api/projects", "uvicorn, autocommit read pool, /api/projects"),
-                    ("/bench/projects-sqljson", "uvicorn, autocommit, JSON built in SQL"),
-                    ("/bench/projects-cached", "uvicorn, autocommit, cached encoded body"),
-                ]
-            else:
-                paths = [("/api/projects", "granian (same app, default pool), /api/projects")]
-            for path, label in paths:
-                status, body = http("GET", server.base + path)
-                same = status == 200 and normalized(body) == reference
-                print(f"{label}: same JSON content as `verity serve`: {same}")
-                results = wrk_series(
-                    wrk, server.base + path, args.variant_runs, args.variant_seconds, label
-                )
-                rps, p50, p99 = summarize(results)
-                print(f"  median: {fmt_rate(rps)} req/s, p50 {p50:.2f} ms, p99 {p99:.2f} ms")
-                report.add(
-                    f"what-if: {label}",
-                    f"{fmt_rate(rps)} req/s, p99 {p99:.1f} ms",
-                    ">= 2,400, < 20 ms",
-                    rps >= 2400 and p99 < 20 and same,
-                )
-
-
-# --------------------------------------------------------------------------- launcher
-# `python bench/bench_spine.py --serve uvicorn|granian` serves the product's app (what
-# `verity serve` builds) with the what-if changes chosen by BENCH_VARIANT; settings come
-# from the same VERITY_* variables.
-
-_SQLJSON = (
-    "SELECT coalesce(json_agg(json_build_object("
-    "'id', id, 'name', name, 'description', description, 'cameraModel', camera_model,"
-    " 'cameraView', camera_view, 'lensType', lens_type, 'resolution', resolution,"
-    " 'frameRate', frame_rate, 'signalType', signal_type, 'status', status,"
-    " 'ownerId', owner_id, 'createdAt', created_at, 'updatedAt', updated_at,"
-    " 'version', version) ORDER BY created_at, id), '[]')::text"
-    " FROM (SELECT * FROM rm_projects WHERE id <> %s"
-    " ORDER BY created_at, id OFFSET %s LIMIT %s) AS p"
-)
-_CACHE: dict[tuple[int, int], tuple[int, bytes]] = {}
-Skip = Annotated[int, Parameter(ge=0)]
-Limit = Annotated[int, Parameter(ge=1, le=1000)]
-
-
-@get("/bench/projects-sqljson", include_in_schema=False)
-async def projects_sqljson(state: State, skip: Skip = 0, limit: Limit = 100) -> Response[bytes]:
-    async with services_of(state).read_pool.connection() as conn:
-        cur = await conn.execute(_SQLJSON, (CENTRAL_STORE_ID, skip, limit), prepare=True)
-        row = await cur.fetchone()
-    body = row[0].encode() if row else b"[]"
-    return Response(content=body, media_type=MediaType.JSON)
-
-
-@get("/bench/projects-cached", include_in_schema=False)
-async def projects_cached(state: State, skip: Skip = 0, limit: Limit = 100) -> Response[bytes]:
-    services = services_of(state)
-    position = services.read_side.position  # read first: the body is at least this fresh
-    hit = _CACHE.get((skip, limit))
-    if hit is not None and hit[0] == position:
-        body = hit[1]
-    else:
-        async with services.read_pool.connection() as conn:
-            rows = await read_projects.list_projects(conn, skip, limit)
-        body = msgspec.json.encode([project_out(r) for r in rows])
-        _CACHE[(skip, limit)] = (position, body)
-    return Response(content=body, media_type=MediaType.JSON)
-
-
-def variant_app() -> Litestar:
-    """The product's app as `verity serve` builds it, plus the BENCH_VARIANT changes."""
-    settings = Settings.from_env()
-    if settings.database_url is None or settings.nats_url is None:
-        msg = "the launcher needs VERITY_DATABASE_URL and VERITY_NATS_URL"
-        raise SystemExit(msg)
-    endpoints = Endpoints(settings.database_url, settings.nats_url)
-    autocommit = "autocommit" in os.environ.get("BENCH_VARIANT", "")
-
-    @contextlib.asynccontextmanager
-    async def services_factory() -> AsyncIterator[Services]:
-        async with running(settings, endpoints) as services:
-            if not autocommit:
-                yield services
-                return
-            pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
-                endpoints.database_url,
-                min_size=2,
-                max_size=settings.db_pool_size,
-                kwargs={"autocommit": True},
-                open=False,
-            )
-            await pool.open()
-            services.read_pool = pool
-            try:
-                yield services
-            finally:
-                await pool.close()
-
-    app = create_app(services_factory, settings.uploads_dir)
-    app.register(projects_sqljson)
-    app.register(projects_cached)
-    return app
-
-
-def serve(kind: str) -> None:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    settings = Settings.from_env()
-    if kind == "uvicorn":  # exactly as verity.cli.serve runs it
-        import uvicorn  # noqa: PLC0415
-
-        uvicorn.run(
-            variant_app(),
-            host=settings.host,
-            port=settings.port,
-            log_level="info",
-            access_log=False,
-        )
-    else:
-        from granian import Granian  # noqa: PLC0415
-        from granian.constants import Interfaces  # noqa: PLC0415
-
-        Granian(
-            f"{Path(__file__).stem}:variant_app",
-            address=settings.host,
-            port=settings.port,
-            interface=Interfaces.ASGI,
-            workers=1,
-            factory=True,
-            working_dir=Path(__file__).resolve().parent,
-        ).serve()
 
 
 # --------------------------------------------------------------------------- main
@@ -956,35 +698,24 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--nats-url", default=os.environ.get("BENCH_NATS_URL", "nats://127.0.0.1:4222"))
     p.add_argument("--skip", action="append", default=[], choices=["append", "catchup", "http"])
-    p.add_argument(
-        "--no-variants", action="store_true", help="skip the what-if experiments (faster)"
-    )
     p.add_argument("--keep", action="store_true", help="do not drop the bench databases")
-    p.add_argument("--serve", choices=["uvicorn", "granian"], help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     args.single_events = 2_000
     args.batched_events = 20_000
     args.projects = 100
     args.wrk_runs = 3
     args.wrk_seconds = 15
-    args.variant_runs = 3
-    args.variant_seconds = 5
     if args.quick:
         args.events = min(args.events, 20_000)
         args.prefix = min(args.prefix, 2_000)
         args.single_events = 300
         args.batched_events = 3_000
         args.wrk_seconds = 3
-        args.variant_runs = 1
-        args.variant_seconds = 3
     return args
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
-    if args.serve:
-        serve(args.serve)
-        return
     tag = secrets.token_hex(4)
     name = f"verity_bench_{tag}"
     report = Report()

@@ -26,5 +26,9 @@ class Projection(Protocol):
     def handle(self, event: Any) -> Iterable[Statement]: ...
 
 
-def topics_of(projection: Projection) -> list[str]:
+class HasEvents(Protocol):
+    event_classes: tuple[type[Any], ...]
+
+
+def topics_of(projection: HasEvents) -> list[str]:
     return [get_topic(cls) for cls in projection.event_classes]

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from datetime import datetime
+from enum import Enum
 from typing import Any
 from uuid import UUID
 
@@ -12,13 +12,8 @@ from psycopg import AsyncConnection
 from psycopg.rows import class_row
 
 from domain.projects import CENTRAL_STORE_ID, Project
-from projections.base import Statement
+from projections.rows import Row
 
-_INSERT = (
-    "INSERT INTO rm_projects (id, name, description, camera_model, camera_view, lens_type,"
-    " resolution, frame_rate, signal_type, status, owner_id, created_at, version, created_by)"
-    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-)
 _CHANGEABLE = (
     "name",
     "description",
@@ -30,58 +25,57 @@ _CHANGEABLE = (
     "signal_type",
     "status",
 )
-# One statement shape for every partial update, so a batch of updates is one executemany.
-_UPDATE = (
-    "UPDATE rm_projects SET "
-    + ", ".join(f"{c} = CASE WHEN %(set_{c})s THEN %({c})s ELSE {c} END" for c in _CHANGEABLE)
-    + ", updated_at = %(at)s, version = %(version)s WHERE id = %(id)s"
-)
-_DELETE = "DELETE FROM rm_projects WHERE id = %s"
+
+
+def _plain(value: Any) -> Any:
+    return value.value if isinstance(value, Enum) else value
+
+
+PROJECTION_NAME = "projects_v1"
 
 
 class ProjectsProjection:
-    name: str = "projects_v1"
+    name: str = PROJECTION_NAME
     event_classes: tuple[type[Any], ...] = (Project.Created, Project.Updated, Project.Deleted)
     tables: tuple[str, ...] = ("rm_projects",)
+    table: str = "rm_projects"
+    columns: tuple[str, ...] = (
+        "id",
+        *_CHANGEABLE,
+        "owner_id",
+        "created_at",
+        "updated_at",
+        "version",
+        "created_by",
+    )
 
-    def handle(self, event: Any) -> Iterable[Statement]:
+    def key(self, event: Any) -> UUID:
+        ident: UUID = event.originator_id
+        return ident
+
+    def fold(self, row: Row | None, event: Any) -> Row | None:
         if isinstance(event, Project.Created):
-            yield (
-                _INSERT,
-                (
-                    event.originator_id,
-                    event.name,
-                    event.description,
-                    event.camera_model,
-                    event.camera_view.value,
-                    event.lens_type,
-                    event.resolution,
-                    event.frame_rate,
-                    event.signal_type.value,
-                    event.status.value,
-                    event.owner_id,
-                    event.timestamp,
-                    event.originator_version,
-                    event.meta.actor,
-                ),
-            )
-        elif isinstance(event, Project.Updated):
-            changed = event.changes.as_dict()
-            params: dict[str, Any] = {
+            return {
                 "id": event.originator_id,
-                "at": event.timestamp,
+                **{c: _plain(getattr(event, c)) for c in _CHANGEABLE},
+                "owner_id": event.owner_id,
+                "created_at": event.timestamp,
+                "updated_at": None,
                 "version": event.originator_version,
+                "created_by": event.meta.actor,
             }
-            for column in _CHANGEABLE:
-                value = changed.get(column)
-                params[f"set_{column}"] = column in changed
-                params[column] = value.value if hasattr(value, "value") else value
-            yield _UPDATE, params
-        elif isinstance(event, Project.Deleted):
-            yield _DELETE, (event.originator_id,)
+        if row is None or isinstance(event, Project.Deleted):
+            return None
+        if isinstance(event, Project.Updated):
+            row.update({c: _plain(v) for c, v in event.changes.as_dict().items()})
+            row["updated_at"] = event.timestamp
+            row["version"] = event.originator_version
+        return row
 
 
-class ProjectRow(msgspec.Struct, frozen=True, kw_only=True):
+class ProjectRow(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    """A project as the API serves it (JSON keys camelCase, contract P1/P2)."""
+
     id: UUID
     name: str
     description: str | None

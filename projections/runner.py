@@ -17,6 +17,7 @@ from psycopg import Connection
 from psycopg_pool import ConnectionPool
 
 from projections.base import Projection, Statement, topics_of
+from projections.rows import RowProjection, apply_rows
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,7 @@ def execute_grouped(conn: Connection[Any], statements: Iterable[Statement]) -> N
 class ProjectionRunner:
     def __init__(
         self,
-        projection: Projection,
+        projection: Projection | RowProjection,
         pool: ConnectionPool[Any],
         reader: NotificationReader,
         decode: Callable[[Any], Any],
@@ -96,23 +97,34 @@ class ProjectionRunner:
         if new_position <= self.position:
             return 0
         events = [self.decode(n) for n in notifications]
-        statements = [s for e in events for s in self.projection.handle(e)]
+        projection = self.projection
+        if isinstance(projection, RowProjection):
+
+            def write(conn: Connection[Any]) -> None:
+                apply_rows(conn, projection, events)
+
+        else:
+            statements = [s for e in events for s in projection.handle(e)]
+
+            def write(conn: Connection[Any]) -> None:
+                execute_grouped(conn, statements)
+
         try:
-            self._commit(statements, new_position)
+            self._commit(write, new_position)
         except LostRace:
             with self.pool.connection() as conn:
                 self.position = ensure_tracking(conn, self.name)
             return 0
         return len(events)
 
-    def _commit(self, statements: list[Statement], new_position: int) -> None:
+    def _commit(self, write: Callable[[Connection[Any]], None], new_position: int) -> None:
         with self.pool.connection() as conn, conn.transaction():
             row = conn.execute(
                 "SELECT position FROM tracking WHERE name = %s FOR UPDATE", (self.name,)
             ).fetchone()
             if row is None or row[0] != self.position:
                 raise LostRace
-            execute_grouped(conn, statements)
+            write(conn)
             conn.execute(
                 "UPDATE tracking SET position = %s, updated_at = now() WHERE name = %s",
                 (new_position, self.name),

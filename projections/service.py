@@ -1,7 +1,10 @@
 """Keeps every projection caught up, woken by the event store's NOTIFY, and lets callers wait.
 
-One thread drives all runners; it LISTENs on the channel eventsourcing NOTIFYs on each insert
-and also polls once a second, so a missed notification only costs latency, never events.
+Each runner has its own thread, so a busy read model (detections during a test run) never
+holds back a quiet one, and a rebuild reads and writes several read models at once (one
+runner's database round trips overlap another's Python work). One listener thread LISTENs on
+the channel eventsourcing NOTIFYs on each insert and wakes them all; every runner also polls
+once a second, so a missed notification only costs latency, never events.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import psycopg
 
@@ -39,10 +43,16 @@ class ProjectionService:
         self.channel = channel
         self.poll_interval = poll_interval
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
+        self._wake = [threading.Event() for _ in self.runners]
         self._lock = threading.Lock()
         self._waiters: list[tuple[int, asyncio.Future[None], asyncio.AbstractEventLoop]] = []
-        self.last_error: str | None = None
+        self._errors: dict[str, str] = {}
+
+    @property
+    def last_error(self) -> str | None:
+        """What is wrong with the runners that are failing now, or None."""
+        return "; ".join(f"{n}: {e}" for n, e in sorted(self._errors.items())) or None
 
     @property
     def position(self) -> int:
@@ -52,38 +62,79 @@ class ProjectionService:
     def positions(self) -> dict[str, int]:
         return {r.name: r.position for r in self.runners}
 
+    @property
+    def live(self) -> bool:
+        """Whether this process keeps the read models moving (its runner threads run)."""
+        return bool(self._threads) and not self._stop.is_set()
+
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="projections", daemon=True)
-        self._thread.start()
+        self._threads = [
+            threading.Thread(target=self._listen, name="projections-listen", daemon=True),
+            *(
+                threading.Thread(
+                    target=self._follow, args=(r, wake), name=f"projection-{r.name}", daemon=True
+                )
+                for r, wake in zip(self.runners, self._wake, strict=True)
+            ),
+        ]
+        for thread in self._threads:
+            thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+        for wake in self._wake:
+            wake.set()
+        for thread in self._threads:
+            thread.join(timeout)
 
-    def catch_up_once(self) -> int:
-        """Bring every runner to the current head; returns events applied."""
-        applied = sum(r.catch_up() for r in self.runners)
+    def catch_up_once(self, head: int | None = None) -> int:
+        """Bring every runner to `head` (default: the log's end), all at once; events applied."""
+        if not self.runners:
+            return 0
+        with ThreadPoolExecutor(len(self.runners), thread_name_prefix="catch-up") as pool:
+            applied: int = sum(pool.map(lambda r: r.catch_up(head), self.runners))
         self._release_waiters()
         return applied
 
-    def _run(self) -> None:
+    def _listen(self) -> None:
         backoff = 0.1
         while not self._stop.is_set():
             try:
                 with psycopg.connect(self.listen_url, autocommit=True) as conn:
                     conn.execute(f'LISTEN "{self.channel}"')
                     backoff = 0.1
+                    self._wake_all()  # whatever was stored while we were not listening
                     while not self._stop.is_set():
-                        self.catch_up_once()
-                        self.last_error = None
                         for _ in conn.notifies(timeout=self.poll_interval, stop_after=1):
-                            break
-            except Exception as e:  # keep projecting after a database outage
-                self.last_error = f"{type(e).__name__}: {e}"
-                log.exception("projection loop failed; retrying in %.1fs", backoff)
+                            self._wake_all()
+            except Exception:  # the runners still poll; only latency suffers meanwhile
+                log.exception("projection listener failed; retrying in %.1fs", backoff)
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, 5.0)
+
+    def _wake_all(self) -> None:
+        for wake in self._wake:
+            wake.set()
+
+    def _follow(self, runner: ProjectionRunner, wake: threading.Event) -> None:
+        backoff = 0.1
+        while not self._stop.is_set():
+            wake.wait(self.poll_interval)
+            wake.clear()
+            if self._stop.is_set():
+                return
+            try:
+                runner.catch_up()
+                self._errors.pop(runner.name, None)
+                backoff = 0.1
+            except Exception as e:  # keep projecting after a database outage
+                self._errors[runner.name] = f"{type(e).__name__}: {e}"
+                log.exception("projection %s failed; retrying in %.1fs", runner.name, backoff)
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, 5.0)
+                wake.set()
+                continue
+            self._release_waiters()
 
     def _release_waiters(self) -> None:
         reached = self.position

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -13,18 +12,7 @@ from psycopg.rows import class_row
 
 from domain.projects import CENTRAL_STORE_ID
 from domain.videos import Video
-from projections.base import Statement
-
-_INSERT = (
-    "INSERT INTO rm_videos (id, project_id, filename, original_name, size, sha256,"
-    " created_at, version) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
-)
-_METADATA = (
-    "UPDATE rm_videos SET fps = %s, frame_count = %s, duration = %s, width = %s, height = %s,"
-    " codec = %s, updated_at = %s, version = %s WHERE id = %s"
-)
-_MOVE = "UPDATE rm_videos SET project_id = %s, updated_at = %s, version = %s WHERE id = %s"
-_DELETE = "DELETE FROM rm_videos WHERE id = %s"
+from projections.rows import Row
 
 
 class VideosProjection:
@@ -37,45 +25,68 @@ class VideosProjection:
         Video.Deleted,
     )
     tables: tuple[str, ...] = ("rm_videos",)
+    table: str = "rm_videos"
+    columns: tuple[str, ...] = (
+        "id",
+        "project_id",
+        "filename",
+        "original_name",
+        "size",
+        "sha256",
+        "fps",
+        "frame_count",
+        "duration",
+        "width",
+        "height",
+        "codec",
+        "status",
+        "processing_status",
+        "ground_truth_generated",
+        "created_at",
+        "updated_at",
+        "version",
+    )
 
-    def handle(self, event: Any) -> Iterable[Statement]:
-        at, version, vid = event.timestamp, event.originator_version, event.originator_id
+    def key(self, event: Any) -> UUID:
+        ident: UUID = event.originator_id
+        return ident
+
+    def fold(self, row: Row | None, event: Any) -> Row | None:
         if isinstance(event, Video.Uploaded):
-            yield (
-                _INSERT,
-                (
-                    vid,
-                    event.project_id,
-                    event.filename,
-                    event.original_name,
-                    event.size,
-                    event.sha256,
-                    at,
-                    version,
-                ),
-            )
-        elif isinstance(event, Video.MetadataExtracted):
+            return {
+                "id": event.originator_id,
+                "project_id": event.project_id,
+                "filename": event.filename,
+                "original_name": event.original_name,
+                "size": event.size,
+                "sha256": event.sha256,
+                **dict.fromkeys(("fps", "frame_count", "duration", "width", "height", "codec")),
+                "status": "uploaded",
+                "processing_status": "pending",
+                "ground_truth_generated": False,
+                "created_at": event.timestamp,
+                "updated_at": None,
+                "version": event.originator_version,
+            }
+        if row is None or isinstance(event, Video.Deleted):
+            return None
+        if isinstance(event, Video.MetadataExtracted):
             m = event.metadata
-            yield (
-                _METADATA,
-                (
-                    m.fps,
-                    m.frame_count,
-                    m.duration,
-                    m.width,
-                    m.height,
-                    m.codec,
-                    at,
-                    version,
-                    vid,
-                ),
+            row.update(
+                fps=m.fps,
+                frame_count=m.frame_count,
+                duration=m.duration,
+                width=m.width,
+                height=m.height,
+                codec=m.codec,
             )
         elif isinstance(event, Video.Linked):
-            yield _MOVE, (event.project_id, at, version, vid)
+            row["project_id"] = event.project_id
         elif isinstance(event, Video.Unlinked):
-            yield _MOVE, (CENTRAL_STORE_ID, at, version, vid)
-        elif isinstance(event, Video.Deleted):
-            yield _DELETE, (vid,)
+            row["project_id"] = CENTRAL_STORE_ID
+        row["updated_at"] = event.timestamp
+        row["version"] = event.originator_version
+        return row
 
 
 class VideoRow(msgspec.Struct, frozen=True, kw_only=True):

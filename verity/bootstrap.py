@@ -21,6 +21,7 @@ from commands.application import Verity
 from commands.projects import ensure_central_store
 from projections.base import Projection
 from projections.projects import ProjectsProjection
+from projections.rows import RowProjection
 from projections.runner import ProjectionRunner
 from projections.service import ProjectionService
 from projections.videos import VideosProjection
@@ -30,7 +31,7 @@ from workers.relay import Relay
 
 log = logging.getLogger(__name__)
 
-PROJECTIONS: tuple[type[Projection], ...] = (ProjectsProjection, VideosProjection)
+PROJECTIONS: tuple[type[Projection | RowProjection], ...] = (ProjectsProjection, VideosProjection)
 
 
 @dataclass
@@ -115,8 +116,8 @@ async def running(
 ) -> AsyncIterator[Services]:
     """Everything `verity serve` runs in one process, torn down in reverse on exit."""
     app = await asyncio.to_thread(open_application, endpoints.database_url, settings.db_pool_size)
-    write_pool: ConnectionPool[Any] = ConnectionPool(
-        endpoints.database_url, min_size=1, max_size=4, open=True
+    write_pool: ConnectionPool[Any] = ConnectionPool(  # a connection per runner thread + relay
+        endpoints.database_url, min_size=1, max_size=len(PROJECTIONS) + 3, open=True
     )
     read_pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
         endpoints.database_url,

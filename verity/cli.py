@@ -8,6 +8,7 @@ import logging
 import signal
 import sys
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NoReturn
 
 from verity.settings import Settings
@@ -57,27 +58,33 @@ def rebuild_command(settings: Settings, names: Sequence[str]) -> None:
     from psycopg_pool import ConnectionPool  # noqa: PLC0415
     from tqdm import tqdm  # noqa: PLC0415
 
+    from projections.runner import ProjectionRunner  # noqa: PLC0415
     from verity.bootstrap import open_application, projection_runners, servers  # noqa: PLC0415
 
     with servers(settings) as endpoints:
         app = open_application(endpoints.database_url)
-        with ConnectionPool(endpoints.database_url, min_size=1, max_size=2) as pool:
+        with ConnectionPool(endpoints.database_url, min_size=1, max_size=8) as pool:
             runners = projection_runners(app, pool, settings.projection_batch_size)
             unknown = set(names) - {r.name for r in runners}
             if unknown:
                 known = ", ".join(r.name for r in runners)
                 raise SystemExit(f"unknown projection(s) {sorted(unknown)}; known: {known}")
-            for runner in runners:
-                if names and runner.name not in names:
-                    continue
+            chosen = [r for r in runners if not names or r.name in names]
+
+            def rebuild(line: int, runner: ProjectionRunner) -> int:
                 with pool.connection() as conn:
                     row = conn.execute(
                         "SELECT count(*) FROM verity_events WHERE topic = ANY(%s)",
                         (runner.topics,),
                     ).fetchone()
                 runner.reset()
-                with tqdm(total=row[0] if row else None, desc=runner.name, unit="ev") as bar:
-                    runner.catch_up(progress=bar.update)
+                total = row[0] if row else None
+                with tqdm(total=total, desc=runner.name, unit="ev", position=line) as bar:
+                    return runner.catch_up(progress=bar.update)
+
+            # Read models rebuild side by side: one's round trips overlap another's work.
+            with ThreadPoolExecutor(max(1, min(len(chosen), 4))) as workers:
+                list(workers.map(rebuild, range(len(chosen)), chosen))
         app.close()
 
 

@@ -22,7 +22,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
     nats_prefix: str = "verity"
     """Subject prefix and stream-name stem; tests use a unique one each."""
-    projection_batch_size: int = 1000
+    projection_batch_size: int = 5000
     read_wait_timeout: float = 5.0
     """How long a command endpoint waits for the read models to include its write."""
     db_pool_size: int = 8
