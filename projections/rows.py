@@ -22,6 +22,19 @@ Row = dict[str, Any]
 
 
 @runtime_checkable
+class BatchProjection(Protocol):
+    """A projection that writes a whole batch itself (e.g. COPY for insert-only tables)."""
+
+    name: str
+    event_classes: tuple[type[Any], ...]
+    tables: tuple[str, ...]
+
+    def write_batch(self, conn: Connection[Any], events: Sequence[Any]) -> None:
+        """Apply `events` (in order) inside the runner's transaction."""
+        ...
+
+
+@runtime_checkable
 class RowProjection(Protocol):
     name: str
     event_classes: tuple[type[Any], ...]

@@ -17,9 +17,12 @@ from psycopg import Connection
 from psycopg_pool import ConnectionPool
 
 from projections.base import Projection, Statement, topics_of
-from projections.rows import RowProjection, apply_rows
+from projections.rows import BatchProjection, RowProjection, apply_rows
 
 log = logging.getLogger(__name__)
+
+AnyProjection = Projection | RowProjection | BatchProjection
+"""Statements per event, rows folded per batch, or a batch written by the projection itself."""
 
 
 class Notification(Protocol):
@@ -64,7 +67,7 @@ def execute_grouped(conn: Connection[Any], statements: Iterable[Statement]) -> N
 class ProjectionRunner:
     def __init__(
         self,
-        projection: Projection | RowProjection,
+        projection: AnyProjection,
         pool: ConnectionPool[Any],
         reader: NotificationReader,
         decode: Callable[[Any], Any],
@@ -98,7 +101,12 @@ class ProjectionRunner:
             return 0
         events = [self.decode(n) for n in notifications]
         projection = self.projection
-        if isinstance(projection, RowProjection):
+        if isinstance(projection, BatchProjection):
+
+            def write(conn: Connection[Any]) -> None:
+                projection.write_batch(conn, events)
+
+        elif isinstance(projection, RowProjection):
 
             def write(conn: Connection[Any]) -> None:
                 apply_rows(conn, projection, events)

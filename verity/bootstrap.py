@@ -19,10 +19,8 @@ from api.services import ApiConfig, Services
 from api.ws import RoomHub
 from commands.application import Verity
 from commands.projects import ensure_central_store
-from projections.base import Projection
 from projections.projects import ProjectsProjection
-from projections.rows import RowProjection
-from projections.runner import ProjectionRunner
+from projections.runner import AnyProjection, ProjectionRunner
 from projections.service import ProjectionService
 from projections.videos import VideosProjection
 from verity.migrate import migrate
@@ -31,7 +29,7 @@ from workers.relay import Relay
 
 log = logging.getLogger(__name__)
 
-PROJECTIONS: tuple[type[Projection | RowProjection], ...] = (ProjectsProjection, VideosProjection)
+PROJECTIONS: tuple[type[AnyProjection], ...] = (ProjectsProjection, VideosProjection)
 
 
 @dataclass
