@@ -19,6 +19,11 @@ from api.services import ApiConfig, Services
 from api.ws import RoomHub
 from commands.application import Verity
 from commands.projects import ensure_central_store
+from projections.annotation_sessions import (
+    AnnotationImportsProjection,
+    AnnotationSessionsProjection,
+)
+from projections.annotations import AnnotationsProjection
 from projections.projects import ProjectsProjection
 from projections.runner import AnyProjection, ProjectionRunner
 from projections.service import ProjectionService
@@ -29,7 +34,13 @@ from workers.relay import Relay
 
 log = logging.getLogger(__name__)
 
-PROJECTIONS: tuple[type[AnyProjection], ...] = (ProjectsProjection, VideosProjection)
+PROJECTIONS: tuple[type[AnyProjection], ...] = (
+    ProjectsProjection,
+    VideosProjection,
+    AnnotationsProjection,
+    AnnotationSessionsProjection,
+    AnnotationImportsProjection,
+)
 
 
 @dataclass
