@@ -9,7 +9,7 @@ import msgspec
 from litestar import Controller, MediaType, Request, Response, delete, get, post, put
 from litestar.datastructures import State
 from litestar.openapi import ResponseSpec
-from litestar.params import Parameter
+from litestar.params import JSONBody, Parameter
 
 from api.inputs import InputDTO
 from api.services import caught_up, execute, services_of
@@ -110,7 +110,7 @@ class ProjectsController(Controller):
         return_dto=None,
     )
     async def create_project(
-        self, state: State, request: Request[Any, Any, Any], data: ProjectIn
+        self, state: State, request: Request[Any, Any, Any], data: JSONBody[ProjectIn]
     ) -> ProjectOut:
         _required_text("name", data.name)
         _required_text("cameraModel", data.camera_model)
@@ -128,7 +128,11 @@ class ProjectsController(Controller):
         return_dto=None,
     )
     async def update_project(
-        self, state: State, request: Request[Any, Any, Any], project_id: UUID, data: ProjectPatch
+        self,
+        state: State,
+        request: Request[Any, Any, Any],
+        project_id: UUID,
+        data: JSONBody[ProjectPatch],
     ) -> ProjectOut:
         _required_text("name", data.name)
         _required_text("cameraModel", data.camera_model)

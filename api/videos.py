@@ -10,7 +10,7 @@ from uuid import UUID, uuid4
 import msgspec
 from litestar import Controller, Request, delete, get, post
 from litestar.datastructures import State
-from litestar.params import Parameter
+from litestar.params import JSONBody, Parameter
 
 from api.inputs import InputDTO
 from api.projects import Message, load_project
@@ -281,7 +281,11 @@ class VideosController(Controller):
         return_dto=None,
     )
     async def link_videos(
-        self, state: State, request: Request[Any, Any, Any], project_id: UUID, data: LinkIn
+        self,
+        state: State,
+        request: Request[Any, Any, Any],
+        project_id: UUID,
+        data: JSONBody[LinkIn],
     ) -> LinkOut:
         services = services_of(state)
         cmd = LinkVideos(project_id=project_id, video_ids=tuple(data.video_ids))
