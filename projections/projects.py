@@ -12,7 +12,7 @@ from psycopg import AsyncConnection
 from psycopg.rows import class_row
 
 from domain.projects import CENTRAL_STORE_ID, Project
-from projections.rows import Row
+from projections.rows import OneRowPerAggregate, Row
 
 _CHANGEABLE = (
     "name",
@@ -34,7 +34,7 @@ def _plain(value: Any) -> Any:
 PROJECTION_NAME = "projects_v1"
 
 
-class ProjectsProjection:
+class ProjectsProjection(OneRowPerAggregate):
     name: str = PROJECTION_NAME
     event_classes: tuple[type[Any], ...] = (Project.Created, Project.Updated, Project.Deleted)
     tables: tuple[str, ...] = ("rm_projects",)
@@ -48,10 +48,6 @@ class ProjectsProjection:
         "version",
         "created_by",
     )
-
-    def key(self, event: Any) -> UUID:
-        ident: UUID = event.originator_id
-        return ident
 
     def fold(self, row: Row | None, event: Any) -> Row | None:
         if isinstance(event, Project.Created):

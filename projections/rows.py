@@ -53,6 +53,14 @@ class RowProjection(Protocol):
         ...
 
 
+class OneRowPerAggregate:
+    """Mixin for row projections whose row id is the aggregate's id."""
+
+    def key(self, event: Any) -> UUID:
+        ident: UUID = event.originator_id
+        return ident
+
+
 def fold_batch(
     projection: RowProjection, existing: dict[UUID, Row], events: Sequence[Any]
 ) -> dict[UUID, Row | None]:

@@ -12,10 +12,10 @@ from psycopg.rows import class_row
 
 from domain.projects import CENTRAL_STORE_ID
 from domain.videos import Video
-from projections.rows import Row
+from projections.rows import OneRowPerAggregate, Row
 
 
-class VideosProjection:
+class VideosProjection(OneRowPerAggregate):
     name: str = "videos_v1"
     event_classes: tuple[type[Any], ...] = (
         Video.Uploaded,
@@ -46,10 +46,6 @@ class VideosProjection:
         "updated_at",
         "version",
     )
-
-    def key(self, event: Any) -> UUID:
-        ident: UUID = event.originator_id
-        return ident
 
     def fold(self, row: Row | None, event: Any) -> Row | None:
         if isinstance(event, Video.Uploaded):
