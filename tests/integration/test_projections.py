@@ -185,7 +185,10 @@ def test_dropped_read_models_are_rebuilt_identically(
         conn.execute("DROP TABLE rm_projects, rm_videos")
         conn.execute("DELETE FROM tracking WHERE name IN ('projects_v1', 'videos_v1')")
     migrate(database_url)  # what every start does: re-creates the read-model tables
-    runners: list[ProjectionRunner] = projection_runners(app, pool, 1000)
+    runners: list[ProjectionRunner] = [
+        r for r in projection_runners(app, pool, 1000) if r.name in ("projects_v1", "videos_v1")
+    ]
+    assert len(runners) == 2
     assert all(r.position == 0 for r in runners)
     for runner in runners:
         runner.catch_up()
