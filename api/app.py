@@ -14,10 +14,14 @@ from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.static_files import create_static_files_router
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.criteria import CriteriaController
+from api.dashboard import dashboard_charts, dashboard_stats
 from api.errors import exception_handlers
 from api.health import health, root
 from api.projects import ProjectsController
+from api.results import ResultsController
 from api.services import Services, request_id
+from api.validation import ValidationController
 from api.videos import VideosController
 from api.ws import websocket_gateway
 
@@ -58,6 +62,11 @@ def create_app(services_factory: ServicesFactory, uploads_dir: Path) -> Litestar
             health,
             ProjectsController,
             VideosController,
+            CriteriaController,
+            ResultsController,
+            ValidationController,
+            dashboard_stats,
+            dashboard_charts,
             websocket_gateway,
             create_static_files_router(path="/uploads", directories=[uploads_dir]),
         ],

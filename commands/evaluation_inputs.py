@@ -117,7 +117,9 @@ class TrackBoxLike(Protocol):
     @property
     def keyframe(self) -> bool: ...
     @property
-    def annotation_id(self) -> UUID | None: ...
+    def annotation_id(self) -> UUID: ...
+    @property
+    def vru_type(self) -> str: ...
 
 
 Interpolator = Callable[[Sequence[Any]], Sequence[TrackBoxLike]]
@@ -164,6 +166,9 @@ def ground_truth_of(
 ) -> GroundTruthInput:
     """Apply the ground-truth rule; expand tracks when a track key and an interpolator are given.
 
+    A box-less annotation outside a track is a timed event (matched by time); inside a track it
+    marks the object as out of view, and nothing is interpolated across it.
+
     Every annotation that passes the rule is pinned (id, version), including keyframes whose
     in-between boxes are interpolated.
     """
@@ -173,18 +178,18 @@ def ground_truth_of(
     track_ids: dict[Any, int] = {}
     for a in used:
         key = track_of(a) if track_of is not None else None
-        if key is not None and interpolate is not None and box_tuple(a.box) is not None:
+        if key is not None and interpolate is not None:
             tracks[key].append(a)
             continue
         rows.append((a.frame_number, a.timestamp, a.vru_type, box_tuple(a.box), -1, str(a.id)))
     for key, keyframes in sorted(tracks.items(), key=lambda kv: str(kv[0])):
         tid = track_ids.setdefault(key, len(track_ids))
-        ordered = sorted(keyframes, key=lambda a: a.frame_number)
-        label = ordered[0].vru_type
-        for tb in interpolate(ordered) if interpolate is not None else ():
-            ref = str(tb.annotation_id) if tb.annotation_id else ""
-            ref = ref if tb.keyframe else f"{ordered[0].id}@{tb.frame_number}"
-            rows.append((tb.frame_number, tb.timestamp, label, box_tuple(tb.box), tid, ref))
+        for tb in interpolate(keyframes) if interpolate is not None else ():
+            if tb.box is None:  # a box-less keyframe in a track: the object is out of view
+                continue
+            ref = str(tb.annotation_id)
+            ref = ref if tb.keyframe else f"{ref}@{tb.frame_number}"
+            rows.append((tb.frame_number, tb.timestamp, tb.vru_type, box_tuple(tb.box), tid, ref))
     rows.sort(key=lambda r: (r[0], r[5]))
     nan = float("nan")
     gt = make_ground_truth(

@@ -7,12 +7,13 @@ evaluation used, so the figures come out identical however the annotations chang
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from enum import StrEnum
 from uuid import UUID, uuid4
 
 import msgspec
 import numpy as np
+from eventsourcing.application import AggregateNotFoundError
 
 from commands.application import Position, Verity
 from commands.criteria import criteria_of
@@ -28,6 +29,7 @@ from commands.evaluation_inputs import (
     detections_of,
     ground_truth_of,
 )
+from domain.annotations import Annotation, AnnotationState
 from domain.errors import Conflict, NotFound
 from domain.evaluation import (
     EvaluationConfig,
@@ -39,6 +41,7 @@ from domain.evaluation import (
     verdict,
 )
 from domain.evaluations import DetectionsPin, Evaluation, GroundTruthPin, Trigger
+from domain.tracks import interpolate_track
 
 _SMALLEST_IOU = float(np.nextafter(0.0, 1.0))
 
@@ -174,9 +177,9 @@ def _score(
     criteria = criteria_of(app, session.project_id)
     judged = verdict(report, criteria) if criteria is not None else None
     ground_truth = GroundTruthPin(position=gt_position, annotations=gt.pins)
+    received = [r for d in detections if (r := getattr(d, "received_at", None)) is not None]
     pinned_detections = DetectionsPin(
-        count=len(detections),
-        last_received_at=getattr(detections[-1], "received_at", None) if detections else None,
+        count=len(detections), last_received_at=max(received) if received else None
     )
     evaluation = Evaluation._create(
         Evaluation.Requested,
@@ -209,7 +212,7 @@ def evaluate_session(
     cmd: EvaluateSession,
     app: Verity,
     sources: EvaluationSources,
-    interpolate: Interpolator | None = None,
+    interpolate: Interpolator | None = interpolate_track,
 ) -> Evaluated:
     """Score the session's detections so far against the video's current ground truth."""
     session = _session(sources, cmd.session_id)
@@ -231,24 +234,24 @@ def build_ground_truth(
 
 
 def _track_key(a: AnnotationLike) -> object:
-    return getattr(a, "track_id", None)
+    """Annotations sharing a `detection_id` are keyframes of one track."""
+    return getattr(a, "detection_id", None)
 
 
 def rerun_evaluation(
     cmd: RerunEvaluation,
     app: Verity,
     sources: EvaluationSources,
-    interpolate: Interpolator | None = None,
+    interpolate: Interpolator | None = interpolate_track,
 ) -> Rerun:
     """Re-run an earlier evaluation with its parameters, on pinned or latest ground truth."""
     previous = app.load(Evaluation, cmd.evaluation_id)
     if previous.report is None:
         raise Conflict(f"Evaluation {cmd.evaluation_id} has no recorded result to compare with")
     session = _session(sources, previous.session_id)
-    all_detections = sources.detections(session.id)
+    detections = pinned_detections(sources.detections(session.id), previous.detections)
     pinned_count = previous.detections.count
-    detections = all_detections[:pinned_count]
-    if len(detections) < pinned_count:
+    if len(detections) != pinned_count:
         raise Conflict(
             f"Evaluation {cmd.evaluation_id} used {pinned_count} detections but the session "
             f"now has {len(detections)}; it cannot be reproduced"
@@ -291,6 +294,16 @@ def rerun_evaluation(
     )
 
 
+def pinned_detections(
+    detections: Sequence[DetectionLike], pin: DetectionsPin
+) -> Sequence[DetectionLike]:
+    """The detections a pin names: those received by its time (else the first `count`)."""
+    last = pin.last_received_at
+    if last is None:
+        return detections[: pin.count]
+    return [d for d in detections if (r := getattr(d, "received_at", None)) is None or r <= last]
+
+
 def headline_changes(before: Headline, after: Headline) -> dict[str, Change]:
     out: dict[str, Change] = {}
     for name in Headline.__struct_fields__:
@@ -311,3 +324,20 @@ def pin_changes(old: GroundTruthPin, new: GroundTruthPin) -> GroundTruthChanges:
         changed=changed,
         unchanged=len(common) - changed,
     )
+
+
+def annotation_history(app: Verity) -> Callable[[UUID, int], AnnotationState]:
+    """Reads one past version of an annotation from the event store."""
+
+    def at(annotation_id: UUID, version: int) -> AnnotationState:
+        try:
+            annotation: object = app.repository.get(annotation_id, version=version)
+        except AggregateNotFoundError:
+            raise NotFound(
+                "Annotation", annotation_id, f"Annotation {annotation_id} v{version} not found"
+            ) from None
+        if not isinstance(annotation, Annotation):
+            raise NotFound("Annotation", annotation_id)
+        return annotation.state()
+
+    return at

@@ -233,7 +233,7 @@ async def comparisons(
     *,
     status: str | None = None,
     offset: int = 0,
-    limit: int = 100,
+    limit: int | None = 100,
 ) -> tuple[int, list[ComparisonRow]]:
     """(total matching rows, one page of them in frame order)."""
     where = "evaluation_id = %s" + (" AND status = %s" if status else "")

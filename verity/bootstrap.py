@@ -24,6 +24,8 @@ from projections.annotation_sessions import (
     AnnotationSessionsProjection,
 )
 from projections.annotations import AnnotationsProjection
+from projections.criteria import CriteriaProjection
+from projections.evaluations import EvaluationsProjection
 from projections.projects import ProjectsProjection
 from projections.runner import AnyProjection, ProjectionRunner
 from projections.service import ProjectionService
@@ -40,6 +42,8 @@ PROJECTIONS: tuple[type[AnyProjection], ...] = (
     AnnotationsProjection,
     AnnotationSessionsProjection,
     AnnotationImportsProjection,
+    CriteriaProjection,
+    EvaluationsProjection,
 )
 
 
