@@ -16,11 +16,13 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.criteria import CriteriaController
 from api.dashboard import dashboard_charts, dashboard_stats
+from api.detections import DetectionsController
 from api.errors import exception_handlers
 from api.health import health, root
 from api.projects import ProjectsController
 from api.results import ResultsController
 from api.services import Services, request_id
+from api.test_sessions import TestSessionsController
 from api.validation import ValidationController
 from api.videos import VideosController
 from api.ws import websocket_gateway
@@ -62,6 +64,8 @@ def create_app(services_factory: ServicesFactory, uploads_dir: Path) -> Litestar
             health,
             ProjectsController,
             VideosController,
+            TestSessionsController,
+            DetectionsController,
             CriteriaController,
             ResultsController,
             ValidationController,

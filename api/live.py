@@ -33,9 +33,57 @@ def _rooms(env: dict[str, Any]) -> list[str]:
     return rooms
 
 
+_SILENT = frozenset({"device_frame"})
+"""Aggregates whose events reach WebSockets another way: detections arrive coalesced on the
+live subject (workers/live.py), not one message per stored frame."""
+
+_SESSION_STATUS = {
+    "created": "created",
+    "started": "running",
+    "stopped": "stopped",
+    "completed": "completed",
+    "failed": "failed",
+}
+_SESSION_DASHBOARD = {
+    "started": "test_session_started",
+    "completed": "test_session_completed",
+    "failed": "test_session_failed",
+}
+
+
+def _test_session_messages(env: dict[str, Any]) -> list[tuple[str, bytes]]:
+    """`test_session_update` in the session's room; started/completed on the dashboard."""
+    ident, kind, data = env["aggregateId"], env["type"], env.get("data") or {}
+    status = _SESSION_STATUS.get(kind, kind)
+    body = {
+        "sessionId": ident,
+        "session_id": ident,
+        "status": status,
+        "message": f"Test session {status}",
+        **data,
+        "timestamp": env["occurredAt"],
+        "version": env["version"],
+        "position": env["position"],
+        "actor": env["actor"],
+    }
+    messages = [(f"test_session:{ident}", "test_session_update")]
+    if kind in _SESSION_DASHBOARD:
+        messages.append(("dashboard", _SESSION_DASHBOARD[kind]))
+    if "projectId" in data:
+        messages.append((f"project:{data['projectId']}", "test_session_created"))
+    return [
+        (room, _encoder.encode({"event": name, "room": room, "data": body}))
+        for room, name in messages
+    ]
+
+
 def ws_messages(env: dict[str, Any]) -> list[tuple[str, bytes]]:
     """Encoded `{"event", "room", "data"}` messages for every room that should hear `env`."""
     aggregate, kind = env["aggregate"], env["type"]
+    if aggregate in _SILENT:
+        return []
+    if aggregate == "test_session":
+        return _test_session_messages(env)
     name = _NAMES.get((aggregate, kind), f"{aggregate}_{kind}")
     id_key = f"{aggregate.split('_')[0]}Id" if "_" not in aggregate else "id"
     data = {

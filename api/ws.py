@@ -35,6 +35,13 @@ class ClientMessage(msgspec.Struct, kw_only=True):
     data: dict[str, Any] | None = None
 
 
+class LiveMessage(msgspec.Struct):
+    """Published on `<prefix>.live.*` by workers: already the message clients receive."""
+
+    event: str
+    room: str
+
+
 class Client:
     def __init__(self) -> None:
         self.queue: asyncio.Queue[bytes | None] = asyncio.Queue(QUEUE_LIMIT)
@@ -74,6 +81,12 @@ class RoomHub:
                 self.drop(client)
                 client.queue.get_nowait()
                 client.queue.put_nowait(None)
+
+    def on_live(self, payload: bytes) -> None:
+        """A ready WebSocket message from the live subject (not a stored event): pass it on."""
+        self.received += 1
+        message = msgspec.json.decode(payload, type=LiveMessage)
+        self.publish(message.room, payload)
 
     def on_envelope(self, payload: bytes) -> None:
         self.received += 1

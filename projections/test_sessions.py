@@ -1,26 +1,25 @@
 """Read models of test sessions (one row each, with counts) and of their detections.
 
 Sessions fold set-wise (see projections/rows.py): a batch of 1000 frame events of one session
-loads, updates and writes back that one row. Detections are append-only: each frame event
-becomes one INSERT ... SELECT FROM unnest(...) carrying all its objects, and the runner sends
-the batch's statements in one pipeline.
+loads, updates and writes back that one row. Detections are append-only: a batch of frame
+events goes into rm_detections with one binary COPY.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 import msgspec
+from psycopg import Connection
 from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from domain.detections import DeviceFrame, detection_id
 from domain.test_sessions import SessionStatus, TestSession
-from projections.base import Statement
 from projections.rows import Row
 
 _STATUS_OF: dict[type[Any], SessionStatus] = {
@@ -108,6 +107,7 @@ class TestSessionsProjection:
             }
         if row is None:
             return None
+        row["class_counts"] = Jsonb(_counts(row))  # loaded as a dict; COPY needs the wrapper
         if isinstance(event, DeviceFrame.Recorded):
             return _add_frame(row, event)
         status = _STATUS_OF[type(event)]
@@ -127,7 +127,6 @@ def _add_frame(row: Row, frame: Any) -> Row:
     counts = _counts(row)
     for d in frame.detections:
         counts[d.class_label] = counts.get(d.class_label, 0) + 1
-    row["class_counts"] = Jsonb(counts)
     row["frame_count"] += 1
     row["detection_count"] += len(frame.detections)
     at: datetime = frame.received_at
@@ -140,54 +139,85 @@ def _add_frame(row: Row, frame: Any) -> Row:
     return row
 
 
-_INSERT_DETECTIONS = (
-    "INSERT INTO rm_detections (session_id, timestamp, frame_id, idx, id, device_id, seq,"
-    " frame_number, captured_at, received_at, class_label, confidence, box_x, box_y,"
-    " box_width, box_height, track_id, model_version)"
-    " SELECT %(session)s, %(timestamp)s, %(frame)s, d.idx, d.id, %(device)s, %(seq)s,"
-    " %(frame_number)s, %(captured_at)s, %(received_at)s, d.class_label, d.confidence,"
-    " d.x, d.y, d.w, d.h, d.track_id, %(model_version)s"
-    " FROM unnest(%(idx)s::int[], %(ids)s::uuid[], %(labels)s::text[],"
-    " %(confidence)s::float8[], %(x)s::float8[], %(y)s::float8[], %(w)s::float8[],"
-    " %(h)s::float8[], %(tracks)s::text[])"
-    " AS d(idx, id, class_label, confidence, x, y, w, h, track_id)"
+_DETECTION_TABLE_COLUMNS = (
+    "session_id",
+    "timestamp",
+    "frame_id",
+    "idx",
+    "id",
+    "device_id",
+    "seq",
+    "frame_number",
+    "captured_at",
+    "received_at",
+    "class_label",
+    "confidence",
+    "box_x",
+    "box_y",
+    "box_width",
+    "box_height",
+    "track_id",
+    "model_version",
+)
+_COPY_DETECTIONS = (
+    f"COPY rm_detections ({', '.join(_DETECTION_TABLE_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
+)
+_DETECTION_TYPES = (
+    "uuid",
+    "float8",
+    "uuid",
+    "int4",
+    "uuid",
+    "text",
+    "int8",
+    "int4",
+    "timestamptz",
+    "timestamptz",
+    "text",
+    "float8",
+    "float8",
+    "float8",
+    "float8",
+    "float8",
+    "text",
+    "text",
 )
 
 
+_NO_BOX = (None, None, None, None)
+
+
 class DetectionsProjection:
+    """Insert-only: a whole batch of frames goes in with one binary COPY."""
+
     name: str = "detections_v1"
     event_classes: tuple[type[Any], ...] = (DeviceFrame.Recorded,)
     tables: tuple[str, ...] = ("rm_detections",)
 
-    def handle(self, event: Any) -> Iterable[Statement]:
-        objects = event.detections
-        if not objects:
-            return
-        frame: UUID = event.originator_id
-        boxes = [d.box for d in objects]
-        yield (
-            _INSERT_DETECTIONS,
-            {
-                "session": event.session_id,
-                "timestamp": event.video_time,
-                "frame": frame,
-                "device": event.device_id,
-                "seq": event.seq,
-                "frame_number": event.frame_number,
-                "captured_at": event.captured_at,
-                "received_at": event.received_at,
-                "model_version": event.model_version,
-                "idx": list(range(len(objects))),
-                "ids": [detection_id(frame, i) for i in range(len(objects))],
-                "labels": [d.class_label for d in objects],
-                "confidence": [d.confidence for d in objects],
-                "x": [b and b.x for b in boxes],
-                "y": [b and b.y for b in boxes],
-                "w": [b and b.width for b in boxes],
-                "h": [b and b.height for b in boxes],
-                "tracks": [d.track_id for d in objects],
-            },
-        )
+    def write_batch(self, conn: Connection[Any], events: Sequence[Any]) -> None:
+        with conn.cursor().copy(_COPY_DETECTIONS) as copy:
+            copy.set_types(_DETECTION_TYPES)
+            write = copy.write_row
+            for e in events:
+                frame: UUID = e.originator_id
+                head = (e.session_id, e.video_time, frame)
+                tail = (e.device_id, e.seq, e.frame_number, e.captured_at, e.received_at)
+                for i, d in enumerate(e.detections):
+                    b = d.box
+                    box = _NO_BOX if b is None else (b.x, b.y, b.width, b.height)
+                    write(
+                        (
+                            *head,
+                            i,
+                            detection_id(frame, i),
+                            *tail,
+                            d.class_label,
+                            d.confidence,
+                            *box,
+                            d.track_id,
+                            e.model_version,
+                        )
+                    )
 
 
 # --- queries -------------------------------------------------------------------------------
@@ -326,3 +356,44 @@ async def video_detections(
         )
         rows: list[DetectionRow] = await cur.fetchall()
         return rows
+
+
+async def confidence_bands(
+    pool: AsyncConnectionPool[Any], session_ids: list[UUID]
+) -> dict[str, int]:
+    """Detections with confidence >= 0.8 (high), >= 0.5 (medium), else or unknown (low)."""
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT count(*) FILTER (WHERE confidence >= 0.8),"
+            " count(*) FILTER (WHERE confidence >= 0.5 AND confidence < 0.8),"
+            " count(*) FILTER (WHERE confidence < 0.5 OR confidence IS NULL)"
+            " FROM rm_detections WHERE session_id = ANY(%s)",
+            (session_ids,),
+        )
+        row = await cur.fetchone()
+    high, medium, low = row if row else (0, 0, 0)
+    return {"high": int(high), "medium": int(medium), "low": int(low)}
+
+
+async def session_progress(
+    pool: AsyncConnectionPool[Any], session_ids: Sequence[UUID]
+) -> dict[UUID, dict[str, Any]]:
+    """Counts and 0-100 progress per session, for live `test_progress` messages."""
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT s.id, s.status, s.frame_count, s.detection_count, s.last_frame_timestamp,"
+            " v.duration FROM rm_test_sessions s LEFT JOIN rm_videos v ON v.id = s.video_id"
+            " WHERE s.id = ANY(%s)",
+            (list(session_ids),),
+        )
+        rows = await cur.fetchall()
+    out: dict[UUID, dict[str, Any]] = {}
+    for sid, status, frames, detections, last, duration in rows:
+        progress = 100.0 * last / duration if last is not None and duration else 0.0
+        out[sid] = {
+            "status": status,
+            "frameCount": frames,
+            "detectionCount": detections,
+            "progress": round(min(progress, 100.0), 1),
+        }
+    return out

@@ -29,9 +29,16 @@ from projections.evaluations import EvaluationsProjection
 from projections.projects import ProjectsProjection
 from projections.runner import AnyProjection, ProjectionRunner
 from projections.service import ProjectionService
+from projections.test_sessions import (
+    DetectionsProjection,
+    TestSessionsProjection,
+    session_progress,
+)
 from projections.videos import VideosProjection
 from verity.migrate import migrate
 from verity.settings import Settings
+from workers.ingest import IngestWorker
+from workers.live import LiveCoalescer
 from workers.relay import Relay
 
 log = logging.getLogger(__name__)
@@ -39,6 +46,8 @@ log = logging.getLogger(__name__)
 PROJECTIONS: tuple[type[AnyProjection], ...] = (
     ProjectsProjection,
     VideosProjection,
+    TestSessionsProjection,
+    DetectionsProjection,
     AnnotationsProjection,
     AnnotationSessionsProjection,
     AnnotationImportsProjection,
@@ -126,6 +135,7 @@ async def running(
     *,
     with_projections: bool = True,
     with_relay: bool = True,
+    with_ingest: bool = True,
 ) -> AsyncIterator[Services]:
     """Everything `verity serve` runs in one process, torn down in reverse on exit."""
     app = await asyncio.to_thread(open_application, endpoints.database_url, settings.db_pool_size)
@@ -161,6 +171,14 @@ async def running(
             log.exception("cannot fan out message on %s", msg.subject)
 
     await nc.subscribe(f"{settings.events_subject}.>", cb=on_event)
+
+    async def on_live(msg: Any) -> None:
+        try:
+            hub.on_live(msg.data)
+        except Exception:  # a malformed live message must not stop the others
+            log.exception("cannot fan out live message on %s", msg.subject)
+
+    await nc.subscribe(f"{settings.live_subject}.>", cb=on_live)
     relay = Relay(
         nc.jetstream(),
         app.recorder,
@@ -172,12 +190,18 @@ async def running(
     )
     if with_relay:
         tasks.append(asyncio.create_task(relay.run(stop), name="relay"))
+    ingest = ingest_worker(nc, app, settings, read_pool)
+    if with_ingest:
+        tasks.append(asyncio.create_task(ingest.run(stop), name="ingest"))
 
     async def check_nats() -> str | None:
         return None if nc.is_connected else "disconnected"
 
     async def check_relay() -> str | None:
         return relay.last_error if with_relay else None
+
+    async def check_ingest() -> str | None:
+        return ingest.stats.last_error if with_ingest else None
 
     services = Services(
         app=app,
@@ -193,6 +217,7 @@ async def running(
             ("database", lambda: _check_database(read_pool)),
             ("nats", check_nats),
             ("relay", check_relay),
+            ("ingest", check_ingest),
         ),
         hub=hub,
     )
@@ -208,6 +233,28 @@ async def running(
         await read_pool.close()
         write_pool.close()
         app.close()
+
+
+def ingest_worker(
+    nc: NatsClient, app: Verity, settings: Settings, read_pool: AsyncConnectionPool[Any]
+) -> IngestWorker:
+    """The device ingest worker, publishing coalesced live messages for the WebSockets."""
+
+    async def publish(subject: str, payload: bytes) -> None:
+        await nc.publish(subject, payload)
+
+    live = LiveCoalescer(
+        publish,
+        settings.live_subject,
+        counts=lambda ids: session_progress(read_pool, ids),
+    )
+    return IngestWorker(
+        nc,
+        app,
+        stream=settings.detections_stream,
+        subject_prefix=settings.detections_subject,
+        live=live,
+    )
 
 
 def database_exists(url: str) -> bool:

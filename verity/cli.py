@@ -10,7 +10,9 @@ import sys
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NoReturn
+from uuid import UUID
 
+from verity.device_commands import device_schema_command, ingest_command, simulate_command
 from verity.settings import Settings
 
 
@@ -132,7 +134,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     rebuild = sub.add_parser("rebuild", help="empty read models and rebuild them from events")
     rebuild.add_argument("projections", nargs="*", help="names (default: all)")
     worker = sub.add_parser("worker", help="run one worker alone")
-    worker.add_argument("name", choices=["relay"])
+    worker.add_argument("name", choices=["relay", "ingest"])
+    simulate = sub.add_parser("simulate-device", help="publish a test session's frames over NATS")
+    simulate.add_argument("--session", type=UUID, required=True, help="test session id")
+    simulate.add_argument("--fps", type=float, default=30.0, help="frames per second (0: max)")
+    simulate.add_argument("--duration", type=float, default=60.0, help="seconds of video")
+    simulate.add_argument("--device", default="sim-1", help="device id")
+    simulate.add_argument("--seed", type=int, default=7)
+    sub.add_parser("device-schema", help="print the device frame message JSON Schema")
     args = parser.parse_args(argv)
 
     logging.basicConfig(
@@ -147,8 +156,16 @@ def main(argv: Sequence[str] | None = None) -> None:
             migrate_command(settings)
         elif args.command == "rebuild":
             rebuild_command(settings, args.projections)
+        elif args.command == "worker" and args.name == "ingest":
+            ingest_command(settings)
         elif args.command == "worker":
             relay_command(settings)
+        elif args.command == "simulate-device":
+            simulate_command(
+                settings, args.session, args.fps, args.duration, args.device, args.seed
+            )
+        elif args.command == "device-schema":
+            device_schema_command()
     except KeyboardInterrupt:
         print("stopped", file=sys.stderr)
 

@@ -45,6 +45,20 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     def events_subject(self) -> str:
         return f"{self.nats_prefix}.events"
 
+    @property
+    def detections_stream(self) -> str:
+        return f"{self.nats_prefix.upper().replace('.', '_')}_DETECTIONS"
+
+    @property
+    def detections_subject(self) -> str:
+        """Devices publish to `<this>.<sessionId>`; poison goes to `<this>.dlq`."""
+        return f"{self.nats_prefix}.detections"
+
+    @property
+    def live_subject(self) -> str:
+        """Core-NATS (not stored) WebSocket messages: `<this>.<room with : as .>`."""
+        return f"{self.nats_prefix}.live"
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         e = os.environ if env is None else env

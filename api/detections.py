@@ -1,0 +1,307 @@
+"""Detections over HTTP (contract T5-T7) and the batch form of the device wire format.
+
+The original's way in (one POST per detection, T7) and the device way (a frame message, here
+or over NATS) go through the same command, `record_frames`, so both are stored, deduplicated
+and projected identically.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+from uuid import UUID, uuid4
+
+import msgspec
+from litestar import Controller, Request, get, post
+from litestar.datastructures import State
+from litestar.params import Parameter
+
+from api.inputs import InputError, decode_input
+from api.services import Services, caught_up, execute, services_of
+from api.test_sessions import load_session
+from commands.detections import RecordFrames, RecordResult, record_frames
+from commands.device_messages import FrameMessage, InvalidMessage, decode_frame
+from domain.detections import detection_id, frame_id
+from domain.errors import Conflict, NotFound
+from projections import test_sessions as read
+from projections.videos import get_video
+
+HTTP_DEVICE = "http"
+"""Device id recorded for detections posted one at a time (T7)."""
+
+
+class BoundingBoxIn(msgspec.Struct, kw_only=True):
+    x: float
+    y: float
+    width: float
+    height: float
+
+
+class DetectionEventIn(msgspec.Struct, kw_only=True):
+    """T7 as cameras and the original's Raspberry Pi client post it."""
+
+    test_session_id: UUID
+    timestamp: float
+    confidence: float | None = None
+    class_label: str | None = None
+    vru_type: str | None = None
+    frame_number: int | None = None
+    bounding_box: BoundingBoxIn | None = None
+    track_id: str | None = None
+    device_id: str | None = None
+    model_version: str | None = None
+    validation_result: str | None = None
+    """Accepted for compatibility and ignored: the evaluation decides TP/FP."""
+
+
+class DetectionEventOut(msgspec.Struct, kw_only=True):
+    detection_id: UUID
+    validation_result: str | None
+    status: str
+
+
+class FrameStoredOut(msgspec.Struct, kw_only=True, rename="camel"):
+    frame_id: UUID
+    status: str
+    """`stored`, or `duplicate` when this (deviceId, sessionId, seq) was stored before."""
+    detection_ids: list[UUID]
+
+
+class BoxOut(msgspec.Struct, kw_only=True):
+    x: float
+    y: float
+    width: float
+    height: float
+
+
+class DetectionOut(msgspec.Struct, kw_only=True):
+    """The original's `Det` item (snake_case, as its pages read it) plus device facts."""
+
+    id: UUID
+    detection_id: UUID
+    test_session_id: UUID
+    timestamp: float
+    frame_number: int | None
+    confidence: float | None
+    class_label: str
+    vru_type: str
+    bounding_box: BoxOut | None
+    track_id: str | None
+    device_id: str
+    seq: int
+    model_version: str | None
+    captured_at: datetime | None
+    received_at: datetime
+    created_at: datetime
+    screenshot_path: None = None
+    screenshot_zoom_path: None = None
+    has_visual_evidence: bool = False
+    processing_time_ms: None = None
+    validation_result: None = None
+
+
+class SessionDetectionsOut(msgspec.Struct, kw_only=True):
+    test_session_id: UUID
+    test_session_name: str
+    video_id: UUID
+    total_detections: int
+    detections: list[DetectionOut]
+    session_status: str
+    started_at: datetime | None
+    completed_at: datetime | None
+    skip: int
+    limit: int
+
+
+class DetectionSummary(msgspec.Struct, kw_only=True):
+    by_class: dict[str, int]
+    by_confidence: dict[str, int]
+    with_screenshots: int
+
+
+class VideoDetectionsOut(msgspec.Struct, kw_only=True):
+    video_id: UUID
+    total_detections: int
+    detections: list[DetectionOut]
+    detection_summary: DetectionSummary
+    test_sessions: list[UUID]
+    message: str
+    skip: int
+    limit: int
+
+
+def detection_out(d: read.DetectionRow) -> DetectionOut:
+    box = None if d.box is None else BoxOut(x=d.box[0], y=d.box[1], width=d.box[2], height=d.box[3])
+    return DetectionOut(
+        id=d.id,
+        detection_id=d.id,
+        test_session_id=d.session_id,
+        timestamp=d.timestamp,
+        frame_number=d.frame_number,
+        confidence=d.confidence,
+        class_label=d.class_label,
+        vru_type=d.class_label,
+        bounding_box=box,
+        track_id=d.track_id,
+        device_id=d.device_id,
+        seq=d.seq,
+        model_version=d.model_version,
+        captured_at=d.captured_at,
+        received_at=d.received_at,
+        created_at=d.received_at,
+    )
+
+
+def _message_from_event(data: DetectionEventIn) -> FrameMessage:
+    """T7's single detection as a one-object frame; the original's messages for bad values."""
+    if data.timestamp < 0:
+        raise InputError("Timestamp must be non-negative", "timestamp", status_code=400)
+    if data.confidence is not None and not 0.0 <= data.confidence <= 1.0:
+        raise InputError("Confidence must be between 0 and 1", "confidence", status_code=400)
+    label = data.class_label or data.vru_type or "pedestrian"
+    box = data.bounding_box
+    detection: dict[str, Any] = {"classLabel": label, "confidence": data.confidence}
+    if box is not None:
+        detection["box"] = msgspec.structs.asdict(box)
+    if data.track_id is not None:
+        detection["trackId"] = data.track_id
+    raw = {
+        "deviceId": data.device_id or HTTP_DEVICE,
+        "sessionId": str(data.test_session_id),
+        "seq": 0,
+        "timestamp": data.timestamp,
+        "frameNumber": data.frame_number,
+        "modelVersion": data.model_version,
+        "detections": [detection],
+    }
+    try:
+        return decode_frame(msgspec.json.encode(raw))
+    except InvalidMessage as err:
+        raise InputError(err.detail, status_code=400) from None
+
+
+def _raise_rejection(result: RecordResult) -> None:
+    for rejection in result.rejected:
+        if rejection.reason == "unknown_session":
+            raise NotFound("Test session", rejection.detail, "Test session not found")
+        raise Conflict(rejection.detail)
+
+
+async def _record(
+    services: Services, request: Request[Any, Any, Any], cmd: RecordFrames
+) -> RecordResult:
+    result = await execute(services, request, record_frames, cmd)
+    _raise_rejection(result)
+    await caught_up(services, result.position)
+    return result
+
+
+class DetectionsController(Controller):
+    tags = ["detections"]
+
+    @post(
+        "/api/detection-events",
+        operation_id="createDetectionEvent",
+        summary="Record one detection (T7); 400 on a negative timestamp or confidence outside 0-1",
+        status_code=200,
+    )
+    async def create_detection_event(
+        self, state: State, request: Request[Any, Any, Any]
+    ) -> DetectionEventOut:
+        data = decode_input(await request.body(), DetectionEventIn)
+        message = _message_from_event(data)
+        fid = uuid4()  # one POST is one detection: no sequence number to deduplicate on
+        cmd = RecordFrames(frames=(message,), received_at=datetime.now(UTC), ids=(fid,))
+        await _record(services_of(state), request, cmd)
+        return DetectionEventOut(
+            detection_id=detection_id(fid, 0), validation_result=None, status="processed"
+        )
+
+    @post(
+        "/api/detection-events/batch",
+        operation_id="createDetectionFrame",
+        summary="Record one frame message in the device wire format (see `verity device-schema`)",
+        status_code=200,
+    )
+    async def create_frame(self, state: State, request: Request[Any, Any, Any]) -> FrameStoredOut:
+        body = await request.body()
+        if not body.strip():
+            raise InputError("Request body is empty; a frame message was expected", status_code=400)
+        try:
+            message = decode_frame(body)
+        except InvalidMessage as err:
+            status = 400 if err.reason == "undecodable" else 422
+            raise InputError(err.detail, status_code=status) from None
+        cmd = RecordFrames(frames=(message,), received_at=datetime.now(UTC))
+        result = await _record(services_of(state), request, cmd)
+        fid = frame_id(message.device_id, message.session_id, message.seq)
+        return FrameStoredOut(
+            frame_id=fid,
+            status="stored" if result.stored else "duplicate",
+            detection_ids=[detection_id(fid, i) for i in range(len(message.detections))],
+        )
+
+    @get(
+        "/api/test-sessions/{session_id:uuid}/detections",
+        operation_id="listSessionDetections",
+        summary="Detections of a test session in video order, paginated (T5)",
+    )
+    async def session_detections(
+        self,
+        state: State,
+        session_id: UUID,
+        skip: Annotated[int, Parameter(ge=0)] = 0,
+        limit: Annotated[int, Parameter(ge=1, le=100_000)] = 10_000,
+    ) -> SessionDetectionsOut:
+        services = services_of(state)
+        session = await load_session(services, session_id)
+        rows = await read.session_detections(services.read_pool, session_id, skip, limit)
+        return SessionDetectionsOut(
+            test_session_id=session.id,
+            test_session_name=session.name,
+            video_id=session.video_id,
+            total_detections=session.detection_count,
+            detections=[detection_out(r) for r in rows],
+            session_status=session.status,
+            started_at=session.started_at,
+            completed_at=session.completed_at,
+            skip=skip,
+            limit=limit,
+        )
+
+    @get(
+        "/api/videos/{video_id:uuid}/detections",
+        operation_id="listVideoDetections",
+        summary="Detections of every test session run on a video, paginated (T6)",
+    )
+    async def video_detections(
+        self,
+        state: State,
+        video_id: UUID,
+        skip: Annotated[int, Parameter(ge=0)] = 0,
+        limit: Annotated[int, Parameter(ge=1, le=100_000)] = 10_000,
+    ) -> VideoDetectionsOut:
+        services = services_of(state)
+        async with services.read_pool.connection() as conn:
+            if await get_video(conn, video_id) is None:
+                raise NotFound("Video", video_id, "Video not found")
+        sessions = await read.sessions_of_video(services.read_pool, video_id)
+        rows = await read.video_detections(services.read_pool, video_id, skip, limit)
+        by_class: dict[str, int] = {}
+        for s in sessions:
+            for label, n in s.class_counts.items():
+                by_class[label] = by_class.get(label, 0) + n
+        bands = await read.confidence_bands(services.read_pool, [s.id for s in sessions])
+        total = sum(s.detection_count for s in sessions)
+        return VideoDetectionsOut(
+            video_id=video_id,
+            total_detections=total,
+            detections=[detection_out(r) for r in rows],
+            detection_summary=DetectionSummary(
+                by_class=by_class, by_confidence=bands, with_screenshots=0
+            ),
+            test_sessions=[s.id for s in sessions],
+            message=f"{total} detections from {len(sessions)} test sessions",
+            skip=skip,
+            limit=limit,
+        )

@@ -1,0 +1,343 @@
+"""Test sessions (contract T1-T3, T8-T10): create, read, start, stop, complete.
+
+Decision where the frontend disagrees with itself: `POST /api/test-sessions` takes `videoId`
+(or `video_id`), or the `videoIds` list TestExecution.tsx sends when it names exactly one video;
+a session runs on one video, so a list of several is refused (422) instead of silently
+dropping all but the first.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+from uuid import UUID
+
+import msgspec
+from litestar import Controller, Request, get, post
+from litestar.datastructures import State
+from litestar.params import Parameter, QueryParameter
+
+from api.inputs import InputDTO, InputError, decode_input
+from api.projects import load_project
+from api.services import Services, caught_up, execute, services_of
+from commands.application import Position
+from commands.test_sessions import (
+    ChangeSessionStatus,
+    CreateTestSession,
+    complete_test_session,
+    create_test_session,
+    start_test_session,
+    stop_test_session,
+)
+from domain.errors import NotFound
+from domain.test_sessions import DEFAULT_IOU_THRESHOLD, DEFAULT_TOLERANCE_MS
+from projections import test_sessions as read
+from projections.videos import get_video, videos_of_project
+
+Text = Annotated[str, msgspec.Meta(max_length=500)]
+
+
+class TestSessionIn(msgspec.Struct, kw_only=True):
+    __test__ = False
+
+    name: Text
+    project_id: UUID
+    video_id: UUID | None = None
+    video_ids: list[UUID] | None = None
+    tolerance_ms: Annotated[int, msgspec.Meta(ge=0, le=60_000)] = DEFAULT_TOLERANCE_MS
+    iou_threshold: Annotated[float, msgspec.Meta(ge=0, le=1)] = DEFAULT_IOU_THRESHOLD
+    device_id: Annotated[str, msgspec.Meta(max_length=128)] | None = None
+    description: str | None = None
+
+
+class ExecuteTestIn(msgspec.Struct, kw_only=True):
+    name: Text | None = None
+    video_id: UUID | None = None
+    tolerance_ms: Annotated[int, msgspec.Meta(ge=0, le=60_000)] = DEFAULT_TOLERANCE_MS
+    iou_threshold: Annotated[float, msgspec.Meta(ge=0, le=1)] = DEFAULT_IOU_THRESHOLD
+    device_id: Annotated[str, msgspec.Meta(max_length=128)] | None = None
+
+
+class StatusChangeIn(msgspec.Struct, kw_only=True):
+    reason: Annotated[str, msgspec.Meta(max_length=1000)] = ""
+
+
+class TestSessionOut(msgspec.Struct, kw_only=True, rename="camel"):
+    __test__ = False
+
+    id: UUID
+    name: str
+    project_id: UUID
+    video_id: UUID
+    status: str
+    tolerance_ms: int
+    iou_threshold: float
+    device_id: str | None
+    description: str | None
+    error: str | None
+    started_at: datetime | None
+    completed_at: datetime | None
+    created_at: datetime
+    updated_at: datetime | None
+    frame_count: int
+    detection_count: int
+    total_detections: int
+    class_counts: dict[str, int]
+    first_detection_at: datetime | None
+    last_detection_at: datetime | None
+    version: int
+
+
+class ExecuteTestOut(msgspec.Struct, kw_only=True):
+    session_id: UUID
+    status: str
+    message: str
+    video_count: int
+    video_id: UUID
+
+
+class SessionStatusOut(msgspec.Struct, kw_only=True):
+    """T9 as the original shaped it (snake_case), with the counts Verity knows."""
+
+    session_id: UUID
+    status: str
+    progress: float
+    """0-100: how far into the video the newest frame is (100 once completed)."""
+    videos_processed: int
+    total_videos: int
+    metrics: dict[str, Any]
+    error: str | None
+
+
+def session_out(row: read.TestSessionRow) -> TestSessionOut:
+    fields = msgspec.structs.asdict(row)
+    fields.pop("last_frame_timestamp")
+    return TestSessionOut(**fields, total_detections=row.detection_count)
+
+
+async def load_session(services: Services, session_id: UUID) -> read.TestSessionRow:
+    row = await read.get_test_session(services.read_pool, session_id)
+    if row is None:
+        raise NotFound("Test session", session_id, "Test session not found")
+    return row
+
+
+def _video_of(data: TestSessionIn) -> UUID:
+    if data.video_id is not None:
+        return data.video_id
+    if data.video_ids is not None and len(data.video_ids) == 1:
+        return data.video_ids[0]
+    if data.video_ids:
+        raise InputError(
+            "videoIds: a test session runs on one video; create one session per video",
+            "videoIds",
+        )
+    raise InputError("videoId: field is required", "videoId")
+
+
+async def _has_ground_truth(services: Services, video_id: UUID) -> bool:
+    """Annotations (when that read model exists) or auto-generated ground truth."""
+    async with services.read_pool.connection() as conn:
+        cur = await conn.execute("SELECT to_regclass('rm_annotations') IS NOT NULL", prepare=False)
+        row = await cur.fetchone()
+        if row and row[0]:
+            cur = await conn.execute(
+                "SELECT EXISTS (SELECT 1 FROM rm_annotations WHERE video_id = %s AND NOT deleted)",
+                (video_id,),
+            )
+            found = await cur.fetchone()
+            if found and found[0]:
+                return True
+        video = await get_video(conn, video_id)
+    return video is not None and video.ground_truth_generated
+
+
+async def _change(
+    state: State,
+    request: Request[Any, Any, Any],
+    session_id: UUID,
+    handler: Any,
+    reason: str = "",
+) -> TestSessionOut:
+    services = services_of(state)
+    cmd = ChangeSessionStatus(id=session_id, reason=reason)
+    position: Position | None = await execute(services, request, handler, cmd)
+    await caught_up(services, position)
+    return session_out(await load_session(services, session_id))
+
+
+def _progress(row: read.TestSessionRow, duration: float | None) -> float:
+    if row.status == "completed":
+        return 100.0
+    if not duration or row.last_frame_timestamp is None:
+        return 0.0
+    return round(min(100.0, 100.0 * row.last_frame_timestamp / duration), 1)
+
+
+class TestSessionsController(Controller):
+    __test__ = False
+    tags = ["test sessions"]
+
+    @get("/api/test-sessions", operation_id="listTestSessions", summary="Test sessions (T1)")
+    async def list_sessions(
+        self,
+        state: State,
+        project_id: UUID | None = None,
+        project_id_camel: Annotated[UUID | None, QueryParameter(name="projectId")] = None,
+        skip: Annotated[int, Parameter(ge=0)] = 0,
+        limit: Annotated[int, Parameter(ge=1, le=1000)] = 100,
+    ) -> list[TestSessionOut]:
+        rows = await read.list_test_sessions(
+            services_of(state).read_pool, project_id or project_id_camel, skip, limit
+        )
+        return [session_out(r) for r in rows]
+
+    @post(
+        "/api/test-sessions",
+        operation_id="createTestSession",
+        summary="Create a test session on one video (T2)",
+        status_code=200,
+        dto=InputDTO[TestSessionIn],
+        return_dto=None,
+    )
+    async def create_session(
+        self, state: State, request: Request[Any, Any, Any], data: TestSessionIn
+    ) -> TestSessionOut:
+        if not data.name.strip():
+            raise InputError("Test session name is required", "name", status_code=400)
+        services = services_of(state)
+        cmd = CreateTestSession(
+            name=data.name,
+            project_id=data.project_id,
+            video_id=_video_of(data),
+            tolerance_ms=data.tolerance_ms,
+            iou_threshold=data.iou_threshold,
+            device_id=data.device_id,
+            description=data.description,
+        )
+        position = await execute(services, request, create_test_session, cmd)
+        await caught_up(services, position)
+        return session_out(await load_session(services, cmd.id))
+
+    @get(
+        "/api/test-sessions/{session_id:uuid}",
+        operation_id="getTestSession",
+        summary="One test session with its counts (T3)",
+    )
+    async def get_session(self, state: State, session_id: UUID) -> TestSessionOut:
+        return session_out(await load_session(services_of(state), session_id))
+
+    @get(
+        "/api/test-sessions/{session_id:uuid}/status",
+        operation_id="getTestSessionStatus",
+        summary="Status and progress of a test session (T9)",
+    )
+    async def session_status(self, state: State, session_id: UUID) -> SessionStatusOut:
+        services = services_of(state)
+        row = await load_session(services, session_id)
+        async with services.read_pool.connection() as conn:
+            video = await get_video(conn, row.video_id)
+        progress = _progress(row, video.duration if video else None)
+        return SessionStatusOut(
+            session_id=row.id,
+            status=row.status,
+            progress=progress,
+            videos_processed=1 if row.status == "completed" else 0,
+            total_videos=1,
+            metrics={
+                "frameCount": row.frame_count,
+                "detectionCount": row.detection_count,
+                "classCounts": row.class_counts,
+            },
+            error=row.error,
+        )
+
+    @post(
+        "/api/test-sessions/{session_id:uuid}/start",
+        operation_id="startTestSession",
+        summary="Start (or resume) a test session (T10); 409 naming the current status",
+        status_code=200,
+    )
+    async def start_session(
+        self, state: State, request: Request[Any, Any, Any], session_id: UUID
+    ) -> TestSessionOut:
+        return await _change(state, request, session_id, start_test_session)
+
+    @post(
+        "/api/test-sessions/{session_id:uuid}/stop",
+        operation_id="stopTestSession",
+        summary="Stop a running test session (T10); 409 naming the current status",
+        status_code=200,
+    )
+    async def stop_session(
+        self, state: State, request: Request[Any, Any, Any], session_id: UUID
+    ) -> TestSessionOut:
+        return await _change(state, request, session_id, stop_test_session)
+
+    @post(
+        "/api/test-sessions/{session_id:uuid}/complete",
+        operation_id="completeTestSession",
+        summary="Complete a test session: no more detections; the evaluation runs",
+        status_code=200,
+    )
+    async def complete_session(
+        self, state: State, request: Request[Any, Any, Any], session_id: UUID
+    ) -> TestSessionOut:
+        return await _change(state, request, session_id, complete_test_session)
+
+    @get(
+        "/api/projects/{project_id:uuid}/test-sessions",
+        operation_id="listProjectTestSessions",
+        summary="Test sessions of a project (T10)",
+    )
+    async def project_sessions(self, state: State, project_id: UUID) -> list[TestSessionOut]:
+        await load_project(state, project_id)
+        rows = await read.list_test_sessions(services_of(state).read_pool, project_id, 0, 10_000)
+        return [session_out(r) for r in rows]
+
+    @post(
+        "/api/projects/{project_id:uuid}/execute-test",
+        operation_id="executeTest",
+        summary="Create and start a test session on a project video with ground truth (T8)",
+        status_code=200,
+    )
+    async def execute_test(
+        self,
+        state: State,
+        request: Request[Any, Any, Any],
+        project_id: UUID,
+    ) -> ExecuteTestOut:
+        services = services_of(state)
+        project = await load_project(state, project_id)
+        body = await request.body()  # optional: every field has a default
+        data = decode_input(body, ExecuteTestIn) if body.strip() else ExecuteTestIn()
+        async with services.read_pool.connection() as conn:
+            videos = await videos_of_project(conn, project_id)
+        candidates = [v.id for v in videos if data.video_id in (None, v.id)]
+        if data.video_id is not None and not candidates:
+            raise NotFound("Video", data.video_id, f"Video {data.video_id} is not in this project")
+        chosen = [v for v in candidates if await _has_ground_truth(services, v)]
+        if not chosen:
+            raise InputError(
+                "No video with ground truth in this project; annotate a video first",
+                "videoId",
+                status_code=400,
+            )
+        cmd = CreateTestSession(
+            name=data.name or f"{project.name} test",
+            project_id=project_id,
+            video_id=chosen[0],
+            tolerance_ms=data.tolerance_ms,
+            iou_threshold=data.iou_threshold,
+            device_id=data.device_id,
+            start=True,
+        )
+        position = await execute(services, request, create_test_session, cmd)
+        await caught_up(services, position)
+        return ExecuteTestOut(
+            session_id=cmd.id,
+            status="started",
+            message=f"Test session started on video {chosen[0]}",
+            video_count=len(chosen),
+            video_id=chosen[0],
+        )

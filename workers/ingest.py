@@ -1,0 +1,203 @@
+"""Device ingest: frame messages from JetStream into the event store, exactly once each.
+
+Loop: fetch a batch from a durable pull consumer -> decode each with one prebuilt typed decoder
+-> store every acceptable frame in ONE event-store transaction (`record_frames`) -> ack.
+Nothing is acked before it is committed. A repeat (same device, session, seq) is recognised by
+its deterministic id whenever it comes, so redeliveries and competing workers store nothing
+twice. Poison (undecodable, schema-invalid, unknown or closed session) is published to
+`<prefix>.detections.dlq` with the reason and the original subject in headers, then
+terminated. Transient failures (database down) nak the batch with growing delay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from uuid import uuid4
+
+import anyio.to_thread
+from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
+from nats.errors import TimeoutError as NatsTimeout
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
+from commands.application import Verity
+from commands.context import run_as
+from commands.detections import RecordFrames, RecordResult, record_frames
+from commands.device_messages import FrameMessage, InvalidMessage, decode_frame
+from domain.events import EventMeta
+from workers.live import LiveCoalescer
+from workers.streams import ensure_stream
+
+log = logging.getLogger(__name__)
+
+DURABLE = "verity-ingest"
+HEADER_REASON = "Verity-Dlq-Reason"
+HEADER_DETAIL = "Verity-Dlq-Detail"
+HEADER_SUBJECT = "Verity-Original-Subject"
+
+
+@dataclass
+class IngestStats:
+    batches: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    dead_lettered: int = 0
+    naked: int = 0
+    last_error: str | None = None
+
+
+def _header_text(text: str) -> str:
+    return " ".join(text.split())[:500]
+
+
+class IngestWorker:
+    def __init__(
+        self,
+        nc: NatsClient,
+        app: Verity,
+        *,
+        stream: str,
+        subject_prefix: str,
+        live: LiveCoalescer | None = None,
+        batch_size: int = 1000,
+        fetch_timeout: float = 0.5,
+        durable: str = DURABLE,
+    ) -> None:
+        self.nc = nc
+        self.js = nc.jetstream()
+        self.app = app
+        self.stream = stream
+        self.subject_prefix = subject_prefix
+        self.dlq_subject = f"{subject_prefix}.dlq"
+        self.live = live
+        self.batch_size = batch_size
+        self.fetch_timeout = fetch_timeout
+        self.durable = durable
+        self.stats = IngestStats()
+        self._failures = 0
+        self._sub: Any = None
+
+    async def prepare(self) -> None:
+        await ensure_stream(self.js, self.stream, [f"{self.subject_prefix}.*"])
+        self._sub = await self.js.pull_subscribe(
+            f"{self.subject_prefix}.*",
+            durable=self.durable,
+            stream=self.stream,
+            config=ConsumerConfig(
+                ack_policy=AckPolicy.EXPLICIT,
+                deliver_policy=DeliverPolicy.ALL,
+                ack_wait=60.0,
+                max_deliver=-1,
+                max_ack_pending=100_000,
+            ),
+        )
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Fetch and process batches until `stop` is set."""
+        await self.prepare()
+        live_task = asyncio.create_task(self.live.run(stop), name="live") if self.live else None
+        try:
+            while not stop.is_set():
+                try:
+                    msgs = await self._sub.fetch(self.batch_size, timeout=self.fetch_timeout)
+                except NatsTimeout:
+                    continue
+                except Exception as err:  # NATS reconnecting: wait and fetch again
+                    self.stats.last_error = f"{type(err).__name__}: {err}"
+                    log.warning("ingest fetch failed: %s", err)
+                    await asyncio.sleep(0.5)
+                    continue
+                await self.process(msgs)
+        finally:
+            if live_task is not None:
+                live_task.cancel()
+                await asyncio.gather(live_task, return_exceptions=True)
+
+    async def process(self, msgs: list[Msg]) -> None:
+        """One batch: decode, store in one transaction, ack; dead-letter poison; nak on failure."""
+        self.stats.batches += 1
+        good: list[tuple[Msg, FrameMessage]] = []
+        poison: list[tuple[Msg, str, str]] = []
+        for msg in msgs:
+            if msg.subject == self.dlq_subject:
+                await msg.ack()  # our own dead letters live in the same stream
+                continue
+            try:
+                frame = decode_frame(msg.data)
+            except InvalidMessage as err:
+                poison.append((msg, err.reason, err.detail))
+                continue
+            named = msg.subject.rsplit(".", 1)[-1]
+            if named != str(frame.session_id):
+                detail = f"subject names session {named}, message names {frame.session_id}"
+                poison.append((msg, "invalid", detail))
+                continue
+            good.append((msg, frame))
+        if good:
+            result = await self._store([f for _, f in good])
+            if result is None:
+                await self._nak([m for m, _ in good])
+            else:
+                await self._settle(good, result, poison)
+        for msg, reason, detail in poison:
+            await self._dead_letter(msg, reason, detail)
+
+    async def _store(self, frames: list[FrameMessage]) -> RecordResult | None:
+        cmd = RecordFrames(frames=tuple(frames), received_at=datetime.now(UTC))
+        meta = EventMeta(actor="device-ingest", correlation_id=uuid4())
+        try:
+            result: RecordResult = await anyio.to_thread.run_sync(
+                run_as, meta, record_frames, cmd, self.app
+            )
+        except Exception as err:  # database down or similar: retry later, never crash
+            self._failures += 1
+            self.stats.last_error = f"{type(err).__name__}: {err}"
+            log.warning("ingest could not store a batch of %d: %s", len(frames), err)
+            return None
+        self._failures = 0
+        self.stats.last_error = None
+        return result
+
+    async def _settle(
+        self,
+        good: list[tuple[Msg, FrameMessage]],
+        result: RecordResult,
+        poison: list[tuple[Msg, str, str]],
+    ) -> None:
+        rejected = {r.index: r for r in result.rejected}
+        for index, rejection in rejected.items():
+            poison.append((good[index][0], rejection.reason, rejection.detail))
+        await asyncio.gather(*(m.ack() for i, (m, _) in enumerate(good) if i not in rejected))
+        self.stats.stored += len(result.stored)
+        self.stats.duplicates += len(result.duplicates)
+        if self.live is not None and result.stored:
+            await self.live.stored([good[i][1] for i in result.stored])
+
+    async def _nak(self, msgs: list[Msg]) -> None:
+        delay = min(0.25 * 2 ** min(self._failures, 8), 30.0)
+        self.stats.naked += len(msgs)
+        await asyncio.gather(*(m.nak(delay=delay) for m in msgs), return_exceptions=True)
+        await asyncio.sleep(min(delay, 2.0))
+
+    async def _dead_letter(self, msg: Msg, reason: str, detail: str) -> None:
+        headers = {
+            HEADER_REASON: reason,
+            HEADER_DETAIL: _header_text(detail),
+            HEADER_SUBJECT: msg.subject,
+            "Nats-Msg-Id": f"dlq:{msg.metadata.sequence.stream}",
+        }
+        original = (msg.headers or {}).get("Nats-Msg-Id")
+        if original:
+            headers["Verity-Original-Msg-Id"] = _header_text(original)
+        try:
+            await self.js.publish(self.dlq_subject, msg.data, headers=headers)
+        except Exception as err:  # cannot park it: let it come back rather than lose it
+            log.warning("dead-lettering failed, will retry: %s", err)
+            await msg.nak(delay=1.0)
+            return
+        await msg.term()
+        self.stats.dead_lettered += 1

@@ -1,0 +1,149 @@
+"""Live messages that are not stored events, on core NATS, for the WebSocket gateway.
+
+Subject: `<prefix>.live.<room with ':' replaced by '.'>`, e.g.
+`verity.live.test_session.<sessionId>`. Payload: exactly the WebSocket message clients get,
+`{"event": NAME, "room": ROOM, "data": {...}}`; the API process subscribes to `<prefix>.live.>`
+and passes each message to the room it names (api/ws.py `RoomHub.on_live`). Not persisted: a
+client that is not connected misses them, and the read models remain the truth.
+
+Messages published here:
+- `detection_event` (room `test_session:{id}`): the newest stored frame of a session with its
+  detections, at most `1 / interval` per second per session; `coalesced` says how many further
+  frames (`coalescedDetections`: detections) were stored since the previous message.
+- `test_progress` (same room): read-model counts `frameCount`, `detectionCount`, `progress`
+  (0-100, newest frame's time over the video's duration). The evaluation publishes
+  `test_progress` on the same subject with running `precision` / `recall` once it lands.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+import msgspec
+
+from commands.device_messages import FrameMessage
+
+log = logging.getLogger(__name__)
+_encoder = msgspec.json.Encoder()
+
+Publish = Callable[[str, bytes], Awaitable[None]]
+Counts = Callable[[Sequence[UUID]], Awaitable[dict[UUID, dict[str, Any]]]]
+
+
+def live_subject(prefix: str, room: str) -> str:
+    return f"{prefix}.{room.replace(':', '.')}"
+
+
+def live_message(event: str, room: str, data: dict[str, Any]) -> bytes:
+    return _encoder.encode({"event": event, "room": room, "data": data})
+
+
+class _Pending:
+    __slots__ = ("detections", "frames", "last_sent", "latest")
+
+    def __init__(self) -> None:
+        self.frames = 0
+        self.detections = 0
+        self.latest: FrameMessage | None = None
+        self.last_sent = 0.0
+
+
+def _frame_data(session: UUID, frame: FrameMessage, pending: _Pending) -> dict[str, Any]:
+    return {
+        "sessionId": str(session),
+        "session_id": str(session),
+        "deviceId": frame.device_id,
+        "seq": frame.seq,
+        "frameNumber": frame.frame_number,
+        "timestamp": frame.timestamp,
+        "capturedAt": frame.captured_at.isoformat() if frame.captured_at else None,
+        "modelVersion": frame.model_version,
+        "detections": [
+            {
+                "classLabel": d.class_label,
+                "confidence": d.confidence,
+                "box": None if d.box is None else msgspec.structs.asdict(d.box),
+                "trackId": d.track_id,
+                "validationResult": "PENDING",
+            }
+            for d in frame.detections
+        ],
+        "coalesced": pending.frames - 1,
+        "coalescedDetections": pending.detections - len(frame.detections),
+        "sentAt": datetime.now(UTC).isoformat(),
+    }
+
+
+class LiveCoalescer:
+    """Turns a flood of stored frames into a few `detection_event`s per second per session.
+
+    The first frame after a quiet spell goes out at once (low latency); frames arriving within
+    `interval` of the last message are folded into the next one, sent when `interval` is up.
+    """
+
+    def __init__(
+        self, publish: Publish, prefix: str, interval: float = 0.2, counts: Counts | None = None
+    ) -> None:
+        self.publish = publish
+        self.prefix = prefix
+        self.interval = interval
+        self.counts = counts
+        self.sessions: dict[UUID, _Pending] = {}
+        self.sent = 0
+
+    async def stored(self, frames: Sequence[FrameMessage]) -> None:
+        """Note frames that are now stored; send what is due."""
+        for frame in frames:
+            pending = self.sessions.setdefault(frame.session_id, _Pending())
+            pending.frames += 1
+            pending.detections += len(frame.detections)
+            pending.latest = frame
+        await self.flush(due_only=True)
+
+    async def flush(self, *, due_only: bool = False) -> None:
+        now = time.monotonic()
+        due = [
+            (sid, p)
+            for sid, p in self.sessions.items()
+            if p.latest is not None and (not due_only or now - p.last_sent >= self.interval)
+        ]
+        if not due:
+            return
+        counts = await self._counts([sid for sid, _ in due])
+        for sid, pending in due:
+            room = f"test_session:{sid}"
+            subject = live_subject(self.prefix, room)
+            assert pending.latest is not None
+            data = _frame_data(sid, pending.latest, pending)
+            await self.publish(subject, live_message("detection_event", room, data))
+            if sid in counts:
+                progress = {"sessionId": str(sid), "session_id": str(sid), **counts[sid]}
+                await self.publish(subject, live_message("test_progress", room, progress))
+            pending.frames = pending.detections = 0
+            pending.latest = None
+            pending.last_sent = now
+            self.sent += 1
+
+    async def _counts(self, sessions: list[UUID]) -> dict[UUID, dict[str, Any]]:
+        if self.counts is None:
+            return {}
+        try:
+            return await self.counts(sessions)
+        except Exception:  # progress is a nicety; detections must still go out
+            log.exception("cannot read session counts for test_progress")
+            return {}
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Send the folded-up remainder of each session once its interval is up."""
+        while not stop.is_set():
+            await asyncio.sleep(self.interval / 4)
+            try:
+                await self.flush(due_only=True)
+            except Exception:  # keep the loop alive across NATS reconnects
+                log.exception("live flush failed")
