@@ -380,22 +380,23 @@ def bench_projections(url: str, args: argparse.Namespace, report: Report) -> Non
             f"{same_prefix} ({counts})"
         )
         best = median(results[1000])
-        speedup = best / rate_1
+        speedup = median(results[5000]) / rate_1
         print(
-            f"speed-up batch 1000 (all events) vs batch 1 (prefix): {speedup:.0f}x;"
+            f"speed-up batch 5000 (all events) vs batch 1 (prefix): {speedup:.0f}x;"
             f" over the same prefix: {rate_b_prefix / rate_1:.0f}x"
         )
-        report.add("catch-up, batch 1000 (events/s)", fmt_rate(best), ">= 50,000", best >= 50_000)
+        default = median(results[5000])
         report.add(
-            "catch-up, batch 5000 (events/s)",
-            fmt_rate(median(results[5000])),
+            "catch-up, batch 5000 = default (events/s)",
+            fmt_rate(default),
             ">= 50,000",
-            median(results[5000]) >= 50_000,
+            default >= 50_000,
         )
+        report.add("catch-up, batch 1000 (events/s)", fmt_rate(best), "(smaller batches)")
         report.add(
             f"catch-up, batch 1, first {prefix:,} (events/s)", fmt_rate(rate_1), "(reference)"
         )
-        report.add("catch-up speed-up 1000 vs 1", f"{speedup:.0f}x", ">= 20x", speedup >= 20)
+        report.add("catch-up speed-up 5000 vs 1", f"{speedup:.0f}x", ">= 20x", speedup >= 20)
         report.add(
             "read models identical (batched vs per-event)",
             str(same_prefix and same_full),
