@@ -12,6 +12,7 @@ terminated. Transient failures (database down) nak the batch with growing delay.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -116,6 +117,8 @@ class IngestWorker:
             if live_task is not None:
                 live_task.cancel()
                 await asyncio.gather(live_task, return_exceptions=True)
+            with contextlib.suppress(Exception):  # the connection may already be closing
+                await self._sub.unsubscribe()
 
     async def process(self, msgs: list[Msg]) -> None:
         """One batch: decode, store in one transaction, ack; dead-letter poison; nak on failure."""
