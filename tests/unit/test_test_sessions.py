@@ -1,0 +1,194 @@
+"""Test-session rules, the device wire format, and frame recording on the in-memory store."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from uuid import uuid4
+
+import msgspec
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from commands.application import Verity
+from commands.detections import RecordFrames, record_frames
+from commands.device_messages import InvalidMessage, decode_frame, frame_schema
+from commands.projects import CreateProject, create_project
+from commands.test_sessions import (
+    ChangeSessionStatus,
+    CreateTestSession,
+    complete_test_session,
+    create_test_session,
+)
+from commands.videos import RegisterUpload, register_upload
+from domain.detections import DeviceFrame, frame_id
+from domain.errors import Conflict, InvalidValue
+from domain.projects import CameraView, SignalType
+from domain.test_sessions import SessionStatus, TestSession
+
+pytestmark = pytest.mark.unit
+
+
+def session() -> TestSession:
+    s: TestSession = TestSession._create(
+        TestSession.Created, id=uuid4(), name="s", project_id=uuid4(), video_id=uuid4()
+    )
+    return s
+
+
+def test_legal_transitions_and_conflicts_naming_the_status() -> None:
+    s = session()
+    assert s.status is SessionStatus.CREATED and s.tolerance_ms == 100 and s.iou_threshold == 0.5
+    with pytest.raises(Conflict, match=r"Cannot stop .* it is created"):
+        s.stop()
+    s.start()
+    with pytest.raises(Conflict, match="it is running"):
+        s.start()
+    s.stop()
+    s.start()  # resume
+    s.complete()
+    assert not s.accepts_detections
+    for action in (s.start, s.stop, s.complete, s.fail):
+        with pytest.raises(Conflict, match="it is completed"):
+            action()
+    kinds = [type(e).__name__ for e in s.collect_events()]
+    assert kinds == ["Created", "Started", "Stopped", "Started", "Completed"]
+
+
+def test_failed_is_terminal_too() -> None:
+    s = session()
+    s.fail("camera unplugged")
+    assert s.status is SessionStatus.FAILED and not s.accepts_detections
+    with pytest.raises(Conflict, match="it is failed"):
+        s.start()
+
+
+WIRE = {
+    "deviceId": "cam-1",
+    "sessionId": "7c4e3f7e-4a1f-4f1c-9a52-3c0f3e7b9a10",
+    "seq": 17,
+    "frameNumber": 510,
+    "timestamp": 17.0,
+    "capturedAt": "2026-11-21T10:00:00.123Z",
+    "modelVersion": "yolov8n-vru-3",
+    "detections": [
+        {
+            "classLabel": "pedestrian",
+            "confidence": 0.91,
+            "box": {"x": 10, "y": 20, "width": 50, "height": 120},
+            "trackId": "7",
+        },
+        {"classLabel": "wheelchair"},
+    ],
+}
+
+
+def snake(value: object) -> object:
+    if isinstance(value, dict):
+        return {
+            "".join("_" + c.lower() if c.isupper() else c for c in k): snake(v)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [snake(v) for v in value]
+    return value
+
+
+def test_wire_format_camel_and_snake_decode_the_same() -> None:
+    camel = decode_frame(msgspec.json.encode(WIRE))
+    from_snake = decode_frame(msgspec.json.encode(snake(WIRE)))
+    assert camel == from_snake
+    assert camel.msg_id == f"cam-1:{WIRE['sessionId']}:17"
+    assert camel.detections[1].class_label == "wheelchair_user"
+    assert camel.detections[0].box is not None and camel.detections[0].box.height == 120
+    assert camel.captured_at == datetime(2026, 11, 21, 10, 0, 0, 123000, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("body", "reason", "field"),
+    [
+        (b"{oops", "undecodable", None),
+        (msgspec.json.encode({**WIRE, "seq": -1}), "invalid", "$.seq"),
+        (msgspec.json.encode({**WIRE, "timestamp": -0.5}), "invalid", "$.timestamp"),
+        (
+            msgspec.json.encode(
+                {**WIRE, "detections": [{"classLabel": "pedestrian", "confidence": 2}]}
+            ),
+            "invalid",
+            "$.detections[0].confidence",
+        ),
+        (msgspec.json.encode({**WIRE, "detections": [{"classLabel": "bus"}]}), "invalid", "bus"),
+        (
+            msgspec.json.encode({k: v for k, v in WIRE.items() if k != "deviceId"}),
+            "invalid",
+            "deviceId",
+        ),
+        (msgspec.json.encode({**WIRE, "deviceId": "a:b"}), "invalid", "$.deviceId"),
+    ],
+)
+def test_bad_messages_say_why(body: bytes, reason: str, field: str | None) -> None:
+    with pytest.raises(InvalidMessage) as caught:
+        decode_frame(body)
+    assert caught.value.reason == reason
+    if field:
+        assert field in caught.value.detail
+
+
+def test_schema_is_generated_from_the_structs() -> None:
+    schema = frame_schema()
+    props = schema["$defs"]["FrameMessage"]["properties"]
+    assert {"deviceId", "sessionId", "seq", "timestamp", "detections"} <= set(props)
+    assert schema["$defs"]["FrameMessage"]["required"] == [
+        "deviceId",
+        "sessionId",
+        "seq",
+        "timestamp",
+    ]
+
+
+@given(st.text(min_size=1, max_size=20).filter(lambda s: ":" not in s), st.integers(0, 2**40))
+def test_frame_ids_are_deterministic_and_distinct(device: str, seq: int) -> None:
+    sid = uuid4()
+    assert frame_id(device, sid, seq) == frame_id(device, sid, seq)
+    assert frame_id(device, sid, seq) != frame_id(device, sid, seq + 1)
+
+
+def test_record_frames_stores_once_and_refuses_closed_sessions() -> None:
+    app = Verity(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
+    project = CreateProject(
+        name="p", camera_model="m", camera_view=CameraView.MULTI_ANGLE, signal_type=SignalType.GPIO
+    )
+    create_project(project, app)
+    video = RegisterUpload(
+        project_id=project.id, filename="f", original_name="f", size=1, sha256="x", metadata=None
+    )
+    register_upload(video, app)
+    cmd = CreateTestSession(name="s", project_id=project.id, video_id=video.id)
+    create_test_session(cmd, app)
+    wire = {**WIRE, "sessionId": str(cmd.id)}
+    frames = tuple(decode_frame(msgspec.json.encode({**wire, "seq": s})) for s in (1, 2, 2, 3))
+    now = datetime.now(UTC)
+
+    first = record_frames(RecordFrames(frames=frames, received_at=now), app)
+    assert first.stored == (0, 1, 3) and first.duplicates == (2,) and first.position
+    again = record_frames(RecordFrames(frames=frames, received_at=now), app)
+    assert again.stored == () and again.duplicates == (0, 1, 2, 3) and again.position is None
+    stored = app.load(DeviceFrame, frame_id("cam-1", cmd.id, 3))
+    assert stored.video_time == 17.0 and stored.detections[1].class_label == "wheelchair_user"
+
+    complete_test_session(ChangeSessionStatus(id=cmd.id), app)
+    late = decode_frame(msgspec.json.encode({**wire, "seq": 4}))
+    closed = record_frames(RecordFrames(frames=(late,), received_at=now), app)
+    assert [r.reason for r in closed.rejected] == ["session_closed"] and closed.stored == ()
+    stranger = decode_frame(msgspec.json.encode({**wire, "sessionId": str(uuid4())}))
+    unknown = record_frames(RecordFrames(frames=(stranger,), received_at=now), app)
+    assert [r.reason for r in unknown.rejected] == ["unknown_session"]
+
+
+def test_create_refuses_bad_settings() -> None:
+    app = Verity(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
+    base = CreateTestSession(name="s", project_id=uuid4(), video_id=uuid4())
+    with pytest.raises(InvalidValue, match="name"):
+        create_test_session(msgspec.structs.replace(base, name=" "), app)
+    with pytest.raises(InvalidValue, match="iouThreshold"):
+        create_test_session(msgspec.structs.replace(base, iou_threshold=1.5), app)
