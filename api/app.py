@@ -14,10 +14,14 @@ from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.static_files import create_static_files_router
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.annotation_sessions import AnnotationSessionsController
+from api.annotation_transfer import AnnotationTransferController
+from api.annotations import AnnotationsController
 from api.criteria import CriteriaController
 from api.dashboard import dashboard_charts, dashboard_stats
 from api.detections import DetectionsController
 from api.errors import exception_handlers
+from api.ground_truth import GroundTruthController
 from api.health import health, root
 from api.projects import ProjectsController
 from api.results import ResultsController
@@ -64,6 +68,10 @@ def create_app(services_factory: ServicesFactory, uploads_dir: Path) -> Litestar
             health,
             ProjectsController,
             VideosController,
+            AnnotationsController,
+            AnnotationTransferController,
+            AnnotationSessionsController,
+            GroundTruthController,
             TestSessionsController,
             DetectionsController,
             CriteriaController,

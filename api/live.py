@@ -21,6 +21,21 @@ _NAMES: dict[tuple[str, str], str] = {
     ("video", "linked"): "video_linked",
     ("video", "unlinked"): "video_unlinked",
     ("video", "deleted"): "video_deleted",
+    ("annotation", "created"): "annotation_created",
+    ("annotation", "box_moved"): "annotation_updated",
+    ("annotation", "class_changed"): "annotation_updated",
+    ("annotation", "flags_changed"): "annotation_updated",
+    ("annotation", "changed"): "annotation_updated",
+    ("annotation", "reverted"): "annotation_updated",
+    ("annotation", "restored"): "annotation_updated",
+    ("annotation", "validated"): "annotation_validated",
+    ("annotation", "unvalidated"): "annotation_validated",
+    ("annotation_session", "created"): "annotation_session_created",
+    ("annotation_session", "updated"): "annotation_progress_update",
+    ("annotation_import", "started"): "import_progress",
+    ("annotation_import", "progressed"): "import_progress",
+    ("annotation_import", "completed"): "import_progress",
+    ("annotation_import", "failed"): "import_progress",
 }
 
 
@@ -30,6 +45,8 @@ def _rooms(env: dict[str, Any]) -> list[str]:
     if aggregate == "project" or (aggregate == "video" and env["type"] == "uploaded"):
         rooms.append("dashboard")
     rooms.extend(f"project:{data[k]}" for k in ("projectId", "previousProjectId") if k in data)
+    if aggregate.startswith("annotation") and "videoId" in data:
+        rooms.append(f"video:{data['videoId']}")
     return rooms
 
 
