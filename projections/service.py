@@ -84,8 +84,9 @@ class ProjectionService:
         self._stop.set()
         for wake in self._wake:
             wake.set()
+        deadline = time.monotonic() + timeout
         for thread in self._threads:
-            thread.join(timeout)
+            thread.join(max(0.0, deadline - time.monotonic()))
 
     def catch_up_once(self, head: int | None = None) -> int:
         """Bring every runner to `head` (default: the log's end), all at once; events applied."""

@@ -26,6 +26,7 @@ from projections.annotation_sessions import (
 from projections.annotations import AnnotationsProjection
 from projections.criteria import CriteriaProjection
 from projections.evaluations import EvaluationsProjection
+from projections.notifications import NotificationLog
 from projections.projects import ProjectsProjection
 from projections.runner import AnyProjection, ProjectionRunner
 from projections.service import ProjectionService
@@ -116,8 +117,9 @@ def open_application(database_url: str, pool_size: int = 8) -> Verity:
 def projection_runners(
     app: Verity, pool: ConnectionPool[Any], batch_size: int
 ) -> list[ProjectionRunner]:
+    notifications = NotificationLog(pool)
     return [
-        ProjectionRunner(cls(), pool, app.recorder, app.mapper.to_domain_event, batch_size)
+        ProjectionRunner(cls(), pool, notifications, app.mapper.to_domain_event, batch_size)
         for cls in PROJECTIONS
     ]
 

@@ -1,0 +1,63 @@
+"""The event store's notification log, read over the projections' own connection pool.
+
+Runners poll the log all the time; reading it through the event store's pool would make them
+queue behind command handlers and the relay for connections. Rows come back as plain tuples,
+which the mapper turns into domain events exactly as it does the library's notifications.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+from uuid import UUID
+
+from psycopg_pool import ConnectionPool
+
+EVENTS_TABLE = "verity_events"
+
+
+class StoredNotification(NamedTuple):
+    id: int
+    originator_id: UUID
+    originator_version: int
+    topic: str
+    state: bytes
+
+
+class NotificationLog:
+    def __init__(self, pool: ConnectionPool[Any]) -> None:
+        self.pool = pool
+
+    def max_notification_id(self) -> int | None:
+        with self.pool.connection() as conn:
+            row = conn.execute(f"SELECT max(notification_id) FROM {EVENTS_TABLE}").fetchone()
+        return None if row is None or row[0] is None else int(row[0])
+
+    def select_notifications(
+        self,
+        start: int | None,
+        limit: int,
+        stop: int | None = None,
+        topics: Sequence[str] = (),
+        *,
+        inclusive_of_start: bool = True,
+    ) -> list[StoredNotification]:
+        """Notifications after `start` (or from it, if inclusive) up to `stop`, in log order."""
+        first = start if start is not None else 0
+        if start is not None and not inclusive_of_start:
+            first += 1
+        last = stop if stop is not None else 2**63 - 1
+        where = "notification_id BETWEEN %s AND %s"
+        params: list[Any] = [first, last]
+        if topics:
+            where += " AND topic = ANY(%s)"
+            params.append(list(topics))
+        params.append(limit)
+        with self.pool.connection() as conn, conn.cursor() as cur:
+            cur.execute(
+                "SELECT notification_id, originator_id, originator_version, topic, state"
+                f" FROM {EVENTS_TABLE} WHERE {where} ORDER BY notification_id LIMIT %s",
+                params,
+                prepare=True,
+            )
+            return [StoredNotification._make(row) for row in cur.fetchall()]
