@@ -74,8 +74,7 @@ async def evaluation_or_wait(
             "POST /api/test-sessions/{id}/evaluate to evaluate what it recorded"
         )
     if row.status == "failed":
-        failure = (row.report or {}).get("failure", "the evaluation failed")
-        raise Conflict(str(failure))
+        raise Conflict(row.failure or f"Evaluation {row.id} failed")
     if row.status != "recorded":
         return pending(session, f"Evaluation {row.id} is being written")
     return row

@@ -40,7 +40,13 @@ from domain.evaluation import (
     operating_point_pairs,
     verdict,
 )
-from domain.evaluations import DetectionsPin, Evaluation, GroundTruthPin, Trigger
+from domain.evaluations import (
+    DetectionsPin,
+    Evaluation,
+    GroundTruthPin,
+    Trigger,
+    completion_evaluation_id,
+)
 from domain.tracks import interpolate_track
 
 _SMALLEST_IOU = float(np.nextafter(0.0, 1.0))
@@ -225,6 +231,42 @@ def evaluate_session(
     )
     config = config_for(session, cmd.confidence_threshold, cmd.confidence_level)
     return _score(app, cmd.id, session, config, gt, det, detections, position, cmd.trigger)
+
+
+def evaluate_on_completion(
+    cmd: EvaluateSession,
+    app: Verity,
+    sources: EvaluationSources,
+    interpolate: Interpolator | None = interpolate_track,
+) -> Evaluated | str | None:
+    """The completion evaluation (id from the session), recorded once.
+
+    None when it already exists; when the session cannot be evaluated (no ground truth) the
+    refusal is recorded as a failed evaluation and its reason returned, so the results
+    endpoints can say what is missing instead of waiting forever.
+    """
+    ident = completion_evaluation_id(cmd.session_id)
+    if app.exists(ident):
+        return None
+    cmd = msgspec.structs.replace(cmd, id=ident, trigger=Trigger.COMPLETED)
+    try:
+        return evaluate_session(cmd, app, sources, interpolate)
+    except Conflict as refused:
+        session = _session(sources, cmd.session_id)
+        evaluation = Evaluation._create(
+            Evaluation.Requested,
+            id=ident,
+            session_id=session.id,
+            project_id=session.project_id,
+            video_id=session.video_id,
+            config=config_for(session, cmd.confidence_threshold, cmd.confidence_level),
+            ground_truth=GroundTruthPin(position=sources.position(), annotations=()),
+            detections=DetectionsPin(count=len(sources.detections(session.id))),
+            trigger=Trigger.COMPLETED,
+        )
+        evaluation.fail(refused.detail)
+        app.commit(evaluation)
+        return refused.detail
 
 
 def build_ground_truth(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from uuid import UUID
+from uuid import NAMESPACE_URL, UUID, uuid5
 
 import msgspec
 from eventsourcing.domain import event
@@ -20,6 +20,11 @@ from domain.events import VerityAggregate
 
 OUTCOMES_PER_EVENT = 1000
 """Comparison rows per event: keeps each stored (and relayed) event well under 1 MB."""
+
+
+def completion_evaluation_id(session_id: UUID) -> UUID:
+    """The one evaluation a session gets when it completes (so two workers cannot both add it)."""
+    return uuid5(NAMESPACE_URL, f"verity:evaluation:completed:{session_id}")
 
 
 class Trigger(StrEnum):

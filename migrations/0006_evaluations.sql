@@ -44,6 +44,7 @@ CREATE TABLE IF NOT EXISTS rm_evaluations (
     criteria jsonb,
     version integer NOT NULL
 );
+ALTER TABLE rm_evaluations ADD COLUMN IF NOT EXISTS failure text;
 CREATE INDEX IF NOT EXISTS rm_evaluations_session_idx
     ON rm_evaluations (session_id, created_at DESC, id);
 CREATE INDEX IF NOT EXISTS rm_evaluations_created_idx ON rm_evaluations (created_at);

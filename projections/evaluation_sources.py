@@ -63,13 +63,14 @@ async def load_sources(
     position: int,
     history: History,
     with_annotations: bool = True,
+    with_detections: bool = True,
 ) -> LoadedSources:
     """`position`: where the read models stood before reading (the ground truth's pin)."""
     session = await get_test_session(pool, session_id)
     if session is None:
         return LoadedSources(None, (), (), position, None, history)
     annotations = await current_annotations(pool, session.video_id) if with_annotations else []
-    detections = await session_detections(pool, session_id)
+    detections = await session_detections(pool, session_id) if with_detections else []
     async with pool.connection() as conn:
         video = await get_video(conn, session.video_id)
     fps = video.fps if video is not None else None

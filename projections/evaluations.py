@@ -31,7 +31,7 @@ _RECORDED = (
 )
 _FAILED = (
     "UPDATE rm_evaluations SET status = 'failed', recorded_at = %s, outcome = NULL,"
-    " report = jsonb_build_object('failure', %s::text), version = %s WHERE id = %s"
+    " failure = %s, version = %s WHERE id = %s"
 )
 _COMPARISON = (
     "INSERT INTO rm_evaluation_comparisons (evaluation_id, seq, status, frame, time_s, gt_ref,"
@@ -151,6 +151,7 @@ class EvaluationRow(msgspec.Struct, frozen=True, kw_only=True):
     ap75: float | None
     latency_p95_ms: float | None
     outcome: str | None
+    failure: str | None
     report: dict[str, Any] | None
     verdict: dict[str, Any] | None
     criteria: dict[str, Any] | None
@@ -159,7 +160,7 @@ class EvaluationRow(msgspec.Struct, frozen=True, kw_only=True):
 _COLUMNS = (
     "id, session_id, project_id, video_id, trigger, based_on, status, config, gt_position,"
     " gt_annotations, detections_count, created_at, recorded_at, tp, fp, fn, precision, recall,"
-    " f1, accuracy, ap, ap50, ap75, latency_p95_ms, outcome, report, verdict, criteria"
+    " f1, accuracy, ap, ap50, ap75, latency_p95_ms, outcome, failure, report, verdict, criteria"
 )
 _SUMMARY_COLUMNS = _COLUMNS.replace(
     ", report, verdict, criteria", ", NULL::jsonb AS report, verdict, criteria"

@@ -38,6 +38,7 @@ from projections.test_sessions import (
 from projections.videos import VideosProjection
 from verity.migrate import migrate
 from verity.settings import Settings
+from workers.evaluator import Evaluator
 from workers.ingest import IngestWorker
 from workers.live import LiveCoalescer
 from workers.relay import Relay
@@ -138,6 +139,7 @@ async def running(
     with_projections: bool = True,
     with_relay: bool = True,
     with_ingest: bool = True,
+    with_evaluator: bool = True,
 ) -> AsyncIterator[Services]:
     """Everything `verity serve` runs in one process, torn down in reverse on exit."""
     app = await asyncio.to_thread(open_application, endpoints.database_url, settings.db_pool_size)
@@ -195,6 +197,7 @@ async def running(
     ingest = ingest_worker(nc, app, settings, read_pool)
     if with_ingest:
         tasks.append(asyncio.create_task(ingest.run(stop), name="ingest"))
+    evaluator = await start_evaluator(nc, app, settings, read_pool, stop, tasks, with_evaluator)
 
     async def check_nats() -> str | None:
         return None if nc.is_connected else "disconnected"
@@ -220,6 +223,7 @@ async def running(
             ("nats", check_nats),
             ("relay", check_relay),
             ("ingest", check_ingest),
+            ("evaluator", evaluator.health),
         ),
         hub=hub,
     )
@@ -235,6 +239,23 @@ async def running(
         await read_pool.close()
         write_pool.close()
         app.close()
+
+
+async def start_evaluator(
+    nc: NatsClient,
+    app: Verity,
+    settings: Settings,
+    read_pool: AsyncConnectionPool[Any],
+    stop: asyncio.Event,
+    tasks: list[asyncio.Task[None]],
+    enabled: bool = True,
+) -> Evaluator:
+    """The evaluator: completion evaluations and running figures on the live subject."""
+    evaluator = Evaluator(app, read_pool, nc.publish, settings.live_subject)
+    if enabled:
+        await evaluator.subscribe(nc, settings.events_subject)
+        tasks.append(asyncio.create_task(evaluator.run(stop), name="evaluator"))
+    return evaluator
 
 
 def ingest_worker(

@@ -13,6 +13,7 @@ from typing import Any, NoReturn
 from uuid import UUID
 
 from verity.device_commands import device_schema_command, ingest_command, simulate_command
+from verity.evaluator_command import evaluator_command
 from verity.settings import Settings
 
 
@@ -134,7 +135,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     rebuild = sub.add_parser("rebuild", help="empty read models and rebuild them from events")
     rebuild.add_argument("projections", nargs="*", help="names (default: all)")
     worker = sub.add_parser("worker", help="run one worker alone")
-    worker.add_argument("name", choices=["relay", "ingest"])
+    worker.add_argument("name", choices=["relay", "ingest", "evaluator"])
     simulate = sub.add_parser("simulate-device", help="publish a test session's frames over NATS")
     simulate.add_argument("--session", type=UUID, required=True, help="test session id")
     simulate.add_argument("--fps", type=float, default=30.0, help="frames per second (0: max)")
@@ -158,6 +159,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             rebuild_command(settings, args.projections)
         elif args.command == "worker" and args.name == "ingest":
             ingest_command(settings)
+        elif args.command == "worker" and args.name == "evaluator":
+            evaluator_command(settings)
         elif args.command == "worker":
             relay_command(settings)
         elif args.command == "simulate-device":

@@ -1,0 +1,379 @@
+"""Evaluator: scores sessions when they complete, and keeps running figures while they run.
+
+Fed by the stored events the relay publishes (core-NATS subscription to
+`<prefix>.events.device_frame.recorded` and `<prefix>.events.test_session.*`), so frames from
+any ingest path count. Every `interval` seconds it folds all frames received since the last tick
+into each running session's :class:`RunningEvaluation` (one vectorised batch per session, so a
+slow tick only makes the next batch bigger: no backlog of ticks) and publishes `test_progress`
+with running precision/recall on the live subject. A completed session is evaluated in full,
+from the read models, once they include everything up to its completion; a sweep of the read
+model catches completions whose message was missed. Running figures are provisional; the
+completion evaluation is the recorded truth.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+import anyio.to_thread
+import msgspec
+import numpy as np
+from psycopg_pool import AsyncConnectionPool
+
+from commands.application import Verity
+from commands.context import run_as
+from commands.evaluation_inputs import DEFAULT_FPS, canonical_class, ground_truth_of
+from commands.evaluations import (
+    Evaluated,
+    EvaluateSession,
+    annotation_history,
+    config_for,
+    evaluate_on_completion,
+)
+from domain.errors import ConcurrentModification
+from domain.evaluation import Counts
+from domain.events import EventMeta
+from domain.running_evaluation import DetectionBatch, RunningEvaluation
+from domain.tracks import interpolate_track
+from projections.evaluation_sources import load_sources
+
+log = logging.getLogger(__name__)
+_encoder = msgspec.json.Encoder()
+ACTOR = "evaluator"
+WATCHED = ("test_sessions_v1", "detections_v1", "annotations_v1")
+
+Publish = Callable[[str, bytes], Awaitable[None]]
+
+
+class FrameDetection(msgspec.Struct):
+    """One detection of a relayed frame; its label key is read in either casing, because the
+    envelope camelCases dict keys but not those of structs nested in tuples."""
+
+    class_label: str | None = None
+    camel_label: str | None = msgspec.field(default=None, name="classLabel")
+    confidence: float | None = None
+    box: tuple[float, float, float, float] | None = None
+
+    @property
+    def label(self) -> str:
+        return self.class_label or self.camel_label or ""
+
+
+class FrameData(msgspec.Struct, rename="camel"):
+    session_id: UUID
+    video_time: float
+    frame_number: int | None = None
+    detections: list[FrameDetection] = msgspec.field(default_factory=list)
+
+
+class FrameEnvelope(msgspec.Struct):
+    position: int
+    data: FrameData
+
+
+class SessionEnvelope(msgspec.Struct, rename="camel"):
+    position: int
+    type: str
+    aggregate_id: UUID
+    id: str | None = None
+    correlation_id: str | None = None
+
+
+_frame_decoder = msgspec.json.Decoder(FrameEnvelope)
+_session_decoder = msgspec.json.Decoder(SessionEnvelope)
+
+
+def batch_of(frames: Sequence[FrameData], fps: float | None) -> DetectionBatch:
+    """One columnar batch from whole frames (a missing frame number comes from the time)."""
+    rate = fps or DEFAULT_FPS
+    numbers = [
+        f.frame_number if f.frame_number is not None else round(f.video_time * rate) for f in frames
+    ]
+    counts = [len(f.detections) for f in frames]
+    dets = [d for f in frames for d in f.detections]
+    nan_box = (np.nan, np.nan, np.nan, np.nan)
+    return DetectionBatch(
+        frames=np.unique(np.asarray(numbers, dtype=np.int64)),
+        frame=np.repeat(np.asarray(numbers, dtype=np.int64), counts),
+        label=tuple(canonical_class(d.label) for d in dets),
+        score=np.asarray(
+            [1.0 if d.confidence is None else d.confidence for d in dets], dtype=np.float64
+        ),
+        box=np.asarray([d.box or nan_box for d in dets], dtype=np.float64).reshape(-1, 4),
+        time_s=np.repeat(np.asarray([f.video_time for f in frames], dtype=np.float64), counts),
+    )
+
+
+def progress_data(
+    session_id: UUID, counts: Counts, running: RunningEvaluation, frames: int
+) -> dict[str, Any]:
+    has_gt = len(running.gt) > 0
+    sid = str(session_id)
+    return {
+        "sessionId": sid,
+        "session_id": sid,
+        "running": True,
+        "framesEvaluated": int(running.seen_frames.shape[0]),
+        "framesThisTick": frames,
+        "truePositives": counts.tp,
+        "falsePositives": counts.fp,
+        "falseNegatives": counts.fn,
+        "precision": counts.precision if has_gt else None,
+        "recall": counts.recall if has_gt else None,
+        "f1Score": counts.f1 if has_gt else None,
+        "groundTruthObjects": len(running.gt),
+        "scale": "fraction",
+        "timestamp": datetime.now(UTC).isoformat(),
+    }
+
+
+def completed_data(session_id: UUID, done: Evaluated) -> dict[str, Any]:
+    c = done.report.counts
+
+    def pct(v: float | None) -> float:
+        return 0.0 if v is None else round(100 * v, 4)
+
+    sid = str(session_id)
+    results = {
+        "accuracy": pct(c.accuracy),
+        "precision": pct(c.precision),
+        "recall": pct(c.recall),
+        "f1Score": pct(c.f1),
+        "truePositives": c.tp,
+        "falsePositives": c.fp,
+        "falseNegatives": c.fn,
+        "totalDetections": c.tp + c.fp,
+        "verdict": None if done.verdict is None else done.verdict.outcome.value,
+    }
+    return {
+        "test_session_id": sid,
+        "testSessionId": sid,
+        "sessionId": sid,
+        "evaluationId": str(done.evaluation_id),
+        "results": results,
+        "timestamp": datetime.now(UTC).isoformat(),
+    }
+
+
+class _Running:
+    __slots__ = ("evaluation", "fps")
+
+    def __init__(self, evaluation: RunningEvaluation, fps: float | None) -> None:
+        self.evaluation = evaluation
+        self.fps = fps
+
+
+class Evaluator:
+    def __init__(
+        self,
+        app: Verity,
+        pool: AsyncConnectionPool[Any],
+        publish: Publish,
+        live_prefix: str,
+        *,
+        interval: float = 1.0,
+        sweep_interval: float = 5.0,
+    ) -> None:
+        self.app = app
+        self.pool = pool
+        self.publish = publish
+        self.live_prefix = live_prefix
+        self.interval = interval
+        self.sweep_interval = sweep_interval
+        self.buffer: dict[UUID, list[FrameData]] = defaultdict(list)
+        self.running: dict[UUID, _Running] = {}
+        self.completed: dict[UUID, tuple[int, EventMeta]] = {}
+        self.evaluated = 0
+        self.frames = 0
+        self.last_error: str | None = None
+        self.last_tick_s = 0.0
+        self.subscriptions: list[Any] = []
+
+    # --- NATS callbacks: cheap, never block -----------------------------------------------
+
+    def on_frame(self, payload: bytes) -> None:
+        try:
+            env = _frame_decoder.decode(payload)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            log.warning("evaluator: undecodable frame envelope skipped")
+            return
+        self.buffer[env.data.session_id].append(env.data)
+        self.frames += 1
+
+    def on_session(self, payload: bytes) -> None:
+        try:
+            env = _session_decoder.decode(payload)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            log.warning("evaluator: undecodable session envelope skipped")
+            return
+        if env.type == "completed":
+            meta = EventMeta(
+                actor=ACTOR, correlation_id=_uuid(env.correlation_id), causation_id=_uuid(env.id)
+            )
+            self.completed[env.aggregate_id] = (env.position, meta)
+        elif env.type == "failed":
+            self.running.pop(env.aggregate_id, None)
+
+    async def subscribe(self, nc: Any, events_subject: str) -> None:
+        """Core-NATS subscriptions to the relayed events this worker reacts to."""
+
+        async def frame(msg: Any) -> None:
+            self.on_frame(msg.data)
+
+        async def session(msg: Any) -> None:
+            self.on_session(msg.data)
+
+        self.subscriptions = [
+            await nc.subscribe(
+                f"{events_subject}.device_frame.recorded", cb=frame, pending_msgs_limit=1_000_000
+            ),
+            await nc.subscribe(f"{events_subject}.test_session.>", cb=session),
+        ]
+
+    async def health(self) -> str | None:
+        return self.last_error
+
+    # --- the loop ---------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        try:
+            await self._loop(stop)
+        finally:
+            for sub in self.subscriptions:  # before the connection drains, or it waits on them
+                with contextlib.suppress(Exception):
+                    await sub.unsubscribe()
+
+    async def _loop(self, stop: asyncio.Event) -> None:
+        next_sweep = 0.0
+        while not stop.is_set():
+            started = time.monotonic()
+            try:
+                await self.progress()
+                if started >= next_sweep:
+                    await self.sweep()
+                    next_sweep = started + self.sweep_interval
+                await self.complete_due()
+                self.last_error = None
+            except asyncio.CancelledError:
+                raise
+            except Exception as err:  # keep evaluating after a database or NATS outage
+                self.last_error = f"{type(err).__name__}: {err}"
+                log.exception("evaluator tick failed")
+            self.last_tick_s = time.monotonic() - started
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), max(0.0, self.interval - self.last_tick_s))
+
+    async def progress(self) -> None:
+        """Fold every buffered frame into its session's running figures; publish them."""
+        pending, self.buffer = self.buffer, defaultdict(list)
+        for sid, frames in pending.items():
+            state = self.running.get(sid) or await self._start(sid)
+            if state is None:  # not in the read model yet: keep the frames for the next tick
+                self.buffer[sid][:0] = frames
+                continue
+            batch = batch_of(frames, state.fps)
+            counts = await anyio.to_thread.run_sync(state.evaluation.add, batch)
+            room = f"test_session:{sid}"
+            data = progress_data(sid, counts, state.evaluation, len(frames))
+            await self._live("test_progress", room, data)
+
+    async def _start(self, sid: UUID) -> _Running | None:
+        sources = await load_sources(
+            self.pool, sid, position=0, history=_no_history, with_detections=False
+        )
+        session = sources.loaded_session
+        if session is None:
+            return None
+        gt = ground_truth_of(
+            sources.current,
+            track_of=lambda a: getattr(a, "detection_id", None),
+            interpolate=interpolate_track,
+        )
+        config = config_for(session, None, 0.95)
+        state = _Running(RunningEvaluation(gt.gt, config), sources.fps)
+        self.running[sid] = state
+        return state
+
+    async def sweep(self) -> None:
+        """Completed sessions without a completion evaluation (a missed message, a restart)."""
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT s.id FROM rm_test_sessions s WHERE s.status = 'completed' AND NOT EXISTS"
+                " (SELECT 1 FROM rm_evaluations e WHERE e.session_id = s.id"
+                " AND e.trigger = 'completed')"
+            )
+            rows = await cur.fetchall()
+            positions = await _positions(conn)
+        for (sid,) in rows:
+            self.completed.setdefault(
+                sid, (positions.get("test_sessions_v1", 0), EventMeta(actor=ACTOR))
+            )
+
+    async def complete_due(self) -> None:
+        if not self.completed:
+            return
+        async with self.pool.connection() as conn:
+            positions = await _positions(conn)
+        reached = min((positions.get(n, 0) for n in WATCHED), default=0)
+        for sid, (position, meta) in list(self.completed.items()):
+            if position > reached:
+                continue  # the read models do not include everything up to completion yet
+            del self.completed[sid]
+            self.running.pop(sid, None)
+            self.buffer.pop(sid, None)
+            await self._complete(sid, position, meta)
+
+    async def _complete(self, sid: UUID, position: int, meta: EventMeta) -> None:
+        sources = await load_sources(
+            self.pool, sid, position=position, history=annotation_history(self.app)
+        )
+        if sources.loaded_session is None:
+            return
+
+        def handler(cmd: EvaluateSession, app: Verity) -> Evaluated | str | None:
+            return evaluate_on_completion(cmd, app, sources)
+
+        try:
+            done = await anyio.to_thread.run_sync(
+                run_as, meta, handler, EvaluateSession(session_id=sid), self.app
+            )
+        except ConcurrentModification:
+            return  # another evaluator recorded it first
+        if isinstance(done, Evaluated):
+            self.evaluated += 1
+            data = completed_data(sid, done)
+            for room in (f"test_session:{sid}", "dashboard"):
+                await self._live("test_completed", room, data)
+        elif isinstance(done, str):
+            log.info("session %s completed but cannot be evaluated: %s", sid, done)
+
+    async def _live(self, event: str, room: str, data: dict[str, Any]) -> None:
+        subject = f"{self.live_prefix}.{room.replace(':', '.')}"
+        await self.publish(subject, _encoder.encode({"event": event, "room": room, "data": data}))
+
+
+async def _positions(conn: Any) -> dict[str, int]:
+    cur = await conn.execute(
+        "SELECT name, position FROM tracking WHERE name = ANY(%s)", (list(WATCHED),)
+    )
+    return {str(n): int(p) for n, p in await cur.fetchall()}
+
+
+def _uuid(value: str | None) -> UUID | None:
+    try:
+        return UUID(value) if value else None
+    except ValueError:
+        return None
+
+
+def _no_history(annotation_id: UUID, version: int) -> Any:
+    msg = "running figures use the current ground truth only"
+    raise RuntimeError(msg)
