@@ -9,9 +9,10 @@ from uuid import UUID
 
 import anyio.to_thread
 import msgspec
-from litestar import Controller, Request, Response, delete, get, patch, post, put
+from litestar import Controller, MediaType, Request, Response, delete, get, patch, post, put
 from litestar.datastructures import State
 from litestar.exceptions import HTTPException
+from litestar.openapi import ResponseSpec
 from litestar.params import Parameter
 
 from api.annotation_dtos import (
@@ -56,6 +57,7 @@ from domain.tracks import interpolate_track
 from projections import annotations as read
 from projections.videos import VideoRow, get_video
 
+_encoder = msgspec.json.Encoder()
 C = TypeVar("C")
 R = TypeVar("R")
 
@@ -154,6 +156,7 @@ class AnnotationsController(Controller):
         "/api/videos/{video_id:uuid}/annotations",
         operation_id="listVideoAnnotations",
         summary="Live annotations of a video in frame order (A1)",
+        responses={200: ResponseSpec(data_container=list[AnnotationOut], description="List")},
     )
     async def list_annotations(
         self,
@@ -161,13 +164,19 @@ class AnnotationsController(Controller):
         video_id: UUID,
         validated_only: bool | None = None,
         validated_only_camel: ValidatedOnly = None,
-    ) -> list[AnnotationOut]:
+    ) -> Response[bytes]:
         services = services_of(state)
         await load_video(services, video_id)
         only = bool(validated_only or validated_only_camel)
-        async with services.read_pool.connection() as conn:
-            rows = await read.annotations_of_video(conn, video_id, validated_only=only)
-        return [row_out(r) for r in rows]
+
+        async def render() -> bytes:
+            async with services.read_pool.connection() as conn:
+                rows = await read.annotations_of_video(conn, video_id, validated_only=only)
+            return _encoder.encode([row_out(r) for r in rows])
+
+        name = read.AnnotationsProjection.name
+        body = await services.responses.get(name, ("video", video_id, only), render)
+        return Response(content=body, media_type=MediaType.JSON)
 
     @post(
         "/api/videos/{video_id:uuid}/annotations",
