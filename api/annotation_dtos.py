@@ -104,6 +104,7 @@ class AnnotationOut(msgspec.Struct, kw_only=True, rename="camel"):
     notes: str | None
     annotator: str | None
     validated: bool
+    deleted: bool
     source: str
     confidence: float | None
     keyframe: bool
@@ -140,6 +141,7 @@ def annotation_out(
         notes=state.notes,
         annotator=state.annotator,
         validated=state.validated,
+        deleted=state.deleted,
         source=state.source,
         confidence=state.confidence,
         keyframe=True,

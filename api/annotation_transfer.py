@@ -20,11 +20,11 @@ from litestar.datastructures import State, UploadFile
 from litestar.exceptions import HTTPException
 from litestar.params import Parameter
 
-from api.annotations import load_video, run_command
+from api.annotations import load_video, meta_for, run_command
 from api.formats import FORMATS
 from api.formats.common import FormatError, Issue, Parsed, VideoInfo
 from api.inputs import InputError
-from api.services import Services, caught_up, meta_of, services_of
+from api.services import Services, caught_up, services_of
 from commands.annotations import (
     BULK_BATCH,
     CreateAnnotations,
@@ -229,7 +229,7 @@ class AnnotationTransferController(Controller):
             cmd = CreateAnnotations(
                 video_id=video_id, drafts=drafts, job_id=start.id, batch_size=IMPORT_BATCH
             )
-            task = asyncio.create_task(_run_job(services, meta_of(request), cmd))
+            task = asyncio.create_task(_run_job(services, meta_for(request), cmd))
             _running.add(task)
             task.add_done_callback(_running.discard)
             result = ImportResult(

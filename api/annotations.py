@@ -53,6 +53,7 @@ from commands.annotations import (
 from commands.application import Verity
 from commands.context import run_as
 from domain.errors import ConcurrentModification, NotFound
+from domain.events import EventMeta
 from domain.tracks import interpolate_track
 from projections import annotations as read
 from projections.videos import VideoRow, get_video
@@ -65,12 +66,15 @@ R = TypeVar("R")
 async def run_command(
     services: Services, request: Request[Any, Any, Any], handler: Callable[[C, Verity], R], cmd: C
 ) -> R:
-    """Run a handler off the loop; the actor is the `X-Actor` header when one is sent."""
+    """Run a handler off the loop, recorded as `meta_for(request)`."""
+    return await anyio.to_thread.run_sync(run_as, meta_for(request), handler, cmd, services.app)
+
+
+def meta_for(request: Request[Any, Any, Any]) -> EventMeta:
+    """The request's correlation; the actor is the `X-Actor` header when one is sent."""
     meta = meta_of(request)
     actor = request.headers.get("x-actor", "").strip()
-    if actor:
-        meta = msgspec.structs.replace(meta, actor=actor[:200])
-    return await anyio.to_thread.run_sync(run_as, meta, handler, cmd, services.app)
+    return msgspec.structs.replace(meta, actor=actor[:200]) if actor else meta
 
 
 async def guarded(
