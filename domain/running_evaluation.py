@@ -30,7 +30,9 @@ class DetectionBatch(msgspec.Struct, frozen=True, kw_only=True):
 
     frames: IntArray
     frame: IntArray
-    label: tuple[str, ...]
+    label: IntArray
+    """Codes into `classes`."""
+    classes: tuple[str, ...]
     score: FloatArray
     box: FloatArray
     time_s: FloatArray
@@ -55,12 +57,13 @@ class RunningEvaluation:
     def counts(self) -> Counts:
         return make_counts(self.tp, self.fp, self.gt_seen - self.tp)
 
-    def _codes(self, labels: tuple[str, ...]) -> IntArray:
-        return np.fromiter(
-            (self.classes.get(label, self.unknown) for label in labels),
+    def _codes(self, batch: DetectionBatch) -> IntArray:
+        """The batch's label codes re-coded into the ground truth's vocabulary."""
+        mapping = np.array(
+            [self.classes.get(c, self.unknown) for c in batch.classes] or [self.unknown],
             dtype=np.int64,
-            count=len(labels),
         )
+        return mapping[batch.label]
 
     def add(self, batch: DetectionBatch) -> Counts:
         cfg = self.config
@@ -71,7 +74,7 @@ class RunningEvaluation:
         keep = np.ones(batch.frame.shape[0], dtype=np.bool_)
         if cfg.confidence_threshold is not None:
             keep = batch.score >= cfg.confidence_threshold
-        codes = self._codes(batch.label)
+        codes = self._codes(batch)
         boxed = keep & ~np.isnan(batch.box[:, 0])
         timed = keep & np.isnan(batch.box[:, 0]) & np.isfinite(batch.time_s)
         n_kept = int(keep.sum())

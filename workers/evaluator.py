@@ -100,10 +100,13 @@ def batch_of(frames: Sequence[FrameData], fps: float | None) -> DetectionBatch:
     counts = [len(f.detections) for f in frames]
     dets = [d for f in frames for d in f.detections]
     nan_box = (np.nan, np.nan, np.nan, np.nan)
+    vocab: dict[str, int] = {}
+    codes = [vocab.setdefault(d.label, len(vocab)) for d in dets]
     return DetectionBatch(
         frames=np.unique(np.asarray(numbers, dtype=np.int64)),
         frame=np.repeat(np.asarray(numbers, dtype=np.int64), counts),
-        label=tuple(canonical_class(d.label) for d in dets),
+        label=np.asarray(codes, dtype=np.int64),
+        classes=tuple(canonical_class(name) for name in vocab),
         score=np.asarray(
             [1.0 if d.confidence is None else d.confidence for d in dets], dtype=np.float64
         ),
@@ -279,8 +282,7 @@ class Evaluator:
             if state is None:  # not in the read model yet: keep the frames for the next tick
                 self.buffer[sid][:0] = frames
                 continue
-            batch = batch_of(frames, state.fps)
-            counts = await anyio.to_thread.run_sync(state.evaluation.add, batch)
+            counts = await anyio.to_thread.run_sync(_fold, state, frames)
             room = f"test_session:{sid}"
             data = progress_data(sid, counts, state.evaluation, len(frames))
             await self._live("test_progress", room, data)
@@ -358,6 +360,11 @@ class Evaluator:
     async def _live(self, event: str, room: str, data: dict[str, Any]) -> None:
         subject = f"{self.live_prefix}.{room.replace(':', '.')}"
         await self.publish(subject, _encoder.encode({"event": event, "room": room, "data": data}))
+
+
+def _fold(state: _Running, frames: Sequence[FrameData]) -> Counts:
+    """Off the event loop, so NATS keeps being read while a big batch is matched."""
+    return state.evaluation.add(batch_of(frames, state.fps))
 
 
 async def _positions(conn: Any) -> dict[str, int]:

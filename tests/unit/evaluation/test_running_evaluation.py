@@ -40,6 +40,11 @@ def scene(seed: int, n_frames: int) -> tuple[Any, Any, dict[str, Any]]:
     return gt, det, cols
 
 
+def coded(names: Any) -> dict[str, Any]:
+    classes, codes = np.unique(np.asarray(names, dtype=str), return_inverse=True)
+    return {"label": codes.astype(np.int64).reshape(-1), "classes": tuple(classes.tolist())}
+
+
 @settings(max_examples=40, deadline=None)
 @given(
     seed=st.integers(0, 10_000),
@@ -63,7 +68,7 @@ def test_batches_add_up_to_the_full_evaluation(
             DetectionBatch(
                 frames=np.arange(lo, hi),
                 frame=cols["frame"][sel],
-                label=tuple(str(v) for v in cols["label"][sel]),
+                **coded(cols["label"][sel]),
                 score=cols["score"][sel],
                 box=cols["box"][sel],
                 time_s=cols["frame"][sel] / 10,
@@ -81,7 +86,7 @@ def test_recall_counts_only_frames_seen_so_far() -> None:
         DetectionBatch(
             frames=np.array([0]),
             frame=np.array([0]),
-            label=("pedestrian",),
+            **coded(["pedestrian"]),
             score=np.array([0.9]),
             box=np.array([[0.0, 0, 10, 10]]),
             time_s=np.array([0.0]),
@@ -94,7 +99,7 @@ def test_recall_counts_only_frames_seen_so_far() -> None:
         DetectionBatch(
             frames=np.array([1]),
             frame=np.zeros(0, np.int64),
-            label=(),
+            **coded([]),
             score=empty,
             box=np.zeros((0, 4)),
             time_s=empty,
