@@ -67,6 +67,7 @@ class IngestWorker:
         batch_size: int = 1000,
         fetch_timeout: float = 0.5,
         durable: str = DURABLE,
+        ack_wait: float = 10.0,
     ) -> None:
         self.nc = nc
         self.js = nc.jetstream()
@@ -78,6 +79,10 @@ class IngestWorker:
         self.batch_size = batch_size
         self.fetch_timeout = fetch_timeout
         self.durable = durable
+        self.ack_wait = ack_wait
+        """How long a fetched, unacked batch is held before JetStream redelivers it (to any
+        worker): bounds the delay a crashed worker's batch adds; a slower store only costs a
+        redelivery, which the deterministic ids absorb."""
         self.stats = IngestStats()
         self._failures = 0
         self._sub: Any = None
@@ -91,7 +96,7 @@ class IngestWorker:
             config=ConsumerConfig(
                 ack_policy=AckPolicy.EXPLICIT,
                 deliver_policy=DeliverPolicy.ALL,
-                ack_wait=60.0,
+                ack_wait=self.ack_wait,
                 max_deliver=-1,
                 max_ack_pending=100_000,
             ),
@@ -112,7 +117,11 @@ class IngestWorker:
                     log.warning("ingest fetch failed: %s", err)
                     await asyncio.sleep(0.5)
                     continue
-                await self.process(msgs)
+                try:
+                    await self.process(msgs)
+                except Exception as err:  # unacked messages come back after ack_wait
+                    self.stats.last_error = f"{type(err).__name__}: {err}"
+                    log.exception("ingest batch failed; JetStream will redeliver it")
         finally:
             if live_task is not None:
                 live_task.cancel()
@@ -178,7 +187,10 @@ class IngestWorker:
         self.stats.stored += len(result.stored)
         self.stats.duplicates += len(result.duplicates)
         if self.live is not None and result.stored:
-            await self.live.stored([good[i][1] for i in result.stored])
+            try:
+                await self.live.stored([good[i][1] for i in result.stored])
+            except Exception:  # live views are a nicety; the frames are stored and acked
+                log.exception("cannot publish live detections")
 
     async def _nak(self, msgs: list[Msg]) -> None:
         delay = min(0.25 * 2 ** min(self._failures, 8), 30.0)

@@ -96,6 +96,7 @@ class LiveCoalescer:
         self.counts = counts
         self.sessions: dict[UUID, _Pending] = {}
         self.sent = 0
+        self._lock = asyncio.Lock()
 
     async def stored(self, frames: Sequence[FrameMessage]) -> None:
         """Note frames that are now stored; send what is due."""
@@ -107,27 +108,30 @@ class LiveCoalescer:
         await self.flush(due_only=True)
 
     async def flush(self, *, due_only: bool = False) -> None:
+        async with self._lock:  # the timer and the ingest loop both flush
+            await self._flush(due_only=due_only)
+
+    async def _flush(self, *, due_only: bool) -> None:
         now = time.monotonic()
-        due = [
-            (sid, p)
-            for sid, p in self.sessions.items()
-            if p.latest is not None and (not due_only or now - p.last_sent >= self.interval)
-        ]
+        due: list[tuple[UUID, dict[str, Any]]] = []
+        for sid, pending in self.sessions.items():
+            latest = pending.latest
+            if latest is None or (due_only and now - pending.last_sent < self.interval):
+                continue
+            due.append((sid, _frame_data(sid, latest, pending)))
+            pending.frames = pending.detections = 0
+            pending.latest = None
+            pending.last_sent = now
         if not due:
             return
         counts = await self._counts([sid for sid, _ in due])
-        for sid, pending in due:
+        for sid, data in due:
             room = f"test_session:{sid}"
             subject = live_subject(self.prefix, room)
-            assert pending.latest is not None
-            data = _frame_data(sid, pending.latest, pending)
             await self.publish(subject, live_message("detection_event", room, data))
             if sid in counts:
                 progress = {"sessionId": str(sid), "session_id": str(sid), **counts[sid]}
                 await self.publish(subject, live_message("test_progress", room, progress))
-            pending.frames = pending.detections = 0
-            pending.latest = None
-            pending.last_sent = now
             self.sent += 1
 
     async def _counts(self, sessions: list[UUID]) -> dict[UUID, dict[str, Any]]:
