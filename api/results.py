@@ -31,13 +31,20 @@ from api.evaluation_views import (
     run_rerun,
     session_or_404,
 )
-from api.inputs import InputDTO
+from api.inputs import InputDTO, InputError
 from api.services import services_of
 from commands.evaluations import EvaluateSession, GroundTruthChoice, RerunEvaluation
 from domain.errors import Conflict
 from projections import evaluations as read
 
 SVG = "image/svg+xml"
+
+GROUND_TRUTH_RULE = (
+    " Ground truth: the video's annotations that are not deleted and are human-made (source "
+    "`manual` or `imported`), plus detector-sourced candidates once validated; keyframes of a "
+    "track (same `detection_id`) are interpolated to every frame between them; `difficult` "
+    "boxes count as ordinary ground truth (no ignore regions)."
+)
 
 
 class EvaluateIn(msgspec.Struct, kw_only=True):
@@ -46,7 +53,8 @@ class EvaluateIn(msgspec.Struct, kw_only=True):
     used; `latest`: re-run it on today's ground truth and report what changed; omitted: a fresh
     evaluation on today's ground truth."""
     evaluation_id: UUID | None = None
-    confidence_threshold: Annotated[float, msgspec.Meta(ge=0, le=1)] | None = None
+    confidence_threshold: float | None = None
+    """Keep detections scoring at least this (0-1); omitted: keep all."""
 
 
 class ExportFormat(StrEnum):
@@ -152,7 +160,7 @@ class ResultsController(Controller):
             "TP/(TP+FP+FN) (no true negatives exist in detection). `intervals`: Wilson for "
             "precision/recall, frame bootstrap for F1 and AP. `latency`: capturedAt minus the "
             "ground truth's time (ms) of matched detections. `groundTruth.position`: the global "
-            "event position the pinned ground truth was read at."
+            "event position the pinned ground truth was read at." + GROUND_TRUTH_RULE
         ),
     )
     async def detailed_results(self, state: State, session_id: UUID) -> Response[Any]:
@@ -303,6 +311,7 @@ class ResultsController(Controller):
             "the previous and the new headline figures and their differences. Without "
             "`groundTruth` a fresh evaluation runs. Fractions 0-1. 409 when the video has no "
             "ground truth or there is nothing to re-run; 404 for an unknown session."
+            + GROUND_TRUTH_RULE
         ),
         status_code=200,
         dto=InputDTO[EvaluateIn],
@@ -318,6 +327,9 @@ class ResultsController(Controller):
         services = services_of(state)
         session = await session_or_404(services, session_id)
         body = data or EvaluateIn()
+        threshold = body.confidence_threshold
+        if threshold is not None and not 0.0 <= threshold <= 1.0:
+            raise InputError("confidenceThreshold: must be between 0 and 1", "confidenceThreshold")
         if body.ground_truth is None:
             done = await run_evaluation(
                 services,
