@@ -109,48 +109,48 @@ _IMPORT_UPDATE = (
 )
 
 
-class AnnotationImportsProjection:
-    name: str = "annotation_imports_v1"
-    event_classes: tuple[type[Any], ...] = (
-        AnnotationImport.Started,
-        AnnotationImport.Progressed,
-        AnnotationImport.Completed,
-        AnnotationImport.Failed,
-    )
-    tables: tuple[str, ...] = ("rm_annotation_imports",)
+IMPORT_EVENTS: tuple[type[Any], ...] = (
+    AnnotationImport.Started,
+    AnnotationImport.Progressed,
+    AnnotationImport.Completed,
+    AnnotationImport.Failed,
+)
 
-    def handle(self, event: Any) -> Iterable[Statement]:
-        if isinstance(event, AnnotationImport.Started):
-            yield (
-                _IMPORT_INSERT,
-                (
-                    event.originator_id,
-                    event.video_id,
-                    event.format,
-                    event.filename,
-                    event.total,
-                    event.rejected,
-                    event.timestamp,
-                    event.originator_version,
-                ),
-            )
-            return
-        status = None
-        if isinstance(event, AnnotationImport.Completed):
-            status = "completed"
-        elif isinstance(event, AnnotationImport.Failed):
-            status = "failed"
+
+def import_statements(event: Any) -> Iterable[Statement]:
+    """Rows of rm_annotation_imports. Applied by the annotations projection itself, so a job
+    reads `completed` only once its annotations are in rm_annotations too."""
+    if isinstance(event, AnnotationImport.Started):
         yield (
-            _IMPORT_UPDATE,
-            {
-                "id": event.originator_id,
-                "status": status,
-                "imported": event.imported,
-                "error": getattr(event, "reason", None),
-                "at": event.timestamp,
-                "version": event.originator_version,
-            },
+            _IMPORT_INSERT,
+            (
+                event.originator_id,
+                event.video_id,
+                event.format,
+                event.filename,
+                event.total,
+                event.rejected,
+                event.timestamp,
+                event.originator_version,
+            ),
         )
+        return
+    status = None
+    if isinstance(event, AnnotationImport.Completed):
+        status = "completed"
+    elif isinstance(event, AnnotationImport.Failed):
+        status = "failed"
+    yield (
+        _IMPORT_UPDATE,
+        {
+            "id": event.originator_id,
+            "status": status,
+            "imported": event.imported,
+            "error": getattr(event, "reason", None),
+            "at": event.timestamp,
+            "version": event.originator_version,
+        },
+    )
 
 
 class ImportRow(msgspec.Struct, frozen=True, kw_only=True):

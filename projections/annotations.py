@@ -17,6 +17,7 @@ from psycopg.rows import class_row
 from psycopg_pool import AsyncConnectionPool
 
 from domain.annotations import Annotation, AnnotationState, BoundingBox
+from projections.annotation_sessions import IMPORT_EVENTS, import_statements
 from projections.base import Statement
 
 _INSERT = (
@@ -90,11 +91,16 @@ def changed_columns(event: Any) -> dict[str, Any]:
 
 
 class AnnotationsProjection:
+    """Annotations and the import jobs that create them, in one projection (see imports)."""
+
     name: str = "annotations_v1"
-    event_classes: tuple[type[Any], ...] = (Annotation.Created, *_EDITS)
-    tables: tuple[str, ...] = ("rm_annotations",)
+    event_classes: tuple[type[Any], ...] = (Annotation.Created, *_EDITS, *IMPORT_EVENTS)
+    tables: tuple[str, ...] = ("rm_annotations", "rm_annotation_imports")
 
     def handle(self, event: Any) -> Iterable[Statement]:
+        if isinstance(event, IMPORT_EVENTS):
+            yield from import_statements(event)
+            return
         if isinstance(event, Annotation.Created):
             box = _box_columns(event.box)
             yield (

@@ -19,10 +19,7 @@ from api.services import ApiConfig, Services
 from api.ws import RoomHub
 from commands.application import Verity
 from commands.projects import ensure_central_store
-from projections.annotation_sessions import (
-    AnnotationImportsProjection,
-    AnnotationSessionsProjection,
-)
+from projections.annotation_sessions import AnnotationSessionsProjection
 from projections.annotations import AnnotationsProjection
 from projections.criteria import CriteriaProjection
 from projections.evaluations import EvaluationsProjection
@@ -52,7 +49,6 @@ PROJECTIONS: tuple[type[AnyProjection], ...] = (
     DetectionsProjection,
     AnnotationsProjection,
     AnnotationSessionsProjection,
-    AnnotationImportsProjection,
     CriteriaProjection,
     EvaluationsProjection,
 )
