@@ -240,7 +240,8 @@ class AnnotationTransferController(Controller):
                 total=len(drafts),
             )
             return Response(result, status_code=202)
-        cmd = CreateAnnotations(video_id=video_id, drafts=drafts, batch_size=IMPORT_BATCH)
+        # Small enough for one transaction: all rows are stored, or none.
+        cmd = CreateAnnotations(video_id=video_id, drafts=drafts, batch_size=max(len(drafts), 1))
         ids, position = await run_command(services, request, create_annotations, cmd)
         await caught_up(services, position)
         return Response(
