@@ -38,12 +38,14 @@ from api.services import Services, caught_up, meta_of, services_of
 from commands.annotation_history import HistoryEntry, annotation_history, state_as_of
 from commands.annotations import (
     CreateAnnotation,
+    CreateAnnotations,
     DeleteAnnotation,
     RestoreAnnotation,
     RevertAnnotation,
     UpdateAnnotation,
     ValidateAnnotation,
     create_annotation,
+    create_annotations,
     delete_annotation,
     restore_annotation,
     revert_annotation,
@@ -52,7 +54,8 @@ from commands.annotations import (
 )
 from commands.application import Verity
 from commands.context import run_as
-from domain.errors import ConcurrentModification, NotFound
+from domain.annotations import check_draft
+from domain.errors import ConcurrentModification, InvalidValue, NotFound
 from domain.events import EventMeta
 from domain.tracks import interpolate_track
 from projections import annotations as read
@@ -150,6 +153,11 @@ def _parse_as_of(value: str) -> int | datetime:
     return at if at.tzinfo else at.replace(tzinfo=UTC)
 
 
+class BulkOut(msgspec.Struct, kw_only=True):
+    created: int
+    ids: list[UUID]
+
+
 ValidatedOnly = Annotated[bool | None, Parameter(query="validatedOnly")]
 
 
@@ -199,6 +207,38 @@ class AnnotationsController(Controller):
         position = await run_command(services, request, create_annotation, cmd)
         await caught_up(services, position)
         return await respond(services, cmd.id)
+
+    @post(
+        "/api/videos/{video_id:uuid}/annotations/bulk",
+        operation_id="createAnnotations",
+        summary="Create many annotations at once (e.g. a detector's candidates)",
+        description="Every row is checked first; any bad row: 422 naming its index and field, "
+        "nothing stored. Stored in batches of 2,000 per transaction.",
+        status_code=200,
+    )
+    async def create_many(
+        self,
+        state: State,
+        request: Request[Any, Any, Any],
+        video_id: UUID,
+    ) -> BulkOut:
+        services = services_of(state)
+        video = await load_video(services, video_id)
+        data = decode_input(await request.body(), list[AnnotationIn])
+        drafts = []
+        for i, row in enumerate(data):
+            try:
+                draft = draft_of(row, video.fps)
+                check_draft(
+                    draft, (video.width, video.height) if video.width and video.height else None
+                )
+            except InvalidValue as err:
+                raise InputError(f"[{i}].{err.detail}", f"[{i}].{err.field}") from None
+            drafts.append(draft)
+        cmd = CreateAnnotations(video_id=video_id, drafts=tuple(drafts))
+        ids, position = await run_command(services, request, create_annotations, cmd)
+        await caught_up(services, position)
+        return BulkOut(created=len(ids), ids=ids)
 
     @get(
         "/api/annotations/{annotation_id:uuid}",

@@ -440,3 +440,23 @@ def test_annotation_sessions_count_from_annotation_events(
         ).status_code
         == 404
     )
+
+
+def test_bulk_creation_checks_every_row_first(
+    client: TestClient[Any], video: dict[str, Any]
+) -> None:
+    vid = video["id"]
+    rows = [
+        {**FRONTEND_BODY, "frame_number": f, "source": "detector", "confidence": 0.9}
+        for f in range(300)
+    ]
+    bad = [*rows[:5], {**FRONTEND_BODY, "vru_type": "tram"}]
+    refused = client.post(f"/api/videos/{vid}/annotations/bulk", json=bad)
+    assert refused.status_code == 422 and refused.json()["errors"][0]["field"] == "[5].vru_type"
+    assert client.get(f"/api/videos/{vid}/annotations").json() == []
+    created = client.post(f"/api/videos/{vid}/annotations/bulk", json=rows)
+    assert created.status_code == 200, created.text
+    assert created.json()["created"] == 300
+    listed = client.get(f"/api/videos/{vid}/annotations").json()
+    assert len(listed) == 300 and {a["source"] for a in listed} == {"detector"}
+    assert client.get(f"/api/videos/{vid}/ground-truth").json()["total_detections"] == 300
