@@ -261,7 +261,10 @@ def evaluate_on_completion(
             video_id=session.video_id,
             config=config_for(session, cmd.confidence_threshold, cmd.confidence_level),
             ground_truth=GroundTruthPin(position=sources.position(), annotations=()),
-            detections=DetectionsPin(count=len(sources.detections(session.id))),
+            detections=DetectionsPin(
+                count=getattr(session, "detection_count", None)
+                or len(sources.detections(session.id))
+            ),
             trigger=Trigger.COMPLETED,
         )
         evaluation.fail(refused.detail)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections import defaultdict
@@ -30,7 +31,12 @@ from psycopg_pool import AsyncConnectionPool
 
 from commands.application import Verity
 from commands.context import run_as
-from commands.evaluation_inputs import DEFAULT_FPS, canonical_class, ground_truth_of
+from commands.evaluation_inputs import (
+    DEFAULT_FPS,
+    canonical_class,
+    counts_as_ground_truth,
+    ground_truth_of,
+)
 from commands.evaluations import (
     Evaluated,
     EvaluateSession,
@@ -44,6 +50,7 @@ from domain.events import EventMeta
 from domain.running_evaluation import DetectionBatch, RunningEvaluation
 from domain.tracks import interpolate_track
 from projections.evaluation_sources import load_sources
+from projections.test_sessions import session_detections
 
 log = logging.getLogger(__name__)
 _encoder = msgspec.json.Encoder()
@@ -335,10 +342,19 @@ class Evaluator:
 
     async def _complete(self, sid: UUID, position: int, meta: EventMeta) -> None:
         sources = await load_sources(
-            self.pool, sid, position=position, history=annotation_history(self.app)
+            self.pool,
+            sid,
+            position=position,
+            history=annotation_history(self.app),
+            with_detections=False,
         )
         if sources.loaded_session is None:
             return
+        if any(counts_as_ground_truth(a) for a in sources.current):
+            # only now the (possibly large) detections: a session without ground truth is
+            # refused without reading them
+            detections = await session_detections(self.pool, sid)
+            sources = dataclasses.replace(sources, loaded_detections=detections)
 
         def handler(cmd: EvaluateSession, app: Verity) -> Evaluated | str | None:
             return evaluate_on_completion(cmd, app, sources)
