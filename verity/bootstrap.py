@@ -165,6 +165,8 @@ async def running(
     tasks: list[asyncio.Task[None]] = []
 
     async def on_event(msg: Any) -> None:
+        if msg.subject.endswith(".device_frame.recorded"):
+            return  # thousands a second; clients get them coalesced on the live subject
         try:
             hub.on_envelope(msg.data)
         except Exception:  # one bad message must not stop live updates

@@ -1,0 +1,595 @@
+"""Device ingest benchmark: NATS -> event store -> read models -> WebSocket, against HTTP.
+
+Runs `verity serve` (API + projections + relay + ingest, as deployed on one node) on a fresh
+database and NATS prefix, then:
+
+1. Sustained ingest: frame messages with 5 detections each, published as fast as JetStream
+   acks them for `--duration` seconds, timed until every frame is stored AND projected
+   (rm_test_sessions counts and rm_detections rows). Reports frames/s, detections/s, ingest
+   batch size, PostgreSQL commits/s and where the CPU went (server process, PostgreSQL
+   backends of this database, nats-server, this publisher).
+2. Latency: frames published at `--latency-fps` for `--latency-seconds`, each stamped with
+   `capturedAt`; a WebSocket client on `test_session:<id>` notes when each `detection_event`
+   arrives. p50/p99 of (arrival - capturedAt of the newest frame the message carries).
+   Messages are coalesced to at most 5/s per room, so this is the delay of what is shown, not
+   of every frame (each frame is counted in a message's `coalesced`).
+3. HTTP: the same detections posted one per request to POST /api/detection-events (the
+   original platform's way), sequentially and with 8 concurrent clients; the ratio to (1).
+
+Usage: flock /tmp/vb/bench.lock uv run python bench/bench_ingest.py [--duration 60]
+Other processes on the machine share the 2 cores: figures are provisional, re-run to confirm.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import resource
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import cv2
+import httpx
+import msgspec
+import nats
+import numpy as np
+import psycopg
+import websockets
+from psycopg import sql
+
+from commands.device_messages import BoxIn, DetectionIn, FrameMessage
+
+CLK = os.sysconf("SC_CLK_TCK")
+encoder = msgspec.json.Encoder()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def fresh_database(admin_url: str, keep: bool) -> Iterator[tuple[str, str]]:
+    name = f"bench_ingest_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield str(psycopg.conninfo.make_conninfo(admin_url, dbname=name)), name
+    finally:
+        if not keep:
+            with psycopg.connect(admin_url, autocommit=True) as conn:
+                conn.execute(
+                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+                )
+
+
+@contextmanager
+def served(env: dict[str, str], port: int, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "verity.cli", "serve"],
+        env={**os.environ, **env},
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise SystemExit(f"server did not start:\n{log.read_text()[-3000:]}")
+            time.sleep(0.3)
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def start_workers(env: dict[str, str], count: int, tmp: Path) -> list[subprocess.Popen[bytes]]:
+    """Extra `verity worker ingest` processes, competing for the same durable consumer."""
+    return [
+        subprocess.Popen(
+            [sys.executable, "-m", "verity.cli", "worker", "ingest"],
+            env={**os.environ, **env},
+            stdout=(tmp / f"worker-{i}.log").open("ab"),
+            stderr=subprocess.STDOUT,
+        )
+        for i in range(count)
+    ]
+
+
+def wait_idle(base: str, nats_url: str, stream: str, timeout: float = 600) -> None:
+    """Until no frame waits in JetStream and every projection has caught up with the log."""
+
+    async def backlog() -> int:
+        nc = await nats.connect(nats_url)
+        try:
+            info = await nc.jetstream().consumer_info(stream, "verity-ingest")
+            return int(info.num_pending or 0) + int(info.num_ack_pending or 0)
+        except nats.js.errors.NotFoundError:
+            return 0
+        finally:
+            await nc.close()
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        body = httpx.get(f"{base}/health", timeout=10).json()
+        if not any(body.get("projectionLag", {}).values()) and asyncio.run(backlog()) == 0:
+            body = httpx.get(f"{base}/health", timeout=10).json()
+            if not any(body.get("projectionLag", {}).values()):
+                return
+        time.sleep(0.5)
+    raise SystemExit("ingest and read models did not catch up")
+
+
+def cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLK
+
+
+def nats_server_pids() -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() == "nats-server":
+                    pids.append(int(entry.name))
+            except OSError:
+                continue
+    return pids
+
+
+class CpuMeter:
+    """CPU seconds per component between start() and stop()."""
+
+    def __init__(self, server_pid: int, database_url: str, dbname: str, workers: list[int]) -> None:
+        self.server_pid = server_pid
+        self.workers = workers
+        self.database_url = database_url
+        self.dbname = dbname
+
+    def _pg_pids(self) -> dict[str, list[int]]:
+        with psycopg.connect(self.database_url) as conn:
+            rows = conn.execute(
+                "SELECT pid, datname, backend_type FROM pg_stat_activity"
+                " WHERE datname = %s OR backend_type IN"
+                " ('walwriter', 'checkpointer', 'background writer')",
+                (self.dbname,),
+            ).fetchall()
+        own = [r[0] for r in rows if r[1] == self.dbname]
+        shared = [r[0] for r in rows if r[1] != self.dbname]
+        return {"pg": own, "pg_shared": shared}
+
+    def sample(self) -> dict[str, float]:
+        pids = self._pg_pids()
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return {
+            "server (API+projections+relay+ingest)": cpu_seconds(self.server_pid),
+            "extra ingest workers": sum(cpu_seconds(p) for p in self.workers),
+            "postgres backends (this db)": sum(cpu_seconds(p) for p in pids["pg"]),
+            "postgres wal/checkpoint (shared)": sum(cpu_seconds(p) for p in pids["pg_shared"]),
+            "nats-server (shared)": sum(cpu_seconds(p) for p in nats_server_pids()),
+            "publisher (this script)": usage.ru_utime + usage.ru_stime,
+        }
+
+
+def commits(database_url: str, dbname: str) -> int:
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute(
+            "SELECT xact_commit FROM pg_stat_database WHERE datname = %s", (dbname,)
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def write_video(path: Path) -> Path:
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), 30.0, (64, 48))
+    for i in range(90):
+        frame = np.zeros((48, 64, 3), np.uint8)
+        frame[10:20, i % 54 : i % 54 + 10] = (0, 255, 0)
+        writer.write(frame)
+    writer.release()
+    return path
+
+
+def new_session(base: str, tmp: Path) -> str:
+    project = httpx.post(
+        f"{base}/api/projects",
+        json={
+            "name": "bench",
+            "cameraModel": "m",
+            "cameraView": "Front-facing VRU",
+            "signalType": "GPIO",
+        },
+        timeout=30,
+    ).json()
+    with write_video(tmp / "clip.mp4").open("rb") as f:
+        video = httpx.post(
+            f"{base}/api/projects/{project['id']}/videos",
+            files={"file": ("clip.mp4", f, "video/mp4")},
+            timeout=30,
+        ).json()
+    session = httpx.post(
+        f"{base}/api/test-sessions",
+        json={"name": "bench", "projectId": project["id"], "videoId": video["id"]},
+        timeout=30,
+    ).json()
+    httpx.post(f"{base}/api/test-sessions/{session['id']}/start", timeout=30)
+    return str(session["id"])
+
+
+def frame(session: str, seq: int, detections: int = 5) -> FrameMessage:
+    return FrameMessage(
+        device_id="bench-cam",
+        session_id=uuid.UUID(session),
+        seq=seq,
+        frame_number=seq,
+        timestamp=seq / 30,
+        model_version="bench",
+        detections=[
+            DetectionIn(
+                class_label="pedestrian" if k % 2 == 0 else "cyclist",
+                confidence=0.5 + k / 20,
+                box=BoxIn(x=10.0 * k, y=20.0, width=50.0, height=120.0),
+                track_id=str(k),
+            )
+            for k in range(detections)
+        ],
+    )
+
+
+async def publish_for(
+    nats_url: str,
+    subject: str,
+    session: str,
+    seconds: float,
+    fps: float = 0.0,
+    window: int = 2000,
+) -> tuple[int, float, float]:
+    """(frames, first publish time, last ack time); fps 0 = as fast as JetStream acks."""
+    nc = await nats.connect(nats_url)
+    js = nc.jetstream()
+    pending: list[Any] = []
+    seq = 0
+    start = time.time()
+    mono = time.monotonic()
+    end = mono + seconds
+    while (now := time.monotonic()) < end:
+        if fps:
+            ahead = mono + seq / fps - now
+            if ahead > 0:
+                await asyncio.sleep(ahead)
+        message = frame(session, seq)
+        if fps:
+            message.captured_at = datetime.now(UTC)
+        pending.append(
+            await js.publish_async(
+                subject, encoder.encode(message), headers={"Nats-Msg-Id": message.msg_id}
+            )
+        )
+        seq += 1
+        if len(pending) >= window:
+            await asyncio.gather(*pending)
+            pending.clear()
+    await asyncio.gather(*pending)
+    last = time.time()
+    await nc.drain()
+    return seq, start, last
+
+
+def projected(database_url: str, session: str) -> tuple[int, int]:
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute(
+            "SELECT frame_count, detection_count FROM rm_test_sessions WHERE id = %s", (session,)
+        ).fetchone()
+    return (int(row[0]), int(row[1])) if row else (0, 0)
+
+
+def detection_rows(database_url: str, session: str) -> int:
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM rm_detections WHERE session_id = %s", (session,)
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+STATS = re.compile(r"IngestStats\(batches=(\d+), stored=(\d+), duplicates=(\d+)")
+
+
+def last_ingest_stats(logs: list[Path]) -> dict[str, int]:
+    """Summed running totals the ingest workers last logged (every 5 s)."""
+    total = {"batches": 0, "stored": 0, "duplicates": 0}
+    for log in logs:
+        found = STATS.findall(log.read_text()) if log.exists() else []
+        if found:
+            for key, value in zip(total, map(int, found[-1]), strict=True):
+                total[key] += value
+    return total
+
+
+def sustained(args: argparse.Namespace, ctx: dict[str, Any]) -> dict[str, Any]:
+    base, database_url, dbname = ctx["base"], ctx["database_url"], ctx["dbname"]
+    session = new_session(base, ctx["tmp"])
+    wait_idle(base, ctx["nats_url"], ctx["stream"])
+    stats0 = last_ingest_stats(ctx["logs"])
+    meter = CpuMeter(ctx["server"].pid, database_url, dbname, [w.pid for w in ctx["workers"]])
+    cpu0, commits0 = meter.sample(), commits(database_url, dbname)
+    subject = f"{ctx['prefix']}.detections.{session}"
+    samples: list[tuple[float, int]] = []
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.is_set():
+            samples.append((time.time(), projected(database_url, session)[0]))
+            stop.wait(1.0)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    n, started, published_until = asyncio.run(
+        publish_for(ctx["nats_url"], subject, session, args.duration)
+    )
+    deadline = time.monotonic() + 600
+    while projected(database_url, session)[0] < n:
+        if time.monotonic() > deadline:
+            stop.set()
+            raise SystemExit(f"only {projected(database_url, session)} of {n} frames projected")
+        time.sleep(0.05)
+    frames_done = time.time()
+    while detection_rows(database_url, session) < n * 5:
+        time.sleep(0.05)
+    done = time.time()
+    stop.set()
+    watcher.join()
+    cpu1, commits1 = meter.sample(), commits(database_url, dbname)
+    elapsed = done - started
+    time.sleep(args.stats_wait)  # let the worker log its totals
+    stats1 = last_ingest_stats(ctx["logs"])
+    stats = {k: stats1[k] - stats0[k] for k in stats1}
+    cpu = {k: cpu1[k] - cpu0[k] for k in cpu0}
+    window = [(t, c) for t, c in samples if started + 5 <= t <= published_until]
+    steady = (
+        (window[-1][1] - window[0][1]) / (window[-1][0] - window[0][0])
+        if len(window) >= 2 and window[-1][0] > window[0][0]
+        else 0.0
+    )
+    return {
+        "frames": n,
+        "publish_seconds": published_until - started,
+        "publish_rate": n / (published_until - started),
+        "elapsed": elapsed,
+        "frames_projected_after": frames_done - started,
+        "frames_per_s": n / elapsed,
+        "detections_per_s": 5 * n / elapsed,
+        "steady_frames_per_s": steady,
+        "ingest": stats,
+        "batch_size": stats["stored"] / stats["batches"] if stats.get("batches") else None,
+        "commits_per_s": (commits1 - commits0) / elapsed,
+        "cpu": cpu,
+        "cpu_total": sum(cpu.values()),
+        "session": session,
+    }
+
+
+async def latency(args: argparse.Namespace, ctx: dict[str, Any], fps: float) -> dict[str, Any]:
+    await asyncio.to_thread(wait_idle, ctx["base"], ctx["nats_url"], ctx["stream"])
+    session = await asyncio.to_thread(new_session, ctx["base"], ctx["tmp"])
+    subject = f"{ctx['prefix']}.detections.{session}"
+    delays: list[float] = []
+    coalesced: list[int] = []
+    async with websockets.connect(f"ws://127.0.0.1:{ctx['port']}/ws") as ws:
+        await ws.recv()
+        await ws.send(json.dumps({"action": "join", "room": f"test_session:{session}"}))
+        await ws.recv()
+
+        async def listen() -> None:
+            async for raw in ws:
+                arrived = datetime.now(UTC)
+                message = json.loads(raw)
+                if message["event"] == "detection_event":
+                    captured = datetime.fromisoformat(message["data"]["capturedAt"])
+                    delays.append((arrived - captured).total_seconds() * 1000)
+                    coalesced.append(message["data"]["coalesced"] + 1)
+
+        listener = asyncio.create_task(listen())
+        n, _, _ = await publish_for(
+            ctx["nats_url"],
+            subject,
+            session,
+            args.latency_seconds,
+            fps=fps,
+            window=50,
+        )
+        await asyncio.sleep(1.0)
+        listener.cancel()
+    delays.sort()
+    return {
+        "frames": n,
+        "achieved_fps": n / args.latency_seconds,
+        "messages": len(delays),
+        "frames_in_messages": sum(coalesced),
+        "p50": delays[len(delays) // 2] if delays else None,
+        "p99": delays[min(len(delays) - 1, int(len(delays) * 0.99))] if delays else None,
+        "max": delays[-1] if delays else None,
+    }
+
+
+def http_ingest(args: argparse.Namespace, ctx: dict[str, Any], clients: int) -> float:
+    wait_idle(ctx["base"], ctx["nats_url"], ctx["stream"])
+    session = new_session(ctx["base"], ctx["tmp"])
+    counts = [0] * clients
+    end = time.monotonic() + args.http_seconds
+
+    def client(i: int) -> None:
+        with httpx.Client(base_url=ctx["base"], timeout=30) as http:
+            seq = 0
+            while time.monotonic() < end:
+                body = {
+                    "testSessionId": session,
+                    "timestamp": seq / 30,
+                    "confidence": 0.8,
+                    "classLabel": "pedestrian",
+                }
+                response = http.post("/api/detection-events", json=body)
+                assert response.status_code == 200, response.text
+                counts[i] += 1
+                seq += 1
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+    start = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return sum(counts) / (time.monotonic() - start)
+
+
+async def delete_streams(nats_url: str, prefix: str) -> None:
+    nc = await nats.connect(nats_url)
+    js = nc.jetstream()
+    for stream in (f"{prefix.upper()}_DETECTIONS", f"{prefix.upper()}_EVENTS"):
+        with suppress(nats.js.errors.NotFoundError):
+            await js.delete_stream(stream)
+    await nc.drain()
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--duration", type=float, default=60.0, help="seconds of sustained publishing")
+    p.add_argument("--latency-fps", type=float, nargs="+", default=[5000.0, 1000.0])
+    p.add_argument("--workers", type=int, default=0, help="extra `verity worker ingest` processes")
+    p.add_argument("--latency-seconds", type=float, default=10.0)
+    p.add_argument("--http-seconds", type=float, default=10.0)
+    p.add_argument("--stats-wait", type=float, default=5.5)
+    p.add_argument("--skip", nargs="*", default=[], choices=["sustained", "latency", "http"])
+    p.add_argument("--keep", action="store_true", help="keep the database")
+    args = p.parse_args()
+    admin = os.environ.get(
+        "VERITY_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+    )
+    nats_url = os.environ.get("VERITY_BENCH_NATS_URL", "nats://127.0.0.1:4222")
+    prefix = f"b{uuid.uuid4().hex[:10]}"
+    port = free_port()
+    with tempfile.TemporaryDirectory() as tmpdir, fresh_database(admin, args.keep) as (url, dbname):
+        tmp = Path(tmpdir)
+        log = tmp / "server.log"
+        env = {
+            "VERITY_DATABASE_URL": url,
+            "VERITY_NATS_URL": nats_url,
+            "VERITY_NATS_PREFIX": prefix,
+            "VERITY_DATA_DIR": str(tmp / "data"),
+            "VERITY_PORT": str(port),
+        }
+        try:
+            with served(env, port, log) as server:
+                workers = start_workers(env, args.workers, tmp)
+                ctx = {
+                    "base": f"http://127.0.0.1:{port}",
+                    "port": port,
+                    "database_url": url,
+                    "dbname": dbname,
+                    "nats_url": nats_url,
+                    "prefix": prefix,
+                    "tmp": tmp,
+                    "server": server,
+                    "workers": workers,
+                    "stream": f"{prefix.upper()}_DETECTIONS",
+                    "logs": [log, *(tmp / f"worker-{i}.log" for i in range(args.workers))],
+                }
+                results: dict[str, Any] = {}
+                if "sustained" not in args.skip:
+                    results["sustained"] = sustained(args, ctx)
+                    print_sustained(results["sustained"], args)
+                if "latency" not in args.skip:
+                    for fps in args.latency_fps:
+                        print_latency(asyncio.run(latency(args, ctx, fps)), args, fps)
+                if "http" not in args.skip:
+                    sequential = http_ingest(args, ctx, 1)
+                    concurrent = http_ingest(args, ctx, 8)
+                    print("\n== HTTP, one detection per POST /api/detection-events")
+                    print(f"sequential client:   {sequential:8.0f} detections/s")
+                    print(f"8 concurrent:        {concurrent:8.0f} detections/s")
+                    if "sustained" in results:
+                        nats_rate = results["sustained"]["detections_per_s"]
+                        print(
+                            f"NATS frames (5 det) vs sequential HTTP:"
+                            f" {nats_rate / sequential:.0f}x;"
+                            f" vs 8 concurrent: {nats_rate / concurrent:.0f}x"
+                        )
+                        print("(original platform, same machine: about 260 detections/s)")
+                for w in workers:
+                    w.terminate()
+                    w.wait(20)
+        finally:
+            asyncio.run(delete_streams(nats_url, prefix))
+
+
+def print_sustained(r: dict[str, Any], args: argparse.Namespace) -> None:
+    print(
+        f"\n== Sustained ingest ({args.duration:.0f} s of publishing, 5 detections/frame,"
+        f" verity serve + {args.workers} extra ingest worker process(es))"
+    )
+    print(
+        f"published:           {r['frames']} frames in {r['publish_seconds']:.1f} s"
+        f" ({r['publish_rate']:.0f} frames/s accepted by JetStream)"
+    )
+    print(
+        f"stored+projected:    all frames after {r['frames_projected_after']:.1f} s,"
+        f" all detection rows after {r['elapsed']:.1f} s"
+    )
+    print(
+        f"end to end:          {r['frames_per_s']:8.0f} frames/s  {r['detections_per_s']:8.0f}"
+        " detections/s   (target >= 10k frames/s, 50k detections/s)"
+    )
+    print(f"steady (5 s .. end of publishing): {r['steady_frames_per_s']:.0f} frames/s projected")
+    if r["batch_size"]:
+        ing = r["ingest"]
+        print(
+            f"ingest batches:      {ing['batches']} (avg {r['batch_size']:.0f} frames each;"
+            f" {ing['batches'] / r['elapsed']:.1f} event-store transactions/s)"
+        )
+    print(f"postgres commits/s:  {r['commits_per_s']:.0f} (all of this database's transactions)")
+    print(f"CPU seconds ({r['cpu_total']:.1f} total over {r['elapsed']:.1f} s wall, 2 cores):")
+    for name, seconds in sorted(r["cpu"].items(), key=lambda kv: -kv[1]):
+        print(f"  {name:40s} {seconds:7.1f} s  {100 * seconds / r['cpu_total']:5.1f}%")
+
+
+def print_latency(r: dict[str, Any], args: argparse.Namespace, fps: float) -> None:
+    print(
+        f"\n== Latency at {fps:.0f} frames/s for {args.latency_seconds:.0f} s"
+        f" (achieved {r['achieved_fps']:.0f} frames/s)"
+    )
+    print(
+        f"detection_event messages: {r['messages']} carrying {r['frames_in_messages']} of"
+        f" {r['frames']} frames (coalesced, <= 5 per second)"
+    )
+    if r["p50"] is not None:
+        print(
+            f"publish -> WebSocket: p50 {r['p50']:.1f} ms  p99 {r['p99']:.1f} ms"
+            f"  max {r['max']:.1f} ms   (target p99 < 100 ms)"
+        )
+
+
+if __name__ == "__main__":
+    main()
