@@ -121,7 +121,8 @@ def test_completion_results_reruns_and_statistics(client: TestClient[Any], tmp_p
         assert client.get(f"/api/test-sessions/{sid}/results").status_code == 202
         assert client.post(f"/api/test-sessions/{sid}/complete").status_code == 200
         completed = next_event(ws, "test_completed", timeout=20.0, sessionId=sid)
-    assert progress["data"]["precision"] is not None
+    assert progress["data"]["precision"] is not None and progress["data"]["recall"] is not None
+    assert progress["data"]["frameCount"] >= 1 and "progress" in progress["data"]
     assert completed["data"]["results"]["truePositives"] == 2
 
     results = wait_results(client, sid)
