@@ -118,8 +118,21 @@ def start_workers(env: dict[str, str], count: int, tmp: Path) -> list[subprocess
     ]
 
 
-def wait_idle(base: str, nats_url: str, stream: str, timeout: float = 600) -> None:
-    """Until no frame waits in JetStream and every projection has caught up with the log."""
+def relay_lag(database_url: str) -> int:
+    """Stored events the relay has not yet published to the events stream."""
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute(
+            "SELECT coalesce(max(notification_id), 0) - coalesce((SELECT max(position)"
+            " FROM tracking WHERE name LIKE 'relay:%'), 0) FROM verity_events"
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def wait_idle(
+    base: str, nats_url: str, stream: str, database_url: str, timeout: float = 900
+) -> None:
+    """Until no frame waits in JetStream, the relay has published everything stored and every
+    projection has caught up: each phase starts on a quiet system."""
 
     async def backlog() -> int:
         nc = await nats.connect(nats_url)
@@ -133,8 +146,7 @@ def wait_idle(base: str, nats_url: str, stream: str, timeout: float = 600) -> No
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        body = httpx.get(f"{base}/health", timeout=10).json()
-        if not any(body.get("projectionLag", {}).values()) and asyncio.run(backlog()) == 0:
+        if asyncio.run(backlog()) == 0 and relay_lag(database_url) <= 0:
             body = httpx.get(f"{base}/health", timeout=10).json()
             if not any(body.get("projectionLag", {}).values()):
                 return
@@ -332,7 +344,7 @@ def last_ingest_stats(logs: list[Path]) -> dict[str, int]:
 def sustained(args: argparse.Namespace, ctx: dict[str, Any]) -> dict[str, Any]:
     base, database_url, dbname = ctx["base"], ctx["database_url"], ctx["dbname"]
     session = new_session(base, ctx["tmp"])
-    wait_idle(base, ctx["nats_url"], ctx["stream"])
+    wait_idle(base, ctx["nats_url"], ctx["stream"], database_url)
     stats0 = last_ingest_stats(ctx["logs"])
     meter = CpuMeter(ctx["server"].pid, database_url, dbname, [w.pid for w in ctx["workers"]])
     cpu0, commits0 = meter.sample(), commits(database_url, dbname)
@@ -360,6 +372,9 @@ def sustained(args: argparse.Namespace, ctx: dict[str, Any]) -> dict[str, Any]:
     while detection_rows(database_url, session) < n * 5:
         time.sleep(0.05)
     done = time.time()
+    while relay_lag(database_url) > 0:
+        time.sleep(0.2)
+    relayed = time.time()
     stop.set()
     watcher.join()
     cpu1, commits1 = meter.sample(), commits(database_url, dbname)
@@ -380,6 +395,7 @@ def sustained(args: argparse.Namespace, ctx: dict[str, Any]) -> dict[str, Any]:
         "publish_rate": n / (published_until - started),
         "elapsed": elapsed,
         "frames_projected_after": frames_done - started,
+        "relayed_after": relayed - started,
         "frames_per_s": n / elapsed,
         "detections_per_s": 5 * n / elapsed,
         "steady_frames_per_s": steady,
@@ -393,7 +409,9 @@ def sustained(args: argparse.Namespace, ctx: dict[str, Any]) -> dict[str, Any]:
 
 
 async def latency(args: argparse.Namespace, ctx: dict[str, Any], fps: float) -> dict[str, Any]:
-    await asyncio.to_thread(wait_idle, ctx["base"], ctx["nats_url"], ctx["stream"])
+    await asyncio.to_thread(
+        wait_idle, ctx["base"], ctx["nats_url"], ctx["stream"], ctx["database_url"]
+    )
     session = await asyncio.to_thread(new_session, ctx["base"], ctx["tmp"])
     subject = f"{ctx['prefix']}.detections.{session}"
     delays: list[float] = []
@@ -436,7 +454,7 @@ async def latency(args: argparse.Namespace, ctx: dict[str, Any], fps: float) -> 
 
 
 def http_ingest(args: argparse.Namespace, ctx: dict[str, Any], clients: int) -> float:
-    wait_idle(ctx["base"], ctx["nats_url"], ctx["stream"])
+    wait_idle(ctx["base"], ctx["nats_url"], ctx["stream"], ctx["database_url"])
     session = new_session(ctx["base"], ctx["tmp"])
     counts = [0] * clients
     end = time.monotonic() + args.http_seconds
@@ -556,7 +574,8 @@ def print_sustained(r: dict[str, Any], args: argparse.Namespace) -> None:
     )
     print(
         f"stored+projected:    all frames after {r['frames_projected_after']:.1f} s,"
-        f" all detection rows after {r['elapsed']:.1f} s"
+        f" all detection rows after {r['elapsed']:.1f} s; relay re-published all frame events"
+        f" to the events stream after {r['relayed_after']:.1f} s"
     )
     print(
         f"end to end:          {r['frames_per_s']:8.0f} frames/s  {r['detections_per_s']:8.0f}"

@@ -68,7 +68,7 @@ class IngestWorker:
         subject_prefix: str,
         live: LiveCoalescer | None = None,
         batch_size: int = 1000,
-        fetch_timeout: float = 0.5,
+        fetch_timeout: float = 0.05,
         durable: str = DURABLE,
         ack_wait: float = 10.0,
     ) -> None:
