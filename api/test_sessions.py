@@ -8,6 +8,7 @@ dropping all but the first.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
@@ -20,7 +21,7 @@ from litestar.params import Parameter, QueryParameter
 from api.inputs import InputDTO, InputError, decode_input
 from api.projects import load_project
 from api.services import Services, caught_up, execute, services_of
-from commands.application import Position
+from commands.application import Position, Verity
 from commands.test_sessions import (
     ChangeSessionStatus,
     CreateTestSession,
@@ -56,10 +57,6 @@ class ExecuteTestIn(msgspec.Struct, kw_only=True):
     tolerance_ms: Annotated[int, msgspec.Meta(ge=0, le=60_000)] = DEFAULT_TOLERANCE_MS
     iou_threshold: Annotated[float, msgspec.Meta(ge=0, le=1)] = DEFAULT_IOU_THRESHOLD
     device_id: Annotated[str, msgspec.Meta(max_length=128)] | None = None
-
-
-class StatusChangeIn(msgspec.Struct, kw_only=True):
-    reason: Annotated[str, msgspec.Meta(max_length=1000)] = ""
 
 
 class TestSessionOut(msgspec.Struct, kw_only=True, rename="camel"):
@@ -156,7 +153,7 @@ async def _change(
     state: State,
     request: Request[Any, Any, Any],
     session_id: UUID,
-    handler: Any,
+    handler: Callable[[ChangeSessionStatus, Verity], Position | None],
     reason: str = "",
 ) -> TestSessionOut:
     services = services_of(state)

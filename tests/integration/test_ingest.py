@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import random
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -171,8 +172,9 @@ def worker(conn: NatsClient, app: Verity, settings: Settings, **kw: Any) -> Inge
 async def test_exactly_the_unique_valid_frames_are_stored_and_garbage_is_dead_lettered(
     app: Verity, settings: Settings, database_url: str, nc: NatsClient
 ) -> None:
-    """10k frames (the bench runs 100k), 1% repeated, 0.1% garbage of every kind."""
-    n = 10_000
+    """10k frames, 1% repeated, 0.1% garbage of every kind (VERITY_INGEST_TEST_FRAMES=100000
+    runs the issue's 100k; too slow for every suite run on two cores)."""
+    n = int(os.environ.get("VERITY_INGEST_TEST_FRAMES", "10000"))
     session = new_session(app)
     closed = new_session(app, completed=True)
     subject = f"{settings.detections_subject}.{session}"
@@ -221,7 +223,7 @@ async def test_exactly_the_unique_valid_frames_are_stored_and_garbage_is_dead_le
     task = asyncio.create_task(w.run(stop))
     started = time.monotonic()
     await publish_all(nc, messages)
-    count = await wait_stored(database_url, session, range(n), 60)
+    count = await wait_stored(database_url, session, range(n), 60 + n / 500)
     elapsed = time.monotonic() - started
     letters = await dead_letters(nc, settings, len(garbage))
     stop.set()
@@ -234,7 +236,7 @@ async def test_exactly_the_unique_valid_frames_are_stored_and_garbage_is_dead_le
     assert reasons == sorted(r for _, _, r in garbage)
     assert {m.headers[HEADER_SUBJECT] for m in letters} == {s for s, _, _ in garbage}
     assert all(m.headers["Verity-Dlq-Detail"] for m in letters)
-    print(f"\n10k frames stored in {elapsed:.1f}s ({n / elapsed:.0f} frames/s incl. publish)")
+    print(f"\n{n} frames stored in {elapsed:.1f}s ({n / elapsed:.0f} frames/s incl. publish)")
 
     d = n * DETECTIONS_PER_FRAME
     assert projected(app, database_url, session) == (n, d, {"pedestrian": n, "cyclist": n}, d, d)
@@ -264,7 +266,7 @@ async def test_two_competing_workers_store_nothing_twice(
             for copy in ("a", "b")
         ]
         await publish_all(nc, messages)
-        count = await wait_stored(database_url, session, range(n), 60)
+        count = await wait_stored(database_url, session, range(n), 60 + n / 500)
         stop.set()
         await asyncio.gather(*tasks)
     finally:
