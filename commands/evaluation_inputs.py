@@ -197,10 +197,30 @@ def ground_truth_of(
         label=[canonical_class(r[2]) for r in rows],
         box=[r[3] or (nan, nan, nan, nan) for r in rows] if rows else None,
         time_s=[r[1] for r in rows],
-        track_id=[r[4] for r in rows],
+        track_id=unique_tracks(
+            [r[0] for r in rows], [r[4] for r in rows], [float(i) for i in range(len(rows))]
+        ),
     )
     pins = tuple(PinnedAnnotation(a.id, a.version) for a in used)
     return GroundTruthInput(gt=gt, refs=tuple(r[5] for r in rows), pins=pins)
+
+
+def unique_tracks(frame: list[int], track: list[int], priority: list[float]) -> list[int]:
+    """Track ids with repeats inside one frame removed (-1), keeping the lowest `priority`.
+
+    Tracking metrics need one row per track and frame; a device repeating a track id in one
+    frame, or two keyframes of one track on the same frame, would otherwise stop the whole
+    evaluation. The repeated rows still count as detections or ground truth.
+    """
+    if not track:
+        return track
+    f, t, p = np.asarray(frame), np.asarray(track), np.asarray(priority, dtype=np.float64)
+    order = np.lexsort((p, t, f))
+    fs, ts = f[order], t[order]
+    repeat = np.r_[False, (fs[1:] == fs[:-1]) & (ts[1:] == ts[:-1])] & (ts != -1)
+    out = t.copy()
+    out[order[repeat]] = -1
+    return [int(v) for v in out]
 
 
 def _seconds_since(value: datetime | None, epoch: datetime | None) -> float:
@@ -237,7 +257,7 @@ def detections_of(
         box=boxes if rows else None,
         time_s=times,
         captured_at_s=captured,
-        track_id=tracks,
+        track_id=unique_tracks(frames, tracks, [-s for s in scores]),
     )
     return DetectionInput(det=det, refs=tuple(str(d.id) for d in rows))
 

@@ -178,8 +178,12 @@ def _score(
 ) -> Evaluated:
     if len(gt.gt) == 0:
         raise _no_ground_truth(session)
-    report = evaluate(gt.gt, det.det, config)
-    pairs, keep = operating_point_pairs(gt.gt, det.det, config)
+    try:
+        report = evaluate(gt.gt, det.det, config)
+        pairs, keep = operating_point_pairs(gt.gt, det.det, config)
+    except ValueError as err:  # the engine refuses data it cannot score; say which
+        msg = f"Test session {session.id} cannot be scored: {err}"
+        raise Conflict(msg) from None
     rows = comparison_rows(
         gt, det, pairs.gt.tolist(), pairs.det.tolist(), pairs.value.tolist(), keep.tolist()
     )

@@ -7,10 +7,12 @@ from uuid import uuid4
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from api.charts import confusion_svg, pr_curve_svg
 from commands.codec import MsgspecMapper
-from commands.evaluation_inputs import ground_truth_of
+from commands.evaluation_inputs import ground_truth_of, unique_tracks
 from domain.annotations import AnnotationState, BoundingBox
 from domain.evaluation import (
     EvaluationConfig,
@@ -132,3 +134,85 @@ def test_charts_are_well_formed_svg() -> None:
         root = ET.fromstring(svg)
         assert root.tag.endswith("svg")
         assert root.find("{http://www.w3.org/2000/svg}title") is not None
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=st.integers(0, 100_000),
+    n_gt=st.integers(0, 12),
+    n_det=st.integers(0, 12),
+    boxless=st.booleans(),
+    tracks=st.booleans(),
+    threshold=st.sampled_from([None, 0.5]),
+)
+def test_any_report_survives_the_event_store_exactly(
+    seed: int, n_gt: int, n_det: int, boxless: bool, tracks: bool, threshold: float | None
+) -> None:
+    """A NaN would be stored as null and could not be read back: every figure must be a number
+    or None."""
+    rng = np.random.default_rng(seed)
+
+    def boxes(n: int) -> object:
+        if boxless:
+            return None
+        return np.c_[rng.integers(0, 50, (n, 2)), rng.integers(1, 30, (n, 2))].astype(float)
+
+    labels = ["pedestrian", "cyclist"]
+    gt_frames = rng.integers(0, 4, n_gt)
+    det_frames = rng.integers(0, 4, n_det)
+    gt = make_ground_truth(
+        frame=gt_frames,
+        label=rng.choice(labels, n_gt).tolist(),
+        box=boxes(n_gt),
+        time_s=rng.uniform(0, 1, n_gt),
+        track_id=unique_tracks(gt_frames.tolist(), list(range(n_gt)), [0.0] * n_gt)
+        if tracks
+        else None,
+    )
+    det = make_detections(
+        frame=det_frames,
+        label=rng.choice(labels, n_det).tolist(),
+        score=rng.uniform(0, 1, n_det).round(2),
+        box=boxes(n_det),
+        time_s=rng.uniform(0, 1, n_det),
+        captured_at_s=rng.uniform(0, 2, n_det),
+        track_id=unique_tracks(det_frames.tolist(), [i % 3 for i in range(n_det)], [0.0] * n_det)
+        if tracks
+        else None,
+    )
+    report = evaluate(
+        gt,
+        det,
+        EvaluationConfig(
+            confidence_threshold=threshold, bootstrap_resamples=30, ap_bootstrap_resamples=10
+        ),
+    )
+    evaluation = Evaluation._create(
+        Evaluation.Requested,
+        id=uuid4(),
+        session_id=uuid4(),
+        project_id=None,
+        video_id=None,
+        config=report.config,
+        ground_truth=GroundTruthPin(position=1, annotations=()),
+        detections=DetectionsPin(count=n_det),
+    )
+    evaluation.record(report, None, [])
+    mapper = MsgspecMapper()
+    for event in evaluation.collect_events():
+        back = mapper.to_domain_event(mapper.to_stored_event(event))
+        assert vars(back) == vars(event)
+
+
+def test_a_track_repeated_within_a_frame_keeps_only_its_best_row() -> None:
+    assert unique_tracks([0, 0, 0, 1], [7, 7, -1, 7], [-0.2, -0.9, 0.0, -0.1]) == [-1, 7, -1, 7]
+    two_keyframes = [
+        state(0, BoundingBox(0, 0, 10, 10), "t"),
+        state(0, BoundingBox(1, 0, 10, 10), "t"),
+        state(2, BoundingBox(2, 0, 10, 10), "t"),
+    ]
+    gt = ground_truth_of(
+        two_keyframes, track_of=lambda x: x.detection_id, interpolate=interpolate_track
+    )
+    on_frame_0 = gt.gt.track_id[gt.gt.frame == 0].tolist()
+    assert sorted(on_frame_0) == [-1, 0] and len(gt.gt) == 4
