@@ -6,27 +6,22 @@ executemany, and a bulk import is one executemany of INSERTs.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
+from itertools import groupby
 from typing import Any
 from uuid import UUID
 
 import msgspec
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, Connection
 from psycopg.rows import class_row
 from psycopg_pool import AsyncConnectionPool
 
 from domain.annotations import Annotation, AnnotationState, BoundingBox
 from projections.annotation_sessions import IMPORT_EVENTS, import_statements
 from projections.base import Statement
+from projections.runner import execute_grouped
 
-_INSERT = (
-    "INSERT INTO rm_annotations (id, video_id, version, frame_number, timestamp, end_timestamp,"
-    " vru_type, x, y, width, height, occluded, truncated, difficult, validated, deleted, source,"
-    " detection_id, annotator, notes, confidence, created_at, created_by)"
-    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, false, %s, %s, %s, %s,"
-    " %s, %s, %s)"
-)
 _CHANGEABLE = (
     "frame_number",
     "timestamp",
@@ -90,6 +85,48 @@ def changed_columns(event: Any) -> dict[str, Any]:
     return columns
 
 
+_CREATED_COLUMNS = (
+    "id, video_id, version, frame_number, timestamp, end_timestamp, vru_type, x, y, width,"
+    " height, occluded, truncated, difficult, validated, deleted, source, detection_id,"
+    " annotator, notes, confidence, created_at, created_by"
+)
+_INSERT = (
+    f"INSERT INTO rm_annotations ({_CREATED_COLUMNS}) VALUES ("
+    + ", ".join(["%s"] * _CREATED_COLUMNS.count(","))
+    + ", %s)"
+)
+_COPY = f"COPY rm_annotations ({_CREATED_COLUMNS}) FROM STDIN"
+
+
+def _created_row(event: Any) -> tuple[Any, ...]:
+    box = _box_columns(event.box)
+    return (
+        event.originator_id,
+        event.video_id,
+        event.originator_version,
+        event.frame_number,
+        event.seconds,
+        event.end_timestamp,
+        event.vru_type.value,
+        box["x"],
+        box["y"],
+        box["width"],
+        box["height"],
+        event.occluded,
+        event.truncated,
+        event.difficult,
+        event.validated,
+        False,
+        event.source.value,
+        event.detection_id,
+        event.annotator,
+        event.notes,
+        event.confidence,
+        event.timestamp,
+        event.meta.actor,
+    )
+
+
 class AnnotationsProjection:
     """Annotations and the import jobs that create them, in one projection (see imports)."""
 
@@ -97,39 +134,22 @@ class AnnotationsProjection:
     event_classes: tuple[type[Any], ...] = (Annotation.Created, *_EDITS, *IMPORT_EVENTS)
     tables: tuple[str, ...] = ("rm_annotations", "rm_annotation_imports")
 
+    def write_batch(self, conn: Connection[Any], events: Sequence[Any]) -> None:
+        """Runs of new annotations go in with one COPY; edits as grouped statements."""
+        for created, run in groupby(events, key=lambda e: isinstance(e, Annotation.Created)):
+            if created:
+                with conn.cursor().copy(_COPY) as copy:
+                    for event in run:
+                        copy.write_row(_created_row(event))
+            else:
+                execute_grouped(conn, [s for e in run for s in self.handle(e)])
+
     def handle(self, event: Any) -> Iterable[Statement]:
         if isinstance(event, IMPORT_EVENTS):
             yield from import_statements(event)
             return
         if isinstance(event, Annotation.Created):
-            box = _box_columns(event.box)
-            yield (
-                _INSERT,
-                (
-                    event.originator_id,
-                    event.video_id,
-                    event.originator_version,
-                    event.frame_number,
-                    event.seconds,
-                    event.end_timestamp,
-                    event.vru_type.value,
-                    box["x"],
-                    box["y"],
-                    box["width"],
-                    box["height"],
-                    event.occluded,
-                    event.truncated,
-                    event.difficult,
-                    event.validated,
-                    event.source.value,
-                    event.detection_id,
-                    event.annotator,
-                    event.notes,
-                    event.confidence,
-                    event.timestamp,
-                    event.meta.actor,
-                ),
-            )
+            yield _INSERT, _created_row(event)
             return
         columns = changed_columns(event)
         params: dict[str, Any] = {
