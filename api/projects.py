@@ -22,8 +22,9 @@ from domain.projects import CameraView, ProjectChanges, ProjectStatus, SignalTyp
 from projections import projects as read
 from projections.videos import video_files_of_project
 
-Text = Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
-FrameRate = Annotated[int, msgspec.Meta(gt=0, le=10_000)]
+MAX_FRAME_RATE = 10_000
+MAX_TEXT = 500
+Text = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_TEXT)]
 _encoder = msgspec.json.Encoder()
 UNSET = msgspec.UNSET
 Unset = msgspec.UnsetType
@@ -37,18 +38,18 @@ class ProjectIn(msgspec.Struct, kw_only=True):
     description: str | None = None
     lens_type: str | None = None
     resolution: str | None = None
-    frame_rate: FrameRate | None = None
+    frame_rate: int | None = None
     status: ProjectStatus = ProjectStatus.ACTIVE
 
 
 class ProjectPatch(msgspec.Struct, kw_only=True):
-    name: Text | Unset = UNSET
+    name: str | Unset = UNSET
     description: str | Unset | None = UNSET
-    camera_model: Text | Unset = UNSET
+    camera_model: str | Unset = UNSET
     camera_view: CameraView | Unset = UNSET
     lens_type: str | Unset | None = UNSET
     resolution: str | Unset | None = UNSET
-    frame_rate: FrameRate | Unset | None = UNSET
+    frame_rate: int | Unset | None = UNSET
     signal_type: SignalType | Unset = UNSET
     status: ProjectStatus | Unset = UNSET
 
@@ -61,9 +62,17 @@ class Message(msgspec.Struct, kw_only=True):
     message: str
 
 
-def _required_text(field: str, value: str | Unset) -> None:
-    if isinstance(value, str) and not value.strip():
-        raise InvalidValue(field, f"{field}: must not be blank")
+def _check(data: ProjectIn | ProjectPatch) -> None:
+    """Rules msgspec constraints cannot carry here: Litestar's OpenAPI generation fails on a
+    constrained type inside an optional field, so those ranges are checked by hand."""
+    for field, value in (("name", data.name), ("cameraModel", data.camera_model)):
+        if isinstance(value, str) and not value.strip():
+            raise InvalidValue(field, f"{field}: must not be blank")
+        if isinstance(value, str) and len(value) > MAX_TEXT:
+            raise InvalidValue(field, f"{field}: at most {MAX_TEXT} characters")
+    rate = data.frame_rate
+    if isinstance(rate, int) and not 0 < rate <= MAX_FRAME_RATE:
+        raise InvalidValue("frameRate", f"frameRate: must be between 1 and {MAX_FRAME_RATE}")
 
 
 async def load_project(state: State, project_id: UUID) -> ProjectOut:
@@ -112,8 +121,7 @@ class ProjectsController(Controller):
     async def create_project(
         self, state: State, request: Request[Any, Any, Any], data: JSONBody[ProjectIn]
     ) -> ProjectOut:
-        _required_text("name", data.name)
-        _required_text("cameraModel", data.camera_model)
+        _check(data)
         services = services_of(state)
         cmd = CreateProject(**msgspec.structs.asdict(data))
         position = await execute(services, request, create_project_handler, cmd)
@@ -134,8 +142,7 @@ class ProjectsController(Controller):
         project_id: UUID,
         data: JSONBody[ProjectPatch],
     ) -> ProjectOut:
-        _required_text("name", data.name)
-        _required_text("cameraModel", data.camera_model)
+        _check(data)
         services = services_of(state)
         changes = ProjectChanges(**msgspec.structs.asdict(data))
         cmd = UpdateProject(id=project_id, changes=changes)

@@ -169,21 +169,33 @@ def _remove_file(services: Services, filename: str) -> None:
         (services.config.uploads_dir / filename).unlink()
 
 
+async def _videos_of(state: State, project_id: UUID) -> list[VideoOut]:
+    services = services_of(state)
+    if project_id != CENTRAL_STORE_ID:
+        await load_project(state, project_id)
+    async with services.read_pool.connection() as conn:
+        rows = await read.videos_of_project(conn, project_id)
+    return [video_out(r, services.config.base_url) for r in rows]
+
+
 class VideosController(Controller):
     tags = ["videos"]
 
     @get(
-        ["/api/projects/{project_id:uuid}/videos", "/api/projects/{project_id:uuid}/videos/linked"],
+        "/api/projects/{project_id:uuid}/videos",
         operation_id="listProjectVideos",
-        summary="Videos of a project (V1, L3)",
+        summary="Videos of a project (V1)",
     )
     async def list_project_videos(self, state: State, project_id: UUID) -> list[VideoOut]:
-        services = services_of(state)
-        if project_id != CENTRAL_STORE_ID:
-            await load_project(state, project_id)
-        async with services.read_pool.connection() as conn:
-            rows = await read.videos_of_project(conn, project_id)
-        return [video_out(r, services.config.base_url) for r in rows]
+        return await _videos_of(state, project_id)
+
+    @get(
+        "/api/projects/{project_id:uuid}/videos/linked",
+        operation_id="listLinkedVideos",
+        summary="Videos linked to a project (L3): the same list as V1",
+    )
+    async def list_linked_videos(self, state: State, project_id: UUID) -> list[VideoOut]:
+        return await _videos_of(state, project_id)
 
     @post(
         "/api/projects/{project_id:uuid}/videos",
