@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -24,6 +25,7 @@ from commands.test_sessions import CreateTestSession, create_test_session
 from commands.videos import RegisterUpload, register_upload
 from domain.detections import frame_id
 from domain.projects import CameraView, SignalType
+from tests.conftest import fresh_database
 from tests.e2e.helpers import api_client, next_event
 from tests.e2e.test_test_sessions_journey import PROJECT, project_with_video
 from verity.bootstrap import open_application
@@ -31,6 +33,14 @@ from verity.settings import Settings
 from workers.device_simulator import frames, publish
 
 pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def database_url(postgres_admin_url: str) -> Iterator[str]:
+    """A database of its own: every later test's relay replays the shared one from the start,
+    and tens of thousands of frames there would slow them all."""
+    with fresh_database(postgres_admin_url, "verity_ingest_e2e") as url:
+        yield url
 
 
 def simulate(settings: Settings, session: str, fps: float, duration: float) -> int:

@@ -29,12 +29,23 @@ from commands.test_sessions import (
 from commands.videos import RegisterUpload, register_upload
 from domain.detections import frame_id
 from domain.projects import CameraView, SignalType
+from tests.conftest import fresh_database
 from verity.bootstrap import open_application, projection_runners
 from verity.settings import Settings
 from workers.ingest import HEADER_REASON, HEADER_SUBJECT, IngestWorker
 from workers.live import LiveCoalescer
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def database_url(postgres_admin_url: str) -> Iterator[str]:
+    """A database of its own: every later test's relay replays the shared one from the start,
+    and tens of thousands of frames there would slow them all."""
+    with fresh_database(postgres_admin_url, "verity_ingest") as url:
+        yield url
+
+
 DETECTIONS_PER_FRAME = 2
 
 
