@@ -117,7 +117,7 @@ class IngestWorker:
                     log.info("ingest totals: %s", self.stats)
                 try:
                     msgs = await self._sub.fetch(self.batch_size, timeout=self.fetch_timeout)
-                except NatsTimeout:
+                except (NatsTimeout, TimeoutError):  # nats-py raises either when nothing came
                     continue
                 except Exception as err:  # NATS reconnecting: wait and fetch again
                     self.stats.last_error = f"{type(err).__name__}: {err}"
