@@ -151,6 +151,39 @@ def annotation_out(
     )
 
 
+def tuple_out(r: tuple[Any, ...]) -> AnnotationOut:
+    """An AnnotationOut from a row of `projections.annotations.annotation_tuples`."""
+    (id_, video_id, version, frame, ts, end, vru, x, y, w, h, occluded, truncated, difficult,
+     validated, deleted, source, detection_id, annotator, notes, confidence, created_at,
+     updated_at, _created_by) = r  # fmt: skip
+    box = (
+        None if x is None else BoxOut(x=x, y=y, width=w, height=h, label=vru, confidence=confidence)
+    )
+    return AnnotationOut(
+        id=id_,
+        video_id=video_id,
+        detection_id=detection_id,
+        frame_number=frame,
+        timestamp=ts,
+        end_timestamp=end,
+        vru_type=vru,
+        bounding_box=box,
+        occluded=occluded,
+        truncated=truncated,
+        difficult=difficult,
+        notes=notes,
+        annotator=annotator,
+        validated=validated,
+        deleted=deleted,
+        source=source,
+        confidence=confidence,
+        keyframe=True,
+        version=version,
+        created_at=created_at,
+        updated_at=updated_at,
+    )
+
+
 def row_out(row: AnnotationRow) -> AnnotationOut:
     return annotation_out(row.state(), row.created_at, row.updated_at)
 

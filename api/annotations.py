@@ -30,6 +30,7 @@ from api.annotation_dtos import (
     draft_of,
     etag,
     row_out,
+    tuple_out,
     version_from,
 )
 from api.inputs import InputDTO, InputError, decode_input
@@ -183,8 +184,8 @@ class AnnotationsController(Controller):
 
         async def render() -> bytes:
             async with services.read_pool.connection() as conn:
-                rows = await read.annotations_of_video(conn, video_id, validated_only=only)
-            return _encoder.encode([row_out(r) for r in rows])
+                rows = await read.annotation_tuples(conn, video_id, validated_only=only)
+            return _encoder.encode([tuple_out(r) for r in rows])
 
         name = read.AnnotationsProjection.name
         body = await services.responses.get(name, ("video", video_id, only), render)

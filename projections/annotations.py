@@ -240,6 +240,22 @@ async def annotations_of_video(
         return await cur.fetchall()
 
 
+async def annotation_tuples(
+    conn: AsyncConnection[Any], video_id: UUID, *, validated_only: bool = False
+) -> list[tuple[Any, ...]]:
+    """The same rows as `annotations_of_video` as plain tuples in `_COLUMNS` order: the fast
+    path of the list endpoint (about twice as fast as building AnnotationRow Structs first)."""
+    where = " AND validated" if validated_only else ""
+    async with conn.cursor() as cur:
+        await cur.execute(
+            f"SELECT {_COLUMNS} FROM rm_annotations WHERE video_id = %s AND NOT deleted{where}"
+            " ORDER BY frame_number, id",
+            (video_id,),
+            prepare=True,
+        )
+        return await cur.fetchall()
+
+
 async def current_annotations(
     pool: AsyncConnectionPool[Any], video_id: UUID, *, validated_only: bool = False
 ) -> list[AnnotationState]:

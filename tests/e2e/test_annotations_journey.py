@@ -104,6 +104,8 @@ def test_frontend_shapes_live_updates_and_ground_truth(
     create(client, vid, detection_id=None, frame_number=6)  # neither validated nor detector
     listed = client.get(f"/api/videos/{vid}/annotations").json()
     assert [a["frameNumber"] for a in listed] == [3, 5, 6]
+    for item in listed:  # the list's fast path renders exactly what the single read does
+        assert item == client.get(f"/api/annotations/{item['id']}").json()
     assert len(client.get(f"/api/videos/{vid}/annotations?validated_only=true").json()) == 1
     assert len(client.get(f"/api/videos/{vid}/annotations?validatedOnly=true").json()) == 1
 
