@@ -30,6 +30,8 @@ import msgspec
 from commands.device_messages import FrameMessage
 
 log = logging.getLogger(__name__)
+TICK = 0.02
+"""How often folded-up frames are checked for being due: bounds the extra delay they wait."""
 _encoder = msgspec.json.Encoder()
 
 Publish = Callable[[str, bytes], Awaitable[None]]
@@ -146,7 +148,7 @@ class LiveCoalescer:
     async def run(self, stop: asyncio.Event) -> None:
         """Send the folded-up remainder of each session once its interval is up."""
         while not stop.is_set():
-            await asyncio.sleep(self.interval / 4)
+            await asyncio.sleep(min(self.interval / 4, TICK))
             try:
                 await self.flush(due_only=True)
             except Exception:  # keep the loop alive across NATS reconnects
