@@ -124,6 +124,8 @@ class IngestWorker:
                     log.warning("ingest fetch failed: %s", err)
                     await asyncio.sleep(0.5)
                     continue
+                if not msgs:
+                    continue
                 try:
                     await self.process(msgs)
                 except Exception as err:  # unacked messages come back after ack_wait
