@@ -87,9 +87,12 @@ def fresh_database(admin_url: str, stem: str) -> Iterator[str]:
         drop_database(admin_url, name)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def database_url(postgres_admin_url: str) -> Iterator[str]:
-    """One fresh database for this test run (migrated on first use by the code under test)."""
+    """A fresh database per test module (migrated on first use by the code under test).
+
+    Per module, not per run: each test's relay publishes the whole database to its own new
+    stream, so one module's ten thousand detections would otherwise slow every later test."""
     with fresh_database(postgres_admin_url, "verity_test") as url:
         yield url
 
