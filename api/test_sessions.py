@@ -36,6 +36,7 @@ from projections import test_sessions as read
 from projections.videos import get_video, videos_of_project
 
 Text = Annotated[str, msgspec.Meta(max_length=500)]
+MAX_DEVICE_ID = 128
 
 
 class TestSessionIn(msgspec.Struct, kw_only=True):
@@ -47,7 +48,9 @@ class TestSessionIn(msgspec.Struct, kw_only=True):
     video_ids: list[UUID] | None = None
     tolerance_ms: Annotated[int, msgspec.Meta(ge=0, le=60_000)] = DEFAULT_TOLERANCE_MS
     iou_threshold: Annotated[float, msgspec.Meta(ge=0, le=1)] = DEFAULT_IOU_THRESHOLD
-    device_id: Annotated[str, msgspec.Meta(max_length=128)] | None = None
+    device_id: str | None = None
+    """At most 128 characters (checked by hand: Litestar cannot document an optional
+    constrained field)."""
     description: str | None = None
 
 
@@ -202,6 +205,8 @@ class TestSessionsController(Controller):
     ) -> TestSessionOut:
         if not data.name.strip():
             raise InputError("Test session name is required", "name", status_code=400)
+        if data.device_id is not None and len(data.device_id) > MAX_DEVICE_ID:
+            raise InputError(f"deviceId: at most {MAX_DEVICE_ID} characters", "deviceId")
         services = services_of(state)
         cmd = CreateTestSession(
             name=data.name,
