@@ -4,18 +4,24 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 import msgspec
+from eventsourcing.persistence import IntegrityError
 from eventsourcing.postgres import PostgresApplicationRecorder
+from eventsourcing.utils import get_topic
 
 from commands.application import Position, Verity
 from commands.device_messages import FrameMessage
 from domain.detections import DeviceFrame, frame_id
 from domain.errors import ConcurrentModification, NotFound
+from domain.events import current_meta
 from domain.test_sessions import TestSession
 
 RACE_RETRIES = 5
+_FRAME_TOPIC = get_topic(DeviceFrame)
+_RECORDED: Any = DeviceFrame.Recorded  # its typed signature shows only the base fields
 
 
 class RecordFrames(msgspec.Struct, frozen=True, kw_only=True):
@@ -77,10 +83,19 @@ def _session_problems(app: Verity, session_ids: Iterable[UUID]) -> dict[UUID, Re
     return problems
 
 
-def _frame(fid: UUID, f: FrameMessage, received_at: datetime) -> DeviceFrame:
-    frame: DeviceFrame = DeviceFrame._create(
-        DeviceFrame.Recorded,
-        id=fid,
+def _recorded(fid: UUID, f: FrameMessage, received_at: datetime) -> DeviceFrame.Recorded:
+    """A frame's one event, built as `DeviceFrame._create` would build it.
+
+    A frame has no rules to check and is never changed, so the hot path skips constructing
+    the aggregate and the Application's save machinery (about a third of the per-frame cost)
+    and hands the events straight to the library's recorder, in one transaction as before.
+    """
+    event: DeviceFrame.Recorded = _RECORDED(
+        originator_id=fid,
+        originator_version=DeviceFrame.INITIAL_VERSION,
+        timestamp=DeviceFrame.Recorded.create_timestamp(),
+        originator_topic=_FRAME_TOPIC,
+        meta=current_meta(),
         session_id=f.session_id,
         device_id=f.device_id,
         seq=f.seq,
@@ -91,7 +106,19 @@ def _frame(fid: UUID, f: FrameMessage, received_at: datetime) -> DeviceFrame:
         captured_at=f.captured_at,
         model_version=f.model_version,
     )
-    return frame
+    return event
+
+
+def _append(app: Verity, events: list[DeviceFrame.Recorded]) -> Position | None:
+    """Insert the events in one transaction; the last one's global position."""
+    if not events:
+        return None
+    stored = [app.mapper.to_stored_event(e) for e in events]
+    try:
+        positions = app.recorder.insert_events(stored)
+    except IntegrityError:
+        raise ConcurrentModification("DeviceFrame", events[0].originator_id) from None
+    return max(positions) if positions else None
 
 
 def record_frames(cmd: RecordFrames, app: Verity) -> RecordResult:
@@ -120,9 +147,9 @@ def record_frames(cmd: RecordFrames, app: Verity) -> RecordResult:
     for _ in range(RACE_RETRIES):
         already = stored_ids(app, first_index)
         todo = {fid: i for fid, i in first_index.items() if fid not in already}
-        aggregates = [_frame(fid, frames[i], cmd.received_at) for fid, i in todo.items()]
+        events = [_recorded(fid, frames[i], cmd.received_at) for fid, i in todo.items()]
         try:
-            position = app.commit(*aggregates) if aggregates else None
+            position = _append(app, events)
         except ConcurrentModification:
             continue
         duplicates = sorted([first_index[fid] for fid in already] + in_batch_repeats)

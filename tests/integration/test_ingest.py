@@ -8,6 +8,7 @@ import os
 import random
 import time
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -348,3 +349,34 @@ async def test_live_coalescer_sends_a_few_messages_saying_how_many_were_folded()
     assert message["event"] == "detection_event" and message["room"] == f"test_session:{session}"
     assert message["data"]["seq"] == 99 and message["data"]["coalesced"] == 98
     assert message["data"]["coalescedDetections"] == 98 * DETECTIONS_PER_FRAME
+
+
+def test_a_competitor_storing_first_is_detected_by_the_unique_key_and_retried(
+    app: Verity, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The check-then-insert race: our check saw nothing, a competitor stored some frames
+    before our insert; the unique violation makes us check again and store only the rest."""
+    import commands.detections as detections
+    from commands.device_messages import decode_frame
+
+    session = new_session(app)
+    messages = tuple(decode_frame(msgspec.json.encode(frame(session, s))) for s in range(10))
+    now = datetime.now(UTC)
+    detections.record_frames(detections.RecordFrames(frames=messages[:4], received_at=now), app)
+
+    real = detections.stored_ids
+    calls = 0
+
+    def blind_first(app: Verity, ids: Any) -> set[UUID]:
+        nonlocal calls
+        calls += 1
+        return set() if calls == 1 else real(app, ids)
+
+    monkeypatch.setattr(detections, "stored_ids", blind_first)
+    result = detections.record_frames(
+        detections.RecordFrames(frames=messages, received_at=now), app
+    )
+    assert calls == 2
+    assert result.stored == tuple(range(4, 10)) and result.duplicates == tuple(range(4))
+    ids = [frame_id("cam-1", session, s) for s in range(10)]
+    assert all(app.exists(i) for i in ids)
