@@ -9,6 +9,7 @@ from uuid import UUID
 import msgspec
 from litestar import Controller, Request, get, post, put
 from litestar.datastructures import State
+from litestar.params import FromPath, JSONBody
 
 from api.annotations import run_command
 from api.inputs import InputDTO
@@ -74,7 +75,7 @@ class AnnotationSessionsController(Controller):
         return_dto=None,
     )
     async def create_session(
-        self, state: State, request: Request[Any, Any, Any], data: SessionIn
+        self, state: State, request: Request[Any, Any, Any], data: JSONBody[SessionIn]
     ) -> SessionOut:
         services = services_of(state)
         cmd = StartSession(
@@ -85,7 +86,7 @@ class AnnotationSessionsController(Controller):
         return await _session(services, cmd.id)
 
     @get("/{session_id:uuid}", operation_id="getAnnotationSession", summary="A session (S2)")
-    async def get_session(self, state: State, session_id: UUID) -> SessionOut:
+    async def get_session(self, state: State, session_id: FromPath[UUID]) -> SessionOut:
         return await _session(services_of(state), session_id)
 
     @put(
@@ -96,7 +97,11 @@ class AnnotationSessionsController(Controller):
         return_dto=None,
     )
     async def update_session(
-        self, state: State, request: Request[Any, Any, Any], session_id: UUID, data: SessionPatch
+        self,
+        state: State,
+        request: Request[Any, Any, Any],
+        session_id: FromPath[UUID],
+        data: JSONBody[SessionPatch],
     ) -> SessionOut:
         services = services_of(state)
         changes = SessionChanges(

@@ -18,7 +18,7 @@ import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import State, UploadFile
 from litestar.exceptions import HTTPException
-from litestar.params import Parameter
+from litestar.params import FromPath, FromQuery, Parameter
 
 from api.annotations import load_video, meta_for, run_command
 from api.formats import FORMATS
@@ -155,10 +155,10 @@ class AnnotationTransferController(Controller):
     async def export(
         self,
         state: State,
-        video_id: UUID,
-        format: str = "json",  # noqa: A002 - the contract's query name
-        interpolate: bool = False,
-        validated_only: bool = False,
+        video_id: FromPath[UUID],
+        format: FromQuery[str] = "json",  # noqa: A002 - the contract's query name
+        interpolate: FromQuery[bool] = False,
+        validated_only: FromQuery[bool] = False,
     ) -> Response[bytes]:
         module = format_module(format)
         services = services_of(state)
@@ -193,9 +193,9 @@ class AnnotationTransferController(Controller):
         self,
         state: State,
         request: Request[Any, Any, Any],
-        video_id: UUID,
-        format: str | None = None,  # noqa: A002 - the contract's query name
-        partial: bool = False,
+        video_id: FromPath[UUID],
+        format: FromQuery[str | None] = None,  # noqa: A002 - the contract's query name
+        partial: FromQuery[bool] = False,
     ) -> Response[ImportResult]:
         services = services_of(state)
         video = await load_video(services, video_id)

@@ -13,7 +13,7 @@ from litestar import Controller, MediaType, Request, Response, delete, get, patc
 from litestar.datastructures import State
 from litestar.exceptions import HTTPException
 from litestar.openapi import ResponseSpec
-from litestar.params import Parameter
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from api.annotation_dtos import (
     AnnotationIn,
@@ -159,7 +159,7 @@ class BulkOut(msgspec.Struct, kw_only=True):
     ids: list[UUID]
 
 
-ValidatedOnly = Annotated[bool | None, Parameter(query="validatedOnly")]
+ValidatedOnly = Annotated[bool | None, QueryParameter(name="validatedOnly")]
 
 
 class AnnotationsController(Controller):
@@ -174,8 +174,8 @@ class AnnotationsController(Controller):
     async def list_annotations(
         self,
         state: State,
-        video_id: UUID,
-        validated_only: bool | None = None,
+        video_id: FromPath[UUID],
+        validated_only: FromQuery[bool | None] = None,
         validated_only_camel: ValidatedOnly = None,
     ) -> Response[bytes]:
         services = services_of(state)
@@ -200,7 +200,11 @@ class AnnotationsController(Controller):
         return_dto=None,
     )
     async def create_annotation(
-        self, state: State, request: Request[Any, Any, Any], video_id: UUID, data: AnnotationIn
+        self,
+        state: State,
+        request: Request[Any, Any, Any],
+        video_id: FromPath[UUID],
+        data: JSONBody[AnnotationIn],
     ) -> Response[AnnotationOut]:
         services = services_of(state)
         video = await load_video(services, video_id)
@@ -221,7 +225,7 @@ class AnnotationsController(Controller):
         self,
         state: State,
         request: Request[Any, Any, Any],
-        video_id: UUID,
+        video_id: FromPath[UUID],
     ) -> BulkOut:
         services = services_of(state)
         video = await load_video(services, video_id)
@@ -251,8 +255,8 @@ class AnnotationsController(Controller):
     async def get_annotation(
         self,
         state: State,
-        annotation_id: UUID,
-        as_of: Annotated[str | None, Parameter(query="asOf")] = None,
+        annotation_id: FromPath[UUID],
+        as_of: Annotated[str | None, QueryParameter(name="asOf")] = None,
     ) -> Response[AnnotationOut]:
         services = services_of(state)
         if as_of is None:
@@ -286,8 +290,8 @@ class AnnotationsController(Controller):
         self,
         state: State,
         request: Request[Any, Any, Any],
-        annotation_id: UUID,
-        data: AnnotationPatch,
+        annotation_id: FromPath[UUID],
+        data: JSONBody[AnnotationPatch],
     ) -> Response[AnnotationOut]:
         services = services_of(state)
         expected, from_header = version_from(request.headers.get("if-match"), data.expected_version)
@@ -311,8 +315,8 @@ class AnnotationsController(Controller):
         self,
         state: State,
         request: Request[Any, Any, Any],
-        annotation_id: UUID,
-        expected_version: Annotated[int | None, Parameter(query="expectedVersion")] = None,
+        annotation_id: FromPath[UUID],
+        expected_version: Annotated[int | None, QueryParameter(name="expectedVersion")] = None,
     ) -> Message:
         services = services_of(state)
         expected, from_header = version_from(request.headers.get("if-match"), expected_version)
@@ -328,7 +332,7 @@ class AnnotationsController(Controller):
         status_code=200,
     )
     async def restore_annotation(
-        self, state: State, request: Request[Any, Any, Any], annotation_id: UUID
+        self, state: State, request: Request[Any, Any, Any], annotation_id: FromPath[UUID]
     ) -> Response[AnnotationOut]:
         services = services_of(state)
         expected, from_header = version_from(request.headers.get("if-match"), None)
@@ -346,8 +350,8 @@ class AnnotationsController(Controller):
         self,
         state: State,
         request: Request[Any, Any, Any],
-        annotation_id: UUID,
-        validated: bool | None = None,
+        annotation_id: FromPath[UUID],
+        validated: FromQuery[bool | None] = None,
     ) -> Response[AnnotationOut]:
         services = services_of(state)
         raw = await request.body()
@@ -366,7 +370,9 @@ class AnnotationsController(Controller):
         operation_id="listTrackAnnotations",
         summary="The boxes of one detection id (a track) in time order (A6)",
     )
-    async def track_annotations(self, state: State, detection_id: str) -> list[AnnotationOut]:
+    async def track_annotations(
+        self, state: State, detection_id: FromPath[str]
+    ) -> list[AnnotationOut]:
         async with services_of(state).read_pool.connection() as conn:
             rows = await read.track(conn, detection_id)
         return [row_out(r) for r in rows]
@@ -377,7 +383,7 @@ class AnnotationsController(Controller):
         summary="A track per frame: keyframes marked, frames between them interpolated",
     )
     async def track_frames(
-        self, state: State, detection_id: str, interpolate: bool = True
+        self, state: State, detection_id: FromPath[str], interpolate: FromQuery[bool] = True
     ) -> list[TrackBoxOut]:
         async with services_of(state).read_pool.connection() as conn:
             rows = await read.track(conn, detection_id)
@@ -405,7 +411,7 @@ class AnnotationsController(Controller):
         summary="Every version: time, actor, event type, field-level diff, state after",
         description="Read from the event store itself (an audit read), not a read model.",
     )
-    async def history(self, state: State, annotation_id: UUID) -> list[HistoryEntryOut]:
+    async def history(self, state: State, annotation_id: FromPath[UUID]) -> list[HistoryEntryOut]:
         entries = await _history(services_of(state), annotation_id)
         return [_history_out(e) for e in entries]
 
@@ -418,7 +424,11 @@ class AnnotationsController(Controller):
         return_dto=None,
     )
     async def revert(
-        self, state: State, request: Request[Any, Any, Any], annotation_id: UUID, data: RevertIn
+        self,
+        state: State,
+        request: Request[Any, Any, Any],
+        annotation_id: FromPath[UUID],
+        data: JSONBody[RevertIn],
     ) -> Response[AnnotationOut]:
         services = services_of(state)
         expected, from_header = version_from(request.headers.get("if-match"), data.expected_version)

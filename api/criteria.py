@@ -8,6 +8,7 @@ from uuid import UUID
 import msgspec
 from litestar import Controller, Request, get, post
 from litestar.datastructures import State
+from litestar.params import FromPath, JSONBody
 
 from api.casing import both_casings
 from api.inputs import InputDTO
@@ -63,7 +64,11 @@ class CriteriaController(Controller):
         return_dto=None,
     )
     async def configure(
-        self, state: State, request: Request[Any, Any, Any], project_id: UUID, data: CriteriaIn
+        self,
+        state: State,
+        request: Request[Any, Any, Any],
+        project_id: FromPath[UUID],
+        data: JSONBody[CriteriaIn],
     ) -> dict[str, Any]:
         services = services_of(state)
         cmd = ConfigureCriteria(
@@ -74,7 +79,7 @@ class CriteriaController(Controller):
         return await _load(state, project_id)
 
     @get(operation_id="getCriteria", summary="The project's pass/fail criteria")
-    async def get_criteria(self, state: State, project_id: UUID) -> dict[str, Any]:
+    async def get_criteria(self, state: State, project_id: FromPath[UUID]) -> dict[str, Any]:
         return await _load(state, project_id)
 
 

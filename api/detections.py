@@ -14,7 +14,7 @@ from uuid import UUID, uuid4
 import msgspec
 from litestar import Controller, Request, get, post
 from litestar.datastructures import State
-from litestar.params import Parameter
+from litestar.params import FromPath, Parameter
 
 from api.inputs import InputError, decode_input
 from api.services import Services, caught_up, execute, services_of
@@ -249,7 +249,7 @@ class DetectionsController(Controller):
     async def session_detections(
         self,
         state: State,
-        session_id: UUID,
+        session_id: FromPath[UUID],
         skip: Annotated[int, Parameter(ge=0)] = 0,
         limit: Annotated[int, Parameter(ge=1, le=100_000)] = 10_000,
     ) -> SessionDetectionsOut:
@@ -277,7 +277,7 @@ class DetectionsController(Controller):
     async def video_detections(
         self,
         state: State,
-        video_id: UUID,
+        video_id: FromPath[UUID],
         skip: Annotated[int, Parameter(ge=0)] = 0,
         limit: Annotated[int, Parameter(ge=1, le=100_000)] = 10_000,
     ) -> VideoDetectionsOut:

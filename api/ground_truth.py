@@ -8,6 +8,7 @@ from uuid import UUID
 import msgspec
 from litestar import Controller, get
 from litestar.datastructures import State
+from litestar.params import FromPath
 
 from api.annotations import load_video
 from api.services import services_of
@@ -93,7 +94,7 @@ class GroundTruthController(Controller):
         operation_id="getGroundTruth",
         summary="Validated annotations plus detector candidates of a video (3.4)",
     )
-    async def ground_truth(self, state: State, video_id: UUID) -> GroundTruthOut:
+    async def ground_truth(self, state: State, video_id: FromPath[UUID]) -> GroundTruthOut:
         services = services_of(state)
         await load_video(services, video_id)
         async with services.read_pool.connection() as conn:

@@ -9,7 +9,7 @@ import msgspec
 from litestar import Controller, MediaType, Request, Response, delete, get, post, put
 from litestar.datastructures import State
 from litestar.openapi import ResponseSpec
-from litestar.params import JSONBody, Parameter
+from litestar.params import FromPath, JSONBody, Parameter
 
 from api.inputs import InputDTO
 from api.services import caught_up, execute, services_of
@@ -108,7 +108,7 @@ class ProjectsController(Controller):
         return Response(content=body, media_type=MediaType.JSON)
 
     @get("/{project_id:uuid}", operation_id="getProject", summary="Get a project (P2)")
-    async def get_project(self, state: State, project_id: UUID) -> ProjectOut:
+    async def get_project(self, state: State, project_id: FromPath[UUID]) -> ProjectOut:
         return await load_project(state, project_id)
 
     @post(
@@ -139,7 +139,7 @@ class ProjectsController(Controller):
         self,
         state: State,
         request: Request[Any, Any, Any],
-        project_id: UUID,
+        project_id: FromPath[UUID],
         data: JSONBody[ProjectPatch],
     ) -> ProjectOut:
         _check(data)
@@ -157,7 +157,7 @@ class ProjectsController(Controller):
         status_code=200,
     )
     async def delete_project(
-        self, state: State, request: Request[Any, Any, Any], project_id: UUID
+        self, state: State, request: Request[Any, Any, Any], project_id: FromPath[UUID]
     ) -> Message:
         services = services_of(state)
         async with services.read_pool.connection() as conn:

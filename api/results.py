@@ -17,7 +17,7 @@ from uuid import UUID
 import msgspec
 from litestar import Controller, MediaType, Request, Response, get, post
 from litestar.datastructures import State
-from litestar.params import Parameter
+from litestar.params import FromPath, FromQuery, JSONBody, Parameter
 
 from api.casing import camel
 from api.charts import confusion_svg, pr_curve_svg
@@ -112,7 +112,7 @@ class ResultsController(Controller):
         ),
         responses={},
     )
-    async def results(self, state: State, session_id: UUID) -> Response[Any]:
+    async def results(self, state: State, session_id: FromPath[UUID]) -> Response[Any]:
         services = services_of(state)
         session = await session_or_404(services, session_id)
         row = await evaluation_or_wait(services, session, with_report=False)
@@ -163,7 +163,7 @@ class ResultsController(Controller):
             "event position the pinned ground truth was read at." + GROUND_TRUTH_RULE
         ),
     )
-    async def detailed_results(self, state: State, session_id: UUID) -> Response[Any]:
+    async def detailed_results(self, state: State, session_id: FromPath[UUID]) -> Response[Any]:
         services = services_of(state)
         session = await session_or_404(services, session_id)
         row = await evaluation_or_wait(services, session)
@@ -176,7 +176,7 @@ class ResultsController(Controller):
         operation_id="listTestSessionEvaluations",
         summary="Every evaluation of a session, newest first (fractions 0-1)",
     )
-    async def evaluations(self, state: State, session_id: UUID) -> list[dict[str, Any]]:
+    async def evaluations(self, state: State, session_id: FromPath[UUID]) -> list[dict[str, Any]]:
         services = services_of(state)
         await session_or_404(services, session_id)
         async with services.read_pool.connection() as conn:
@@ -217,7 +217,7 @@ class ResultsController(Controller):
     async def comparisons(
         self,
         state: State,
-        session_id: UUID,
+        session_id: FromPath[UUID],
         skip: Annotated[int, Parameter(ge=0)] = 0,
         limit: Annotated[int, Parameter(ge=1, le=10_000)] = 100,
         status: Annotated[str | None, Parameter(pattern="^(TP|FP|FN|BELOW_THRESHOLD)$")] = None,
@@ -250,8 +250,8 @@ class ResultsController(Controller):
     async def export(
         self,
         state: State,
-        session_id: UUID,
-        format: ExportFormat = ExportFormat.JSON,  # noqa: A002
+        session_id: FromPath[UUID],
+        format: FromQuery[ExportFormat] = ExportFormat.JSON,  # noqa: A002
     ) -> Response[Any]:
         services = services_of(state)
         session = await session_or_404(services, session_id)
@@ -285,7 +285,9 @@ class ResultsController(Controller):
         summary="PR curve (`pr-curve`) or confusion matrix (`confusion`) as an SVG image",
         media_type=SVG,
     )
-    async def chart(self, state: State, session_id: UUID, kind: ChartKind) -> Response[Any]:
+    async def chart(
+        self, state: State, session_id: FromPath[UUID], kind: FromPath[ChartKind]
+    ) -> Response[Any]:
         services = services_of(state)
         session = await session_or_404(services, session_id)
         row = await evaluation_or_wait(services, session)
@@ -321,8 +323,8 @@ class ResultsController(Controller):
         self,
         state: State,
         request: Request[Any, Any, Any],
-        session_id: UUID,
-        data: EvaluateIn | None = None,
+        session_id: FromPath[UUID],
+        data: JSONBody[EvaluateIn | None] = None,
     ) -> dict[str, Any]:
         services = services_of(state)
         session = await session_or_404(services, session_id)

@@ -16,7 +16,7 @@ from uuid import UUID
 import msgspec
 from litestar import Controller, Request, get, post
 from litestar.datastructures import State
-from litestar.params import Parameter, QueryParameter
+from litestar.params import FromPath, FromQuery, JSONBody, Parameter, QueryParameter
 
 from api.inputs import InputDTO, InputError, decode_input
 from api.projects import load_project
@@ -182,7 +182,7 @@ class TestSessionsController(Controller):
     async def list_sessions(
         self,
         state: State,
-        project_id: UUID | None = None,
+        project_id: FromQuery[UUID | None] = None,
         project_id_camel: Annotated[UUID | None, QueryParameter(name="projectId")] = None,
         skip: Annotated[int, Parameter(ge=0)] = 0,
         limit: Annotated[int, Parameter(ge=1, le=1000)] = 100,
@@ -201,7 +201,7 @@ class TestSessionsController(Controller):
         return_dto=None,
     )
     async def create_session(
-        self, state: State, request: Request[Any, Any, Any], data: TestSessionIn
+        self, state: State, request: Request[Any, Any, Any], data: JSONBody[TestSessionIn]
     ) -> TestSessionOut:
         if not data.name.strip():
             raise InputError("Test session name is required", "name", status_code=400)
@@ -226,7 +226,7 @@ class TestSessionsController(Controller):
         operation_id="getTestSession",
         summary="One test session with its counts (T3)",
     )
-    async def get_session(self, state: State, session_id: UUID) -> TestSessionOut:
+    async def get_session(self, state: State, session_id: FromPath[UUID]) -> TestSessionOut:
         return session_out(await load_session(services_of(state), session_id))
 
     @get(
@@ -234,7 +234,7 @@ class TestSessionsController(Controller):
         operation_id="getTestSessionStatus",
         summary="Status and progress of a test session (T9)",
     )
-    async def session_status(self, state: State, session_id: UUID) -> SessionStatusOut:
+    async def session_status(self, state: State, session_id: FromPath[UUID]) -> SessionStatusOut:
         services = services_of(state)
         row = await load_session(services, session_id)
         async with services.read_pool.connection() as conn:
@@ -261,7 +261,7 @@ class TestSessionsController(Controller):
         status_code=200,
     )
     async def start_session(
-        self, state: State, request: Request[Any, Any, Any], session_id: UUID
+        self, state: State, request: Request[Any, Any, Any], session_id: FromPath[UUID]
     ) -> TestSessionOut:
         return await _change(state, request, session_id, start_test_session)
 
@@ -272,7 +272,7 @@ class TestSessionsController(Controller):
         status_code=200,
     )
     async def stop_session(
-        self, state: State, request: Request[Any, Any, Any], session_id: UUID
+        self, state: State, request: Request[Any, Any, Any], session_id: FromPath[UUID]
     ) -> TestSessionOut:
         return await _change(state, request, session_id, stop_test_session)
 
@@ -283,7 +283,7 @@ class TestSessionsController(Controller):
         status_code=200,
     )
     async def complete_session(
-        self, state: State, request: Request[Any, Any, Any], session_id: UUID
+        self, state: State, request: Request[Any, Any, Any], session_id: FromPath[UUID]
     ) -> TestSessionOut:
         return await _change(state, request, session_id, complete_test_session)
 
@@ -292,7 +292,9 @@ class TestSessionsController(Controller):
         operation_id="listProjectTestSessions",
         summary="Test sessions of a project (T10)",
     )
-    async def project_sessions(self, state: State, project_id: UUID) -> list[TestSessionOut]:
+    async def project_sessions(
+        self, state: State, project_id: FromPath[UUID]
+    ) -> list[TestSessionOut]:
         await load_project(state, project_id)
         rows = await read.list_test_sessions(services_of(state).read_pool, project_id, 0, 10_000)
         return [session_out(r) for r in rows]
@@ -307,7 +309,7 @@ class TestSessionsController(Controller):
         self,
         state: State,
         request: Request[Any, Any, Any],
-        project_id: UUID,
+        project_id: FromPath[UUID],
     ) -> ExecuteTestOut:
         services = services_of(state)
         project = await load_project(state, project_id)

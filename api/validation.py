@@ -15,7 +15,7 @@ from uuid import UUID
 import msgspec
 from litestar import Controller, Response, get, post
 from litestar.datastructures import State
-from litestar.params import Parameter
+from litestar.params import FromPath, JSONBody, Parameter
 
 from api.casing import both_casings_deep
 from api.evaluation_views import evaluation_or_wait, session_or_404
@@ -170,7 +170,9 @@ class ValidationController(Controller):
         dto=InputDTO[StatisticalRunIn],
         return_dto=None,
     )
-    async def statistical_run(self, state: State, data: StatisticalRunIn) -> dict[str, Any]:
+    async def statistical_run(
+        self, state: State, data: JSONBody[StatisticalRunIn]
+    ) -> dict[str, Any]:
         services = services_of(state)
         level = data.confidence_level
         current = await _evaluated(services, data.test_session_id, "test_session_id")
@@ -211,7 +213,7 @@ class ValidationController(Controller):
     async def confidence_intervals(
         self,
         state: State,
-        session_id: UUID,
+        session_id: FromPath[UUID],
         confidence_level: Annotated[float, Parameter(ge=0.5, le=0.99)] = 0.95,
     ) -> dict[str, Any]:
         current = await _evaluated(services_of(state), session_id, "sessionId")
@@ -225,7 +227,7 @@ class ValidationController(Controller):
         dto=InputDTO[BatchIn],
         return_dto=None,
     )
-    async def batch_analysis(self, state: State, data: BatchIn) -> dict[str, Any]:
+    async def batch_analysis(self, state: State, data: JSONBody[BatchIn]) -> dict[str, Any]:
         services = services_of(state)
         level = data.confidence_level
         rows: list[dict[str, Any]] = []

@@ -10,7 +10,7 @@ from uuid import UUID, uuid4
 import msgspec
 from litestar import Controller, Request, delete, get, post
 from litestar.datastructures import State
-from litestar.params import JSONBody, Parameter
+from litestar.params import FromPath, FromQuery, JSONBody, Parameter
 
 from api.inputs import InputDTO
 from api.projects import Message, load_project
@@ -186,7 +186,7 @@ class VideosController(Controller):
         operation_id="listProjectVideos",
         summary="Videos of a project (V1)",
     )
-    async def list_project_videos(self, state: State, project_id: UUID) -> list[VideoOut]:
+    async def list_project_videos(self, state: State, project_id: FromPath[UUID]) -> list[VideoOut]:
         return await _videos_of(state, project_id)
 
     @get(
@@ -194,7 +194,7 @@ class VideosController(Controller):
         operation_id="listLinkedVideos",
         summary="Videos linked to a project (L3): the same list as V1",
     )
-    async def list_linked_videos(self, state: State, project_id: UUID) -> list[VideoOut]:
+    async def list_linked_videos(self, state: State, project_id: FromPath[UUID]) -> list[VideoOut]:
         return await _videos_of(state, project_id)
 
     @post(
@@ -205,7 +205,7 @@ class VideosController(Controller):
         request_max_body_size=None,
     )
     async def upload_to_project(
-        self, state: State, request: Request[Any, Any, Any], project_id: UUID
+        self, state: State, request: Request[Any, Any, Any], project_id: FromPath[UUID]
     ) -> VideoUploadOut:
         return await _upload(state, request, project_id)
 
@@ -225,7 +225,7 @@ class VideosController(Controller):
     async def list_videos(
         self,
         state: State,
-        unassigned: bool | None = None,
+        unassigned: FromQuery[bool | None] = None,
         skip: Annotated[int, Parameter(ge=0)] = 0,
         limit: Annotated[int, Parameter(ge=1, le=10_000)] = 100,
     ) -> VideoPage:
@@ -235,7 +235,7 @@ class VideosController(Controller):
         return VideoPage(videos=[video_out(r, services.config.base_url) for r in rows], total=total)
 
     @get("/api/videos/{video_id:uuid}", operation_id="getVideo", summary="One video (V5)")
-    async def get_video(self, state: State, video_id: UUID) -> VideoOut:
+    async def get_video(self, state: State, video_id: FromPath[UUID]) -> VideoOut:
         services = services_of(state)
         return video_out(await _load_video(services, video_id), services.config.base_url)
 
@@ -246,7 +246,7 @@ class VideosController(Controller):
         status_code=200,
     )
     async def delete_video(
-        self, state: State, request: Request[Any, Any, Any], video_id: UUID
+        self, state: State, request: Request[Any, Any, Any], video_id: FromPath[UUID]
     ) -> Message:
         services = services_of(state)
         row = await _load_video(services, video_id)
@@ -296,7 +296,7 @@ class VideosController(Controller):
         self,
         state: State,
         request: Request[Any, Any, Any],
-        project_id: UUID,
+        project_id: FromPath[UUID],
         data: JSONBody[LinkIn],
     ) -> LinkOut:
         services = services_of(state)
@@ -316,7 +316,11 @@ class VideosController(Controller):
         status_code=200,
     )
     async def unlink_video(
-        self, state: State, request: Request[Any, Any, Any], project_id: UUID, video_id: UUID
+        self,
+        state: State,
+        request: Request[Any, Any, Any],
+        project_id: FromPath[UUID],
+        video_id: FromPath[UUID],
     ) -> Message:
         services = services_of(state)
         cmd = UnlinkVideo(project_id=project_id, video_id=video_id)
