@@ -81,6 +81,9 @@ async def execute(
     return await anyio.to_thread.run_sync(run_as, meta_of(request), handler, cmd, services.app)
 
 
-async def caught_up(services: Services, position: Position | None) -> None:
-    """Wait (bounded) until the read models include `position`, so a GET sees the write."""
-    await services.read_side.wait_for(position, services.config.read_wait_timeout)
+async def caught_up(services: Services, position: Position | None, *read_models: str) -> None:
+    """Wait (bounded) until the read models include `position`, so a GET sees the write.
+
+    `read_models` names the ones the caller's answer and follow-up reads depend on; without
+    names it waits for all of them."""
+    await services.read_side.wait_for(position, services.config.read_wait_timeout, read_models)

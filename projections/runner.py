@@ -9,6 +9,7 @@ same transaction, so a crash at any point leaves rows and position consistent.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable, Sequence
 from itertools import groupby
 from typing import Any, Protocol
@@ -20,6 +21,9 @@ from projections.base import Projection, Statement, topics_of
 from projections.rows import BatchProjection, RowProjection, apply_rows
 
 log = logging.getLogger(__name__)
+
+SKIP_RECORD_INTERVAL = 0.2
+"""Seconds between tracking-row writes that only say "nothing for us up to here"."""
 
 AnyProjection = Projection | RowProjection | BatchProjection
 """Statements per event, rows folded per batch, or a batch written by the projection itself."""
@@ -79,8 +83,13 @@ class ProjectionRunner:
         self.decode = decode
         self.batch_size = batch_size
         self.topics = topics_of(projection)
+        self.topic_set = frozenset(self.topics)
         with pool.connection() as conn:
             self.position = ensure_tracking(conn, projection.name)
+        self._skip_recorded = 0.0
+        self._persisted = self.position
+        """The tracking row's value; `position` may run ahead of it past events this
+        projection ignores (no transaction just to say "nothing here")."""
 
     @property
     def name(self) -> str:
@@ -98,6 +107,9 @@ class ProjectionRunner:
         full = len(notifications) == self.batch_size
         new_position = notifications[-1].id if full else head
         if new_position <= self.position:
+            return 0
+        if not notifications:
+            self.position = new_position
             return 0
         events = [self.decode(n) for n in notifications]
         projection = self.projection
@@ -121,7 +133,7 @@ class ProjectionRunner:
             self._commit(write, new_position)
         except LostRace:
             with self.pool.connection() as conn:
-                self.position = ensure_tracking(conn, self.name)
+                self.position = self._persisted = ensure_tracking(conn, self.name)
             return 0
         return len(events)
 
@@ -130,14 +142,14 @@ class ProjectionRunner:
             row = conn.execute(
                 "SELECT position FROM tracking WHERE name = %s FOR UPDATE", (self.name,)
             ).fetchone()
-            if row is None or row[0] != self.position:
+            if row is None or row[0] != self._persisted:
                 raise LostRace
             write(conn)
             conn.execute(
                 "UPDATE tracking SET position = %s, updated_at = now() WHERE name = %s",
                 (new_position, self.name),
             )
-        self.position = new_position
+        self.position = self._persisted = new_position
 
     def catch_up(
         self, head: int | None = None, progress: Callable[[int], None] | None = None
@@ -150,7 +162,32 @@ class ProjectionRunner:
             total += applied
             if progress is not None:
                 progress(applied)
+        self._record_skip()
         return total
+
+    def skip_to(self, head: int) -> None:
+        """The log up to `head` is known to hold no event of this projection's types."""
+        self.position = max(self.position, head)
+        self._record_skip()
+
+    def _record_skip(self) -> None:
+        """Write down, at most a few times a second, that the log up to `position` holds
+        nothing more for this projection (other processes read the tracking row)."""
+        now = time.monotonic()
+        if self.position <= self._persisted or now - self._skip_recorded < SKIP_RECORD_INTERVAL:
+            return
+        self._skip_recorded = now
+        with self.pool.connection() as conn:
+            moved = conn.execute(
+                "UPDATE tracking SET position = %s, updated_at = now()"
+                " WHERE name = %s AND position = %s",
+                (self.position, self.name, self._persisted),
+            ).rowcount
+        if moved:
+            self._persisted = self.position
+        else:  # another runner moved it: follow the row
+            with self.pool.connection() as conn:
+                self.position = self._persisted = ensure_tracking(conn, self.name)
 
     def reset(self) -> None:
         """Empty the read model and rewind to the start; the next catch-up rebuilds it."""
@@ -159,4 +196,4 @@ class ProjectionRunner:
             conn.execute("SELECT position FROM tracking WHERE name = %s FOR UPDATE", (self.name,))
             conn.execute("TRUNCATE " + ", ".join(self.projection.tables))
             conn.execute("UPDATE tracking SET position = 0 WHERE name = %s", (self.name,))
-        self.position = 0
+        self.position = self._persisted = 0

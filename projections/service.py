@@ -13,14 +13,20 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
 
 import psycopg
 
+from projections.notifications import EVENTS_TABLE
 from projections.runner import ProjectionRunner
 
 log = logging.getLogger(__name__)
+
+MAX_TOPIC_SCAN = 50_000
+"""Beyond this many new events the listener wakes every runner rather than list topics."""
 
 
 class ReadSideTimeout(Exception):
@@ -45,8 +51,11 @@ class ProjectionService:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._wake = [threading.Event() for _ in self.runners]
+        self._news: list[tuple[int, bool] | None] = [None for _ in self.runners]
+        """Per runner: (head, whether events of its types arrived), from the listener."""
+        self._scanned = 0
         self._lock = threading.Lock()
-        self._waiters: list[tuple[int, asyncio.Future[None], asyncio.AbstractEventLoop]] = []
+        self._waiters: list[_Waiter] = []
         self._errors: dict[str, str] = {}
 
     @property
@@ -72,9 +81,9 @@ class ProjectionService:
             threading.Thread(target=self._listen, name="projections-listen", daemon=True),
             *(
                 threading.Thread(
-                    target=self._follow, args=(r, wake), name=f"projection-{r.name}", daemon=True
+                    target=self._follow, args=(i,), name=f"projection-{r.name}", daemon=True
                 )
-                for r, wake in zip(self.runners, self._wake, strict=True)
+                for i, r in enumerate(self.runners)
             ),
         ]
         for thread in self._threads:
@@ -104,28 +113,67 @@ class ProjectionService:
                 with psycopg.connect(self.listen_url, autocommit=True) as conn:
                     conn.execute(f'LISTEN "{self.channel}"')
                     backoff = 0.1
-                    self._wake_all()  # whatever was stored while we were not listening
+                    self._scanned = self.position
+                    self._dispatch(conn)  # whatever was stored while we were not listening
                     while not self._stop.is_set():
+                        notified = False
                         for _ in conn.notifies(timeout=self.poll_interval, stop_after=1):
-                            self._wake_all()
+                            notified = True  # queries must wait until the generator ends
+                        if notified:
+                            self._dispatch(conn)
             except Exception:  # the runners still poll; only latency suffers meanwhile
                 log.exception("projection listener failed; retrying in %.1fs", backoff)
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, 5.0)
 
-    def _wake_all(self) -> None:
-        for wake in self._wake:
-            wake.set()
+    def _dispatch(self, conn: psycopg.Connection[Any]) -> None:
+        """Tell each runner how far the log goes and whether the new part concerns it.
 
-    def _follow(self, runner: ProjectionRunner, wake: threading.Event) -> None:
+        One query for the topics of the new events replaces a query per runner: a runner
+        none of whose event types arrived just moves its position, without touching the
+        database (most notifications concern one or two of the read models)."""
+        row = conn.execute(f"SELECT max(notification_id) FROM {EVENTS_TABLE}").fetchone()
+        head = int(row[0]) if row and row[0] is not None else 0
+        if head <= self._scanned:
+            return
+        topics: set[str] | None = None  # None: too much to look at, wake everyone
+        if head - self._scanned <= MAX_TOPIC_SCAN:
+            cur = conn.execute(
+                f"SELECT DISTINCT topic FROM {EVENTS_TABLE}"
+                " WHERE notification_id > %s AND notification_id <= %s",
+                (self._scanned, head),
+            )
+            topics = {str(t) for (t,) in cur.fetchall()}
+        for i, runner in enumerate(self.runners):
+            behind = runner.position < self._scanned
+            relevant = behind or topics is None or not topics.isdisjoint(runner.topic_set)
+            with self._lock:
+                previous = self._news[i]
+                if previous is not None:
+                    relevant = relevant or previous[1]
+                self._news[i] = (head, relevant)
+            self._wake[i].set()
+        self._scanned = head
+
+    def _take_news(self, i: int) -> tuple[int, bool] | None:
+        with self._lock:
+            news, self._news[i] = self._news[i], None
+        return news
+
+    def _follow(self, i: int) -> None:
+        runner, wake = self.runners[i], self._wake[i]
         backoff = 0.1
         while not self._stop.is_set():
             wake.wait(self.poll_interval)
             wake.clear()
             if self._stop.is_set():
                 return
+            news = self._take_news(i)
             try:
-                runner.catch_up()
+                if news is not None and not news[1]:
+                    runner.skip_to(news[0])
+                else:  # news of ours, or a poll: read the log
+                    runner.catch_up(news[0] if news else None)
                 self._errors.pop(runner.name, None)
                 backoff = 0.1
             except Exception as e:  # keep projecting after a database outage
@@ -137,28 +185,49 @@ class ProjectionService:
                 continue
             self._release_waiters()
 
-    def _release_waiters(self) -> None:
-        reached = self.position
-        with self._lock:
-            ready = [w for w in self._waiters if w[0] <= reached]
-            self._waiters = [w for w in self._waiters if w[0] > reached]
-        for _, future, loop in ready:
-            loop.call_soon_threadsafe(_resolve, future)
+    def reached(self, names: Collection[str] | None = None) -> int:
+        """The position every named read model (default: all of them) includes."""
+        if not names:
+            return self.position
+        return min((r.position for r in self.runners if r.name in names), default=0)
 
-    async def wait_for(self, position: int | None, timeout: float) -> None:  # noqa: ASYNC109
-        """Return once every read model includes `position`; ReadSideTimeout after `timeout`."""
-        if position is None or self.position >= position:
+    def _release_waiters(self) -> None:
+        with self._lock:
+            ready = [w for w in self._waiters if w.position <= self.reached(w.names)]
+            if not ready:
+                return
+            self._waiters = [w for w in self._waiters if w not in ready]
+        for waiter in ready:
+            waiter.loop.call_soon_threadsafe(_resolve, waiter.future)
+
+    async def wait_for(
+        self,
+        position: int | None,
+        timeout: float,  # noqa: ASYNC109
+        names: Collection[str] | None = None,
+    ) -> None:
+        """Return once the named read models (default: all) include `position`;
+        ReadSideTimeout after `timeout`."""
+        if position is None or self.reached(names) >= position:
             return
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
         with self._lock:
-            self._waiters.append((position, future, loop))
-        if self.position >= position:  # raced with a release that ran before we registered
+            self._waiters.append(_Waiter(position, frozenset(names or ()), future, loop))
+        if self.reached(names) >= position:  # raced with a release that ran before we registered
             self._release_waiters()
         try:
             await asyncio.wait_for(future, timeout)
         except TimeoutError:
-            raise ReadSideTimeout(position, self.position) from None
+            raise ReadSideTimeout(position, self.reached(names)) from None
+
+
+@dataclass(frozen=True, eq=False)
+class _Waiter:
+    position: int
+    names: frozenset[str]
+    future: asyncio.Future[None]
+    loop: asyncio.AbstractEventLoop
 
 
 def _resolve(future: asyncio.Future[None]) -> None:
