@@ -1,18 +1,22 @@
 """Real servers for the tests: the machine's PostgreSQL and NATS, or embedded ones.
 
-A fresh database per test run; a unique NATS subject/stream prefix per test.
+A fresh database per test module; a unique NATS subject/stream prefix per test, whose streams
+are deleted after it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import socket
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlparse
 
+import nats
 import psycopg
 import pytest
 from psycopg import sql
@@ -98,8 +102,26 @@ def database_url(postgres_admin_url: str) -> Iterator[str]:
 
 
 @pytest.fixture
-def nats_prefix() -> str:
-    return f"t{uuid.uuid4().hex[:12]}"
+def nats_prefix(nats_url: str) -> Iterator[str]:
+    """A subject/stream prefix of the test's own; its streams are deleted afterwards, so the
+    shared NATS server does not keep every run's streams on disk."""
+    prefix = f"t{uuid.uuid4().hex[:12]}"
+    yield prefix
+    # In a thread of its own: the test may have left an event loop running in this one.
+    cleanup = threading.Thread(target=asyncio.run, args=(delete_streams(nats_url, prefix),))
+    cleanup.start()
+    cleanup.join(30)
+
+
+async def delete_streams(nats_url: str, prefix: str) -> None:
+    nc = await nats.connect(nats_url, connect_timeout=5, max_reconnect_attempts=1)
+    try:
+        js = nc.jetstream()
+        for stream in await js.streams_info():
+            if stream.config.name and stream.config.name.startswith(f"{prefix.upper()}_"):
+                await js.delete_stream(stream.config.name)
+    finally:
+        await nc.close()
 
 
 @pytest.fixture
