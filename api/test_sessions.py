@@ -27,6 +27,7 @@ from commands.test_sessions import (
     CreateTestSession,
     complete_test_session,
     create_test_session,
+    fail_test_session,
     start_test_session,
     stop_test_session,
 )
@@ -60,6 +61,10 @@ class ExecuteTestIn(msgspec.Struct, kw_only=True):
     tolerance_ms: Annotated[int, msgspec.Meta(ge=0, le=60_000)] = DEFAULT_TOLERANCE_MS
     iou_threshold: Annotated[float, msgspec.Meta(ge=0, le=1)] = DEFAULT_IOU_THRESHOLD
     device_id: Annotated[str, msgspec.Meta(max_length=128)] | None = None
+
+
+class FailIn(msgspec.Struct, kw_only=True):
+    reason: Annotated[str, msgspec.Meta(max_length=2000)] = ""
 
 
 class TestSessionOut(msgspec.Struct, kw_only=True, rename="camel"):
@@ -275,6 +280,23 @@ class TestSessionsController(Controller):
         self, state: State, request: Request[Any, Any, Any], session_id: FromPath[UUID]
     ) -> TestSessionOut:
         return await _change(state, request, session_id, stop_test_session)
+
+    @post(
+        "/api/test-sessions/{session_id:uuid}/fail",
+        operation_id="failTestSession",
+        summary="Mark a test session failed (device broke, run invalid) with an optional"
+        " `reason`; it is kept, not evaluated; 409 naming the current status",
+        status_code=200,
+    )
+    async def fail_session(
+        self,
+        state: State,
+        request: Request[Any, Any, Any],
+        session_id: FromPath[UUID],
+        data: JSONBody[FailIn | None] = None,
+    ) -> TestSessionOut:
+        reason = data.reason if data is not None else ""
+        return await _change(state, request, session_id, fail_test_session, reason)
 
     @post(
         "/api/test-sessions/{session_id:uuid}/complete",

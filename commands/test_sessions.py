@@ -79,6 +79,7 @@ def complete_test_session(cmd: ChangeSessionStatus, app: Verity) -> Position | N
 
 
 def fail_test_session(cmd: ChangeSessionStatus, app: Verity) -> Position | None:
+    check_text("reason", cmd.reason)
     session = app.load(TestSession, cmd.id, "Test session")
     session.fail(cmd.reason)
     return app.commit(session)

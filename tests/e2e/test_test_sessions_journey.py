@@ -192,3 +192,24 @@ def test_bad_input_is_refused_with_the_field_named(client: TestClient[Any], tmp_
 
     no_gt = client.post(f"/api/projects/{project_id}/execute-test")
     assert no_gt.status_code == 400 and "ground truth" in no_gt.json()["detail"]
+
+
+def test_a_running_session_can_be_failed_with_a_reason(
+    client: TestClient[Any], tmp_path: Path
+) -> None:
+    project_id, video_id = project_with_video(client, tmp_path)
+    created = client.post(
+        "/api/test-sessions",
+        json={"name": "broken rig", "projectId": project_id, "videoId": video_id},
+    )
+    sid = created.json()["id"]
+    assert client.post(f"/api/test-sessions/{sid}/start").status_code == 200
+    failed = client.post(f"/api/test-sessions/{sid}/fail", json={"reason": "camera lost power"})
+    assert failed.status_code == 200, failed.text
+    assert failed.json()["status"] == "failed"
+    assert failed.json()["error"] == "camera lost power"
+    assert client.get(f"/api/test-sessions/{sid}").json()["status"] == "failed"
+    again = client.post(f"/api/test-sessions/{sid}/fail")
+    assert again.status_code == 409 and "failed" in again.json()["detail"]
+    unknown = client.post("/api/test-sessions/00000000-0000-0000-0000-00000000abcd/fail")
+    assert unknown.status_code == 404
