@@ -18,6 +18,7 @@ from litestar import Controller, Request, get, post
 from litestar.datastructures import State
 from litestar.params import FromPath, FromQuery, JSONBody, Parameter, QueryParameter
 
+from api.evaluation_views import percent
 from api.inputs import InputDTO, InputError, decode_input
 from api.projects import load_project
 from api.services import Services, caught_up, execute, services_of
@@ -34,6 +35,7 @@ from commands.test_sessions import (
 from domain.errors import NotFound
 from domain.test_sessions import DEFAULT_IOU_THRESHOLD, DEFAULT_TOLERANCE_MS
 from projections import test_sessions as read
+from projections.evaluations import EvaluationRow, latest_recorded_of
 from projections.videos import get_video, videos_of_project
 
 Text = Annotated[str, msgspec.Meta(max_length=500)]
@@ -91,6 +93,37 @@ class TestSessionOut(msgspec.Struct, kw_only=True, rename="camel"):
     first_detection_at: datetime | None
     last_detection_at: datetime | None
     version: int
+    metrics: SessionMetricsOut | None = None
+    """From the newest recorded evaluation (percentages, as T4); null until there is one."""
+
+
+class SessionMetricsOut(msgspec.Struct, kw_only=True, rename="camel"):
+    accuracy: float
+    precision: float
+    recall: float
+    f1_score: float
+    true_positives: int
+    false_positives: int
+    false_negatives: int
+    total_detections: int
+    evaluation_id: UUID
+
+
+def metrics_out(row: EvaluationRow | None) -> SessionMetricsOut | None:
+    if row is None:
+        return None
+    tp, fp, fn = row.tp or 0, row.fp or 0, row.fn or 0
+    return SessionMetricsOut(
+        accuracy=percent(row.accuracy),
+        precision=percent(row.precision),
+        recall=percent(row.recall),
+        f1_score=percent(row.f1),
+        true_positives=tp,
+        false_positives=fp,
+        false_negatives=fn,
+        total_detections=tp + fp,
+        evaluation_id=row.id,
+    )
 
 
 class ExecuteTestOut(msgspec.Struct, kw_only=True):
@@ -114,10 +147,21 @@ class SessionStatusOut(msgspec.Struct, kw_only=True):
     error: str | None
 
 
-def session_out(row: read.TestSessionRow) -> TestSessionOut:
+def session_out(
+    row: read.TestSessionRow, evaluation: EvaluationRow | None = None
+) -> TestSessionOut:
     fields = msgspec.structs.asdict(row)
     fields.pop("last_frame_timestamp")
-    return TestSessionOut(**fields, total_detections=row.detection_count)
+    return TestSessionOut(
+        **fields, total_detections=row.detection_count, metrics=metrics_out(evaluation)
+    )
+
+
+async def sessions_out(services: Services, rows: list[read.TestSessionRow]) -> list[TestSessionOut]:
+    """Sessions with the metrics of their newest evaluation, two queries for the whole list."""
+    async with services.read_pool.connection() as conn:
+        evaluations = await latest_recorded_of(conn, [r.id for r in rows])
+    return [session_out(r, evaluations.get(r.id)) for r in rows]
 
 
 async def load_session(services: Services, session_id: UUID) -> read.TestSessionRow:
@@ -192,10 +236,11 @@ class TestSessionsController(Controller):
         skip: Annotated[int, Parameter(ge=0)] = 0,
         limit: Annotated[int, Parameter(ge=1, le=1000)] = 100,
     ) -> list[TestSessionOut]:
+        services = services_of(state)
         rows = await read.list_test_sessions(
-            services_of(state).read_pool, project_id or project_id_camel, skip, limit
+            services.read_pool, project_id or project_id_camel, skip, limit
         )
-        return [session_out(r) for r in rows]
+        return await sessions_out(services, rows)
 
     @post(
         "/api/test-sessions",
@@ -232,7 +277,8 @@ class TestSessionsController(Controller):
         summary="One test session with its counts (T3)",
     )
     async def get_session(self, state: State, session_id: FromPath[UUID]) -> TestSessionOut:
-        return session_out(await load_session(services_of(state), session_id))
+        services = services_of(state)
+        return (await sessions_out(services, [await load_session(services, session_id)]))[0]
 
     @get(
         "/api/test-sessions/{session_id:uuid}/status",
@@ -318,8 +364,9 @@ class TestSessionsController(Controller):
         self, state: State, project_id: FromPath[UUID]
     ) -> list[TestSessionOut]:
         await load_project(state, project_id)
-        rows = await read.list_test_sessions(services_of(state).read_pool, project_id, 0, 10_000)
-        return [session_out(r) for r in rows]
+        services = services_of(state)
+        rows = await read.list_test_sessions(services.read_pool, project_id, 0, 10_000)
+        return await sessions_out(services, rows)
 
     @post(
         "/api/projects/{project_id:uuid}/execute-test",

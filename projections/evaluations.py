@@ -214,6 +214,22 @@ async def latest_recorded(conn: AsyncConnection[Any]) -> list[EvaluationRow]:
         return await cur.fetchall()
 
 
+async def latest_recorded_of(
+    conn: AsyncConnection[Any], session_ids: list[UUID]
+) -> dict[UUID, EvaluationRow]:
+    """The newest recorded evaluation of each of these sessions (one query for a list)."""
+    if not session_ids:
+        return {}
+    async with conn.cursor(row_factory=class_row(EvaluationRow)) as cur:
+        await cur.execute(
+            f"SELECT DISTINCT ON (session_id) {_SUMMARY_COLUMNS} FROM rm_evaluations"
+            " WHERE status = 'recorded' AND session_id = ANY(%s)"
+            " ORDER BY session_id, created_at DESC, id DESC",
+            (session_ids,),
+        )
+        return {row.session_id: row for row in await cur.fetchall()}
+
+
 class ComparisonRow(msgspec.Struct, frozen=True, kw_only=True):
     seq: int
     status: str

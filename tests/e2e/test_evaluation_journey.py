@@ -137,6 +137,14 @@ def test_completion_results_reruns_and_statistics(
     assert r["recall"] == pytest.approx(200 / 3, abs=1e-3)
     assert r["accuracy"] == pytest.approx(50.0)
     assert r["f1Score"] == r["f1_score"] == pytest.approx(200 / 3, abs=1e-3)
+    # the frontend reads TestSession.metrics in lists and on the session itself
+    listed = client.get(f"/api/test-sessions?projectId={project_id}").json()
+    one = client.get(f"/api/test-sessions/{sid}").json()
+    for session in (next(s for s in listed if s["id"] == sid), one):
+        m = session["metrics"]
+        assert (m["truePositives"], m["falsePositives"], m["falseNegatives"]) == (2, 1, 1)
+        assert m["precision"] == pytest.approx(r["precision"])
+        assert m["accuracy"] == pytest.approx(50.0) and m["f1Score"] == pytest.approx(r["f1Score"])
 
     d = client.get(f"/api/test-sessions/{sid}/detailed-results").json()
     m = d["metrics"]
