@@ -1,6 +1,6 @@
 """Benchmark of annotations: bulk COCO import end to end, and the per-video list read.
 
-    flock /tmp/vb/bench.lock uv run python bench/bench_annotations.py [--boxes 100000]
+    uv run python bench/bench_annotations.py [--boxes 100000]
         [--list-size 10000] [--runs 3] [--seconds 10]
 
 Runs the real `verity serve` against the local PostgreSQL and NATS, in a fresh database

@@ -16,7 +16,7 @@ database and NATS prefix, then:
 3. HTTP: the same detections posted one per request to POST /api/detection-events (the
    original platform's way), sequentially and with 8 concurrent clients; the ratio to (1).
 
-Usage: flock /tmp/vb/bench.lock uv run python bench/bench_ingest.py [--duration 60]
+Usage: uv run python bench/bench_ingest.py [--duration 60]
 Other processes on the machine share the 2 cores: figures are provisional, re-run to confirm.
 """
 

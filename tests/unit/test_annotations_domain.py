@@ -70,7 +70,11 @@ def test_bad_drafts_are_refused_naming_the_field(overrides: dict[str, object], f
 
 
 def test_box_outside_unknown_resolution_is_only_checked_for_sign() -> None:
-    check_draft(draft(box=BoundingBox(1000, 1000, 5, 5)), None)
+    check_draft(draft(box=BoundingBox(1000, 1000, 5, 5)), None)  # accepted: size unknown
+    with pytest.raises(InvalidValue):
+        check_draft(draft(box=BoundingBox(1000, 1000, 5, 5)), (64, 48))
+    with pytest.raises(InvalidValue):
+        check_draft(draft(box=BoundingBox(-1, 0, 5, 5)), None)
 
 
 def test_edits_record_only_changed_fields_and_source_survives(app: Verity) -> None:
