@@ -50,7 +50,7 @@ def _rooms(env: dict[str, Any]) -> list[str]:
     return rooms
 
 
-_SILENT = frozenset({"device_frame"})
+_SILENT = frozenset({"device_frame", "frame_batch"})
 """Aggregates whose events reach WebSockets another way: detections arrive coalesced on the
 live subject (workers/live.py), not one message per stored frame."""
 

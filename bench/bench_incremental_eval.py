@@ -193,7 +193,7 @@ async def nats_run(
             await ev.progress()
             ticks.append(time.perf_counter() - started)
             published = min(n_frames, (time.time() - t0) * rate)
-            folded = ev.running[session].evaluation.seen_frames.shape[0]
+            folded = ev.running[session].evaluation.frames_seen
             lag.append(max(0.0, published - folded) / rate)
 
     ticker = asyncio.create_task(tick_loop())

@@ -1,27 +1,51 @@
-"""Write side of detections: store a batch of frame messages once each, in one transaction."""
+"""Write side of detections: store a batch of frame messages once each, in one transaction.
+
+The frames of one session that arrive together become one `FrameBatch.Recorded` event (split
+at `MAX_FRAMES_PER_EVENT`). Exactly-once per frame id comes from `frame_receipts`: in the same
+transaction as the events, each frame's id is claimed with `INSERT ... ON CONFLICT DO NOTHING`;
+only the frames whose claim succeeded go into the events. A competing writer holding an
+uncommitted claim on the same id makes ours wait for its commit, then skip the frame.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import weakref
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import msgspec
-from eventsourcing.persistence import IntegrityError
 from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.utils import get_topic
+from psycopg import Cursor
 
 from commands.application import Position, Verity
 from commands.device_messages import FrameMessage
-from domain.detections import DeviceFrame, frame_id
-from domain.errors import ConcurrentModification, NotFound
+from domain.detections import MAX_FRAMES_PER_EVENT, FrameBatch, RecordedFrame, frame_id
+from domain.errors import NotFound
 from domain.events import current_meta
 from domain.test_sessions import TestSession
 
-RACE_RETRIES = 5
-_FRAME_TOPIC = get_topic(DeviceFrame)
-_RECORDED: Any = DeviceFrame.Recorded  # its typed signature shows only the base fields
+_BATCH_TOPIC = get_topic(FrameBatch)
+_RECORDED: Any = FrameBatch.Recorded  # its typed signature shows only the base fields
+_CLOSING_TOPICS = [get_topic(TestSession.Completed), get_topic(TestSession.Failed)]
+_CLAIM = (
+    "INSERT INTO frame_receipts (frame_id, event_id)"
+    " SELECT f, e FROM unnest(%b::uuid[], %b::uuid[]) AS claims(f, e) ORDER BY f"
+    " ON CONFLICT DO NOTHING RETURNING frame_id"
+)
+_INSERT = (
+    "INSERT INTO verity_events (originator_id, originator_version, topic, state)"
+    " SELECT * FROM unnest(%b::uuid[], %b::int8[], %b::text[], %b::bytea[])"
+    " RETURNING notification_id"
+)
+"""The library's insert passes a text-format array of composites, which psycopg escapes in
+Python byte by byte; binary arrays carry 125 kB states as they are."""
+_CLOSED_SINCE = (
+    "SELECT DISTINCT originator_id FROM verity_events"
+    " WHERE originator_id = ANY(%b::uuid[]) AND topic = ANY(%s)"
+)
 
 
 class RecordFrames(msgspec.Struct, frozen=True, kw_only=True):
@@ -47,23 +71,6 @@ class RecordResult(msgspec.Struct, frozen=True, kw_only=True):
     rejected: tuple[Rejection, ...]
 
 
-def stored_ids(app: Verity, ids: Iterable[UUID]) -> set[UUID]:
-    """Which of `ids` already have events in the store (one indexed query on PostgreSQL)."""
-    wanted = list(ids)
-    if not wanted:
-        return set()
-    recorder = app.recorder
-    if isinstance(recorder, PostgresApplicationRecorder):
-        with recorder.datastore.get_connection() as conn:
-            rows = conn.execute(
-                f"SELECT originator_id FROM {recorder.events_table_name}"
-                " WHERE originator_id = ANY(%s) AND originator_version = 1",
-                (wanted,),
-            ).fetchall()
-        return {row["originator_id"] for row in rows}
-    return {i for i in wanted if app.exists(i)}
-
-
 def _session_problems(app: Verity, session_ids: Iterable[UUID]) -> dict[UUID, Rejection]:
     problems: dict[UUID, Rejection] = {}
     for sid in session_ids:
@@ -83,81 +90,183 @@ def _session_problems(app: Verity, session_ids: Iterable[UUID]) -> dict[UUID, Re
     return problems
 
 
-def _recorded(fid: UUID, f: FrameMessage, received_at: datetime) -> DeviceFrame.Recorded:
-    """A frame's one event, built as `DeviceFrame._create` would build it.
+def _frame_ids(frames: Sequence[FrameMessage]) -> tuple[UUID, ...]:
+    texts: dict[UUID, str] = {}  # str(UUID) is slow Python: once per session, not per frame
+    return tuple(
+        frame_id(
+            f.device_id,
+            texts.get(f.session_id) or texts.setdefault(f.session_id, str(f.session_id)),
+            f.seq,
+        )
+        for f in frames
+    )
 
-    A frame has no rules to check and is never changed, so the hot path skips constructing
-    the aggregate and the Application's save machinery (about a third of the per-frame cost)
-    and hands the events straight to the library's recorder, in one transaction as before.
-    """
-    event: DeviceFrame.Recorded = _RECORDED(
-        originator_id=fid,
-        originator_version=DeviceFrame.INITIAL_VERSION,
-        timestamp=DeviceFrame.Recorded.create_timestamp(),
-        originator_topic=_FRAME_TOPIC,
-        meta=current_meta(),
-        session_id=f.session_id,
+
+def _recorded_frame(fid: UUID, f: FrameMessage) -> RecordedFrame:
+    return RecordedFrame(
+        id=fid,
         device_id=f.device_id,
         seq=f.seq,
         video_time=f.timestamp,
-        received_at=received_at,
         detections=tuple(d.to_domain() for d in f.detections),
         frame_number=f.frame_number,
         captured_at=f.captured_at,
         model_version=f.model_version,
     )
-    return event
 
 
-def _append(app: Verity, events: list[DeviceFrame.Recorded]) -> Position | None:
-    """Insert the events in one transaction; the last one's global position."""
-    if not events:
-        return None
-    stored = [app.mapper.to_stored_event(e) for e in events]
-    try:
-        positions = app.recorder.insert_events(stored)
-    except IntegrityError:
-        raise ConcurrentModification("DeviceFrame", events[0].originator_id) from None
-    return max(positions) if positions else None
+class _Chunk(msgspec.Struct):
+    """Up to MAX_FRAMES_PER_EVENT frames of one session: one event once claimed."""
+
+    event_id: UUID
+    session_id: UUID
+    frames: list[tuple[int, RecordedFrame]]
 
 
-def record_frames(cmd: RecordFrames, app: Verity) -> RecordResult:
-    """Store every new, acceptable frame in one transaction; report the rest per index.
+def _chunks(todo: dict[UUID, int], frames: Sequence[FrameMessage]) -> list[_Chunk]:
+    by_session: dict[UUID, list[_Chunk]] = {}
+    for fid, i in todo.items():
+        sid = frames[i].session_id
+        chunks = by_session.setdefault(sid, [])
+        if not chunks or len(chunks[-1].frames) >= MAX_FRAMES_PER_EVENT:
+            chunks.append(_Chunk(event_id=uuid4(), session_id=sid, frames=[]))
+        chunks[-1].frames.append((i, _recorded_frame(fid, frames[i])))
+    return [c for chunks in by_session.values() for c in chunks]
 
-    A unique violation means a competing writer stored some of the same frames between our
-    check and our insert: check again and retry, so each frame is stored exactly once.
+
+def _event(chunk: _Chunk, received_at: datetime) -> Any:
+    """A batch's one event, built as `FrameBatch._create` would build it.
+
+    A batch has no rules to check and is never changed, so the aggregate and the Application's
+    save machinery are skipped; the event goes to the library's recorder in our transaction.
     """
-    frames = cmd.frames
-    ids = cmd.ids or tuple(frame_id(f.device_id, f.session_id, f.seq) for f in frames)
-    problems = _session_problems(app, {f.session_id for f in frames})
-    rejected = [
+    return _RECORDED(
+        originator_id=chunk.event_id,
+        originator_version=FrameBatch.INITIAL_VERSION,
+        timestamp=FrameBatch.Recorded.create_timestamp(),
+        originator_topic=_BATCH_TOPIC,
+        meta=current_meta(),
+        session_id=chunk.session_id,
+        received_at=received_at,
+        frames=tuple(f for _, f in chunk.frames),
+    )
+
+
+class _ClosedMeanwhile(Exception):
+    """A session completed or failed after the pre-check: its frames must not be stored."""
+
+    def __init__(self, sessions: set[UUID]) -> None:
+        super().__init__(f"sessions closed meanwhile: {sessions}")
+        self.sessions = sessions
+
+
+def _claim_and_insert(
+    cur: Cursor[Any], app: Verity, chunks: list[_Chunk], received_at: datetime
+) -> tuple[Position | None, list[int]]:
+    recorder = app.recorder
+    assert isinstance(recorder, PostgresApplicationRecorder)
+    fids = [f.id for c in chunks for _, f in c.frames]
+    owners = [c.event_id for c in chunks for _ in c.frames]
+    claimed = {row["frame_id"] for row in cur.execute(_CLAIM, (fids, owners)).fetchall()}
+    kept = [
+        _Chunk(
+            event_id=c.event_id,
+            session_id=c.session_id,
+            frames=[p for p in c.frames if p[1].id in claimed],
+        )
+        for c in chunks
+    ]
+    kept = [c for c in kept if c.frames]
+    if not kept:
+        return None, []
+    stored = [app.mapper.to_stored_event(_event(c, received_at)) for c in kept]
+    recorder._lock_table(cur)  # the library's own write lock and NOTIFY, as its inserts do
+    recorder._notify_channel(cur)
+    positions = [
+        row["notification_id"]
+        for row in cur.execute(
+            _INSERT,
+            (
+                [e.originator_id for e in stored],
+                [e.originator_version for e in stored],
+                [e.topic for e in stored],
+                [e.state for e in stored],
+            ),
+        ).fetchall()
+    ]
+    # Under the table lock every earlier write is committed: a session closed by one of them
+    # is seen here, so no frame is ever stored after its session's Completed or Failed.
+    sessions = list({c.session_id for c in kept})
+    closed = cur.execute(_CLOSED_SINCE, (sessions, _CLOSING_TOPICS)).fetchall()
+    if closed:
+        raise _ClosedMeanwhile({row["originator_id"] for row in closed})
+    return max(positions), sorted(i for c in kept for i, _ in c.frames)
+
+
+_IN_MEMORY_RECEIPTS: weakref.WeakKeyDictionary[Verity, set[UUID]] = weakref.WeakKeyDictionary()
+"""The receipts of apps on the in-memory recorder (unit tests); PostgreSQL keeps them in a table."""
+
+
+def _store(
+    app: Verity, chunks: list[_Chunk], received_at: datetime
+) -> tuple[Position | None, list[int]]:
+    """Store the chunks' frames not stored before; (last position, indexes stored)."""
+    if isinstance(app.recorder, PostgresApplicationRecorder):
+        with (
+            app.recorder.datastore.get_connection() as conn,
+            conn.transaction(),
+            conn.cursor() as cur,
+        ):
+            return _claim_and_insert(cur, app, chunks, received_at)
+    receipts = _IN_MEMORY_RECEIPTS.setdefault(app, set())
+    kept = []
+    for c in chunks:
+        frames = [p for p in c.frames if p[1].id not in receipts]
+        if frames:
+            kept.append(_Chunk(event_id=c.event_id, session_id=c.session_id, frames=frames))
+    events = [_event(c, received_at) for c in kept]
+    positions = app.recorder.insert_events([app.mapper.to_stored_event(e) for e in events])
+    receipts.update(f.id for c in kept for _, f in c.frames)
+    return (max(positions) if positions else None), sorted(i for c in kept for i, _ in c.frames)
+
+
+def _rejections(problems: dict[UUID, Rejection], frames: Sequence[FrameMessage]) -> list[Rejection]:
+    return [
         msgspec.structs.replace(problems[f.session_id], index=i)
         for i, f in enumerate(frames)
         if f.session_id in problems
     ]
-    first_index: dict[UUID, int] = {}
-    in_batch_repeats: list[int] = []
-    for i, (fid, f) in enumerate(zip(ids, frames, strict=True)):
-        if f.session_id in problems:
-            continue
-        if fid in first_index:
-            in_batch_repeats.append(i)
-        else:
-            first_index[fid] = i
-    for _ in range(RACE_RETRIES):
-        already = stored_ids(app, first_index)
-        todo = {fid: i for fid, i in first_index.items() if fid not in already}
-        events = [_recorded(fid, frames[i], cmd.received_at) for fid, i in todo.items()]
+
+
+def record_frames(cmd: RecordFrames, app: Verity) -> RecordResult:
+    """Store every new, acceptable frame in one transaction; report the rest per index."""
+    frames = cmd.frames
+    ids = cmd.ids or _frame_ids(frames)
+    problems = _session_problems(app, {f.session_id for f in frames})
+    while True:
+        first_index: dict[UUID, int] = {}
+        in_batch_repeats: list[int] = []
+        for i, (fid, f) in enumerate(zip(ids, frames, strict=True)):
+            if f.session_id in problems:
+                continue
+            if fid in first_index:
+                in_batch_repeats.append(i)
+            else:
+                first_index[fid] = i
         try:
-            position = _append(app, events)
-        except ConcurrentModification:
+            position, stored = _store(app, _chunks(first_index, frames), cmd.received_at)
+        except _ClosedMeanwhile as closed:
+            for sid in closed.sessions:
+                problems[sid] = Rejection(
+                    index=-1,
+                    reason="session_closed",
+                    detail=f"Test session {sid} closed while the frames were being stored",
+                )
             continue
-        duplicates = sorted([first_index[fid] for fid in already] + in_batch_repeats)
+        duplicates = sorted(set(first_index.values()).difference(stored)) + in_batch_repeats
         return RecordResult(
             position=position,
-            stored=tuple(sorted(todo.values())),
-            duplicates=tuple(duplicates),
-            rejected=tuple(rejected),
+            stored=tuple(stored),
+            duplicates=tuple(sorted(duplicates)),
+            rejected=tuple(_rejections(problems, frames)),
         )
-    msg = f"frames kept colliding with a competing writer after {RACE_RETRIES} attempts"
-    raise ConcurrentModification("DeviceFrame", ids[0]) from RuntimeError(msg)

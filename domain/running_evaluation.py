@@ -46,13 +46,21 @@ class RunningEvaluation:
         self.unknown = len(gt.classes)
         """Code of labels the ground truth never uses: they can only be false positives."""
         self.matched = np.zeros(len(gt), dtype=np.bool_)
-        self.seen_frames: IntArray = np.zeros(0, dtype=np.int64)
+        self.seen: set[int] = set()
+        """Frame numbers folded so far. A set, not a sorted array: merging each tick's frames
+        into an array of every frame seen costs O(all frames) a tick and grows with the run."""
+        self.gt_in_seen = np.zeros(len(gt), dtype=np.bool_)
+        """Ground-truth rows whose frame has been seen (they count as expected so far)."""
         self.has_box = gt.has_box
         self.timed = np.isfinite(gt.time_s) & ~self.has_box
         self.tp = 0
         self.fp = 0
         self.gt_seen = 0
         self.detections = 0
+
+    @property
+    def frames_seen(self) -> int:
+        return len(self.seen)
 
     def counts(self) -> Counts:
         return make_counts(self.tp, self.fp, self.gt_seen - self.tp)
@@ -67,10 +75,14 @@ class RunningEvaluation:
 
     def add(self, batch: DetectionBatch) -> Counts:
         cfg = self.config
-        new_frames = np.setdiff1d(batch.frames, self.seen_frames)
-        if new_frames.size:
-            self.seen_frames = np.union1d(self.seen_frames, new_frames)
-            self.gt_seen += int(np.isin(self.gt.frame, new_frames).sum())
+        seen = self.seen
+        fresh = [f for f in batch.frames.tolist() if f not in seen]
+        if fresh:
+            seen.update(fresh)
+            new_frames = np.asarray(fresh, dtype=np.int64)
+            hit = np.isin(self.gt.frame, new_frames)
+            self.gt_in_seen |= hit
+            self.gt_seen += int(hit.sum())
         keep = np.ones(batch.frame.shape[0], dtype=np.bool_)
         if cfg.confidence_threshold is not None:
             keep = batch.score >= cfg.confidence_threshold
@@ -96,8 +108,7 @@ class RunningEvaluation:
             self.matched[open_gt[pairs.gt]] = True
             tp += len(pairs)
         if timed.any():
-            seen = np.isin(self.gt.frame, self.seen_frames)
-            open_gt = np.flatnonzero(self.timed & ~self.matched & seen)
+            open_gt = np.flatnonzero(self.timed & ~self.matched & self.gt_in_seen)
             pairs = match_times(
                 gt_time_s=self.gt.time_s[open_gt],
                 gt_cls=self.gt.label[open_gt],

@@ -14,6 +14,9 @@ from uuid import UUID
 from psycopg_pool import ConnectionPool
 
 EVENTS_TABLE = "verity_events"
+MAX_PAGE_BYTES = 16 * 2**20
+"""A page of the log stops after this much stored state (but holds at least one event): frame
+batch events are ~125 kB each, and a 5000-event page of them would be 600 MB in memory."""
 
 
 class StoredNotification(NamedTuple):
@@ -22,6 +25,13 @@ class StoredNotification(NamedTuple):
     originator_version: int
     topic: str
     state: bytes
+
+
+class NotificationPage(list[StoredNotification]):
+    """Notifications in log order; `truncated` when the byte limit cut the page short, so the
+    reader knows that more events up to its `stop` may follow."""
+
+    truncated: bool = False
 
 
 class NotificationLog:
@@ -41,7 +51,7 @@ class NotificationLog:
         topics: Sequence[str] = (),
         *,
         inclusive_of_start: bool = True,
-    ) -> list[StoredNotification]:
+    ) -> NotificationPage:
         """Notifications after `start` (or from it, if inclusive) up to `stop`, in log order."""
         first = start if start is not None else 0
         if start is not None and not inclusive_of_start:
@@ -52,12 +62,18 @@ class NotificationLog:
         if topics:
             where += " AND topic = ANY(%s)"
             params.append(list(topics))
-        params.append(limit)
+        params += [limit, MAX_PAGE_BYTES]
         with self.pool.connection() as conn, conn.cursor() as cur:
             cur.execute(
-                "SELECT notification_id, originator_id, originator_version, topic, state"
-                f" FROM {EVENTS_TABLE} WHERE {where} ORDER BY notification_id LIMIT %s",
-                params,
+                "SELECT notification_id, originator_id, originator_version, topic, state,"
+                " upto > %s FROM (SELECT notification_id, originator_id, originator_version,"
+                " topic, state, sum(octet_length(state)) OVER (ORDER BY notification_id) AS upto"
+                f" FROM {EVENTS_TABLE} WHERE {where} ORDER BY notification_id LIMIT %s) AS page"
+                " WHERE upto - octet_length(state) < %s ORDER BY notification_id",
+                [MAX_PAGE_BYTES, *params],
                 prepare=True,
             )
-            return [StoredNotification._make(row) for row in cur.fetchall()]
+            rows = cur.fetchall()
+        page = NotificationPage(StoredNotification._make(row[:5]) for row in rows)
+        page.truncated = bool(rows) and bool(rows[-1][5])
+        return page

@@ -104,7 +104,7 @@ class ProjectionRunner:
             topics=self.topics,
             inclusive_of_start=False,
         )
-        full = len(notifications) == self.batch_size
+        full = len(notifications) == self.batch_size or getattr(notifications, "truncated", False)
         new_position = notifications[-1].id if full else head
         if new_position <= self.position:
             return 0

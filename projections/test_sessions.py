@@ -18,7 +18,7 @@ from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from domain.detections import DeviceFrame, detection_id
+from domain.detections import FRAME_EVENTS, RecordedFrame, detection_id, frames_of
 from domain.test_sessions import SessionStatus, TestSession
 from projections.rows import Row
 
@@ -46,7 +46,7 @@ class TestSessionsProjection:
         TestSession.Stopped,
         TestSession.Completed,
         TestSession.Failed,
-        DeviceFrame.Recorded,
+        *FRAME_EVENTS,
     )
     tables: tuple[str, ...] = ("rm_test_sessions",)
     table: str = "rm_test_sessions"
@@ -75,9 +75,7 @@ class TestSessionsProjection:
     )
 
     def key(self, event: Any) -> UUID:
-        ident: UUID = (
-            event.session_id if isinstance(event, DeviceFrame.Recorded) else event.originator_id
-        )
+        ident: UUID = event.session_id if isinstance(event, FRAME_EVENTS) else event.originator_id
         return ident
 
     def fold(self, row: Row | None, event: Any) -> Row | None:
@@ -108,8 +106,8 @@ class TestSessionsProjection:
         if row is None:
             return None
         row["class_counts"] = Jsonb(_counts(row))  # loaded as a dict; COPY needs the wrapper
-        if isinstance(event, DeviceFrame.Recorded):
-            return _add_frame(row, event)
+        if isinstance(event, FRAME_EVENTS):
+            return _add_frames(row, frames_of(event), event.received_at)
         status = _STATUS_OF[type(event)]
         row["status"] = status.value
         row["updated_at"] = event.timestamp
@@ -123,19 +121,25 @@ class TestSessionsProjection:
         return row
 
 
-def _add_frame(row: Row, frame: Any) -> Row:
+def _add_frames(row: Row, frames: Sequence[RecordedFrame], at: datetime) -> Row:
+    if not frames:
+        return row
     counts = _counts(row)
-    for d in frame.detections:
-        counts[d.class_label] = counts.get(d.class_label, 0) + 1
-    row["frame_count"] += 1
-    row["detection_count"] += len(frame.detections)
-    at: datetime = frame.received_at
+    detections = 0
+    for f in frames:
+        detections += len(f.detections)
+        for d in f.detections:
+            counts[d.class_label] = counts.get(d.class_label, 0) + 1
+    row["class_counts"] = Jsonb(counts)
+    row["frame_count"] += len(frames)
+    row["detection_count"] += detections
     if row["first_detection_at"] is None or at < row["first_detection_at"]:
         row["first_detection_at"] = at
     if row["last_detection_at"] is None or at > row["last_detection_at"]:
         row["last_detection_at"] = at
+    newest = max(f.video_time for f in frames)
     last = row["last_frame_timestamp"]
-    row["last_frame_timestamp"] = frame.video_time if last is None else max(last, frame.video_time)
+    row["last_frame_timestamp"] = newest if last is None else max(last, newest)
     return row
 
 
@@ -191,7 +195,7 @@ class DetectionsProjection:
     """Insert-only: a whole batch of frames goes in with one binary COPY."""
 
     name: str = "detections_v1"
-    event_classes: tuple[type[Any], ...] = (DeviceFrame.Recorded,)
+    event_classes: tuple[type[Any], ...] = FRAME_EVENTS
     tables: tuple[str, ...] = ("rm_detections",)
 
     def write_batch(self, conn: Connection[Any], events: Sequence[Any]) -> None:
@@ -199,25 +203,28 @@ class DetectionsProjection:
             copy.set_types(_DETECTION_TYPES)
             write = copy.write_row
             for e in events:
-                frame: UUID = e.originator_id
-                head = (e.session_id, e.video_time, frame)
-                tail = (e.device_id, e.seq, e.frame_number, e.captured_at, e.received_at)
-                for i, d in enumerate(e.detections):
-                    b = d.box
-                    box = _NO_BOX if b is None else (b.x, b.y, b.width, b.height)
-                    write(
-                        (
-                            *head,
-                            i,
-                            detection_id(frame, i),
-                            *tail,
-                            d.class_label,
-                            d.confidence,
-                            *box,
-                            d.track_id,
-                            e.model_version,
+                sid, received = e.session_id, e.received_at
+                for f in frames_of(e):
+                    frame: UUID = f.id
+                    head = (sid, f.video_time, frame)
+                    tail = (f.device_id, f.seq, f.frame_number, f.captured_at, received)
+                    model = f.model_version
+                    for i, d in enumerate(f.detections):
+                        b = d.box
+                        box = _NO_BOX if b is None else (b.x, b.y, b.width, b.height)
+                        write(
+                            (
+                                *head,
+                                i,
+                                detection_id(frame, i),
+                                *tail,
+                                d.class_label,
+                                d.confidence,
+                                *box,
+                                d.track_id,
+                                model,
+                            )
                         )
-                    )
 
 
 # --- queries -------------------------------------------------------------------------------

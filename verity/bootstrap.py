@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +27,7 @@ from projections.notifications import NotificationLog
 from projections.projects import ProjectsProjection
 from projections.runner import AnyProjection, ProjectionRunner
 from projections.service import ProjectionService
+from projections.shared_decoding import SharedDecoding
 from projections.test_sessions import (
     DetectionsProjection,
     TestSessionsProjection,
@@ -41,6 +42,7 @@ from workers.live import LiveCoalescer
 from workers.relay import Relay
 
 log = logging.getLogger(__name__)
+_FRAME_SUBJECTS = (".device_frame.recorded", ".frame_batch.recorded")
 
 PROJECTIONS: tuple[type[AnyProjection], ...] = (
     ProjectsProjection,
@@ -112,19 +114,42 @@ def open_application(database_url: str, pool_size: int = 8) -> Verity:
 
 
 def projection_runners(
-    app: Verity, pool: ConnectionPool[Any], batch_size: int
+    app: Verity,
+    pool: ConnectionPool[Any],
+    batch_size: int,
+    decode: Callable[[Any], Any] | None = None,
 ) -> list[ProjectionRunner]:
     notifications = NotificationLog(pool)
-    return [
-        ProjectionRunner(cls(), pool, notifications, app.mapper.to_domain_event, batch_size)
-        for cls in PROJECTIONS
-    ]
+    decode = decode or SharedDecoding(app.mapper.to_domain_event)
+    return [ProjectionRunner(cls(), pool, notifications, decode, batch_size) for cls in PROJECTIONS]
 
 
 async def _check_database(pool: AsyncConnectionPool[Any]) -> str | None:
     async with pool.connection() as conn:
         await conn.execute("SELECT 1")
     return None
+
+
+async def _fan_out_to_rooms(nc: NatsClient, settings: Settings, hub: RoomHub) -> None:
+    """Relayed events and live messages reach the WebSocket rooms they concern."""
+
+    async def on_event(msg: Any) -> None:
+        if msg.subject.endswith(_FRAME_SUBJECTS):
+            return  # thousands a second; clients get them coalesced on the live subject
+        try:
+            hub.on_envelope(msg.data)
+        except Exception:  # one bad message must not stop live updates
+            log.exception("cannot fan out message on %s", msg.subject)
+
+    await nc.subscribe(f"{settings.events_subject}.>", cb=on_event)
+
+    async def on_live(msg: Any) -> None:
+        try:
+            hub.on_live(msg.data)
+        except Exception:  # a malformed live message must not stop the others
+            log.exception("cannot fan out live message on %s", msg.subject)
+
+    await nc.subscribe(f"{settings.live_subject}.>", cb=on_live)
 
 
 @contextlib.asynccontextmanager
@@ -150,8 +175,9 @@ async def running(
         kwargs={"autocommit": True},  # reads are single statements: skip BEGIN/COMMIT trips
     )
     await read_pool.open()
+    decode = SharedDecoding(app.mapper.to_domain_event)
     runners = await asyncio.to_thread(
-        projection_runners, app, write_pool, settings.projection_batch_size
+        projection_runners, app, write_pool, settings.projection_batch_size, decode
     )
     read_side = ProjectionService(runners, endpoints.database_url)
     if with_projections:
@@ -164,27 +190,11 @@ async def running(
     stop = asyncio.Event()
     tasks: list[asyncio.Task[None]] = []
 
-    async def on_event(msg: Any) -> None:
-        if msg.subject.endswith(".device_frame.recorded"):
-            return  # thousands a second; clients get them coalesced on the live subject
-        try:
-            hub.on_envelope(msg.data)
-        except Exception:  # one bad message must not stop live updates
-            log.exception("cannot fan out message on %s", msg.subject)
-
-    await nc.subscribe(f"{settings.events_subject}.>", cb=on_event)
-
-    async def on_live(msg: Any) -> None:
-        try:
-            hub.on_live(msg.data)
-        except Exception:  # a malformed live message must not stop the others
-            log.exception("cannot fan out live message on %s", msg.subject)
-
-    await nc.subscribe(f"{settings.live_subject}.>", cb=on_live)
+    await _fan_out_to_rooms(nc, settings, hub)
     relay = Relay(
         nc.jetstream(),
-        app.recorder,
-        app.mapper.to_domain_event,
+        NotificationLog(write_pool),
+        decode,
         write_pool,
         endpoints.database_url,
         settings.events_stream,

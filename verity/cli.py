@@ -95,6 +95,7 @@ def relay_command(settings: Settings) -> None:
     import nats  # noqa: PLC0415
     from psycopg_pool import ConnectionPool  # noqa: PLC0415
 
+    from projections.notifications import NotificationLog  # noqa: PLC0415
     from verity.bootstrap import open_application, servers  # noqa: PLC0415
     from workers.relay import Relay  # noqa: PLC0415
 
@@ -108,7 +109,7 @@ def relay_command(settings: Settings) -> None:
         with ConnectionPool(database_url, min_size=1, max_size=2) as pool:
             relay = Relay(
                 nc.jetstream(),
-                app.recorder,
+                NotificationLog(pool),
                 app.mapper.to_domain_event,
                 pool,
                 database_url,

@@ -18,14 +18,33 @@ def snake(name: str) -> str:
     return re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", name).lower()
 
 
+def camel(name: str) -> str:
+    return _CAMEL.sub(lambda m: m.group(1).upper(), name)
+
+
 def camel_keys(value: Any) -> Any:
     if isinstance(value, dict):
-        return {
-            _CAMEL.sub(lambda m: m.group(1).upper(), k): camel_keys(v) for k, v in value.items()
-        }
+        return {camel(k): camel_keys(v) for k, v in value.items()}
     if isinstance(value, list):
         return [camel_keys(v) for v in value]
     return value
+
+
+def _is_structs(value: Any) -> bool:
+    return isinstance(value, tuple) and bool(value) and isinstance(value[0], msgspec.Struct)
+
+
+def _data(state: dict[str, Any]) -> dict[str, Any]:
+    """The event's fields with camelCase keys. A tuple of Structs (a batch's frames) is left
+    for the encoder: it writes what `to_builtins` would (Decimals as numbers), without
+    building thousands of dicts first; its keys keep the Struct's spelling, as before."""
+    structs = {k: v for k, v in state.items() if _is_structs(v)}
+    data: dict[str, Any] = camel_keys(
+        msgspec.to_builtins({k: v for k, v in state.items() if k not in structs})
+    )
+    for key, value in structs.items():
+        data[camel(key)] = value
+    return data
 
 
 def names_of(event: Any) -> tuple[str, str]:
@@ -66,7 +85,7 @@ def envelope_of(
         actor=meta.actor,
         correlation_id=str(meta.correlation_id) if meta.correlation_id else None,
         causation_id=str(meta.causation_id) if meta.causation_id else None,
-        data=camel_keys(msgspec.to_builtins(state)),
+        data=_data(state),
     )
     subject = f"{subject_prefix}.{aggregate}.{kind}"
     return subject, {"Nats-Msg-Id": str(position)}, _encoder.encode(env)

@@ -1,8 +1,9 @@
 """Evaluator: scores sessions when they complete, and keeps running figures while they run.
 
 Fed by the stored events the relay publishes (core-NATS subscription to
-`<prefix>.events.device_frame.recorded` and `<prefix>.events.test_session.*`), so frames from
-any ingest path count. Every `interval` seconds it folds all frames received since the last tick
+`<prefix>.events.frame_batch.recorded`, `<prefix>.events.device_frame.recorded` for frames
+stored one per event before batching, and `<prefix>.events.test_session.*`), so frames from any
+ingest path count. Every `interval` seconds it folds all frames received since the last tick
 into each running session's :class:`RunningEvaluation` (one vectorised batch per session, so a
 slow tick only makes the next batch bigger: no backlog of ticks) and publishes `test_progress`
 with running precision/recall on the live subject. A completed session is evaluated in full,
@@ -94,11 +95,32 @@ class SessionEnvelope(msgspec.Struct, rename="camel"):
     correlation_id: str | None = None
 
 
+class BatchFrame(msgspec.Struct):
+    """A frame inside a relayed `frame_batch.recorded` event (Struct keys: snake_case)."""
+
+    video_time: float
+    frame_number: int | None = None
+    detections: list[FrameDetection] = msgspec.field(default_factory=list)
+
+
+class BatchData(msgspec.Struct, rename="camel"):
+    session_id: UUID
+    frames: list[BatchFrame] = msgspec.field(default_factory=list)
+
+
+class BatchEnvelope(msgspec.Struct):
+    position: int
+    data: BatchData
+
+
+Frame = FrameData | BatchFrame
+
 _frame_decoder = msgspec.json.Decoder(FrameEnvelope)
+_batch_decoder = msgspec.json.Decoder(BatchEnvelope)
 _session_decoder = msgspec.json.Decoder(SessionEnvelope)
 
 
-def batch_of(frames: Sequence[FrameData], fps: float | None) -> DetectionBatch:
+def batch_of(frames: Sequence[Frame], fps: float | None) -> DetectionBatch:
     """One columnar batch from whole frames (a missing frame number comes from the time)."""
     rate = fps or DEFAULT_FPS
     numbers = [
@@ -131,7 +153,7 @@ def progress_data(
         "sessionId": sid,
         "session_id": sid,
         "running": True,
-        "framesEvaluated": int(running.seen_frames.shape[0]),
+        "framesEvaluated": int(running.frames_seen),
         "framesThisTick": frames,
         "truePositives": counts.tp,
         "falsePositives": counts.fp,
@@ -198,7 +220,7 @@ class Evaluator:
         self.live_prefix = live_prefix
         self.interval = interval
         self.sweep_interval = sweep_interval
-        self.buffer: dict[UUID, list[FrameData]] = defaultdict(list)
+        self.buffer: dict[UUID, list[Frame]] = defaultdict(list)
         self.running: dict[UUID, _Running] = {}
         self.completed: dict[UUID, tuple[int, EventMeta]] = {}
         self.evaluated = 0
@@ -217,6 +239,15 @@ class Evaluator:
             return
         self.buffer[env.data.session_id].append(env.data)
         self.frames += 1
+
+    def on_batch(self, payload: bytes) -> None:
+        try:
+            env = _batch_decoder.decode(payload)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            log.warning("evaluator: undecodable frame batch envelope skipped")
+            return
+        self.buffer[env.data.session_id].extend(env.data.frames)
+        self.frames += len(env.data.frames)
 
     def on_session(self, payload: bytes) -> None:
         try:
@@ -238,12 +269,18 @@ class Evaluator:
         async def frame(msg: Any) -> None:
             self.on_frame(msg.data)
 
+        async def batch(msg: Any) -> None:
+            self.on_batch(msg.data)
+
         async def session(msg: Any) -> None:
             self.on_session(msg.data)
 
         self.subscriptions = [
             await nc.subscribe(
                 f"{events_subject}.device_frame.recorded", cb=frame, pending_msgs_limit=1_000_000
+            ),
+            await nc.subscribe(
+                f"{events_subject}.frame_batch.recorded", cb=batch, pending_msgs_limit=100_000
             ),
             await nc.subscribe(f"{events_subject}.test_session.>", cb=session),
         ]
@@ -394,7 +431,7 @@ class Evaluator:
         await self.publish(subject, _encoder.encode({"event": event, "room": room, "data": data}))
 
 
-def _fold(state: _Running, frames: Sequence[FrameData]) -> Counts:
+def _fold(state: _Running, frames: Sequence[Frame]) -> Counts:
     """Off the event loop, so NATS keeps being read while a big batch is matched."""
     return state.evaluation.add(batch_of(frames, state.fps))
 

@@ -16,7 +16,6 @@ from uuid import UUID
 
 import msgspec
 import nats
-import psycopg
 import pytest
 
 from commands.device_messages import BoxIn, DetectionIn, FrameMessage
@@ -28,6 +27,7 @@ from domain.projects import CameraView, SignalType
 from tests.conftest import fresh_database
 from tests.e2e.helpers import api_client, next_event
 from tests.e2e.test_test_sessions_journey import PROJECT, project_with_video
+from tests.stored_frames import count_stored, stored_frame_copies
 from verity.bootstrap import open_application
 from verity.settings import Settings
 from workers.device_simulator import frames, publish
@@ -124,14 +124,6 @@ def start_worker(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
     )
 
 
-def count_stored(database_url: str, ids: list[UUID]) -> int:
-    with psycopg.connect(database_url) as conn:
-        row = conn.execute(
-            "SELECT count(*) FROM verity_events WHERE originator_id = ANY(%s)", (ids,)
-        ).fetchone()
-    return int(row[0]) if row else 0
-
-
 def test_kill_9_mid_stream_then_restart_loses_nothing_and_doubles_nothing(
     settings: Settings, tmp_path: Path
 ) -> None:
@@ -196,7 +188,7 @@ def test_kill_9_mid_stream_then_restart_loses_nothing_and_doubles_nothing(
     try:
         asyncio.run(flood())
         deadline = time.monotonic() + 30
-        while (before := count_stored(database_url, ids)) < 1000:
+        while (before := count_stored(database_url, session.id, ids)) < 1000:
             assert time.monotonic() < deadline, log.read_text()[-2000:]
             time.sleep(0.05)
         worker.send_signal(signal.SIGKILL)
@@ -205,19 +197,12 @@ def test_kill_9_mid_stream_then_restart_loses_nothing_and_doubles_nothing(
 
         worker = start_worker(settings, log)
         deadline = time.monotonic() + 60
-        while (after := count_stored(database_url, ids)) < n:
+        while (after := count_stored(database_url, session.id, ids)) < n:
             assert time.monotonic() < deadline, f"{after}/{n}: {log.read_text()[-2000:]}"
             time.sleep(0.2)
         time.sleep(1.0)
-        with psycopg.connect(database_url) as conn:
-            frames_stored = conn.execute(
-                "SELECT count(*) FROM verity_events WHERE topic = %s AND state LIKE %s",
-                (
-                    "domain.detections:DeviceFrame.Recorded",
-                    f'%"session_id":"{session.id}"%'.encode(),
-                ),
-            ).fetchone()
-        assert frames_stored == (n,)  # all there, none twice (ids or otherwise)
+        copies = stored_frame_copies(database_url, session.id)
+        assert sorted(copies.values()) == [1] * n  # all there, none twice (ids or otherwise)
     finally:
         worker.send_signal(signal.SIGTERM)
         worker.wait(15)

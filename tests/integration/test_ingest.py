@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import os
 import random
+import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
@@ -31,6 +32,7 @@ from commands.videos import RegisterUpload, register_upload
 from domain.detections import frame_id
 from domain.projects import CameraView, SignalType
 from tests.conftest import fresh_database
+from tests.stored_frames import count_stored
 from verity.bootstrap import open_application, projection_runners
 from verity.settings import Settings
 from workers.ingest import HEADER_REASON, HEADER_SUBJECT, IngestWorker
@@ -110,13 +112,8 @@ async def publish_all(nc: NatsClient, messages: list[tuple[str, bytes, dict[str,
 
 
 def stored_frames(database_url: str, session: UUID, seqs: range, device: str = "cam-1") -> int:
-    """How many of these frames the event store holds (by their deterministic ids)."""
-    ids = [frame_id(device, session, seq) for seq in seqs]
-    with psycopg.connect(database_url) as conn:
-        row = conn.execute(
-            "SELECT count(*) FROM verity_events WHERE originator_id = ANY(%s)", (ids,)
-        ).fetchone()
-    return int(row[0]) if row else 0
+    """Stored copies of these frames (by their deterministic ids): len(seqs) when each is once."""
+    return count_stored(database_url, session, [frame_id(device, session, seq) for seq in seqs])
 
 
 async def wait_stored(database_url: str, session: UUID, seqs: range, wait: float) -> int:
@@ -351,32 +348,81 @@ async def test_live_coalescer_sends_a_few_messages_saying_how_many_were_folded()
     assert message["data"]["coalescedDetections"] == 98 * DETECTIONS_PER_FRAME
 
 
-def test_a_competitor_storing_first_is_detected_by_the_unique_key_and_retried(
-    app: Verity, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("competitor_commits", [True, False])
+def test_a_competitor_claiming_the_same_frames_makes_us_wait_and_store_only_the_rest(
+    app: Verity, database_url: str, competitor_commits: bool
 ) -> None:
-    """The check-then-insert race: our check saw nothing, a competitor stored some frames
-    before our insert; the unique violation makes us check again and store only the rest."""
+    """A competing writer has claimed frames 0-3 and not committed yet: our batch waits on its
+    claims, then stores only frames 4-9 if it commits, or all ten if it rolls back."""
     import commands.detections as detections
     from commands.device_messages import decode_frame
 
     session = new_session(app)
     messages = tuple(decode_frame(msgspec.json.encode(frame(session, s))) for s in range(10))
+    ids = [frame_id("cam-1", session, s) for s in range(10)]
     now = datetime.now(UTC)
-    detections.record_frames(detections.RecordFrames(frames=messages[:4], received_at=now), app)
+    with psycopg.connect(database_url) as competitor:
+        competitor.execute(
+            "INSERT INTO frame_receipts (frame_id, event_id) SELECT unnest(%s::uuid[]), %s",
+            (ids[:4], uuid4()),
+        )
+        outcome: list[detections.RecordResult] = []
+        racer = threading.Thread(
+            target=lambda: outcome.append(
+                detections.record_frames(
+                    detections.RecordFrames(frames=messages, received_at=now), app
+                )
+            )
+        )
+        racer.start()
+        racer.join(1.0)
+        assert racer.is_alive() and not outcome, "our claim must wait for the competitor's"
+        if competitor_commits:
+            competitor.commit()
+        else:
+            competitor.rollback()
+        racer.join(10)
+    (result,) = outcome
+    if competitor_commits:
+        assert result.stored == tuple(range(4, 10)) and result.duplicates == tuple(range(4))
+        assert count_stored(database_url, session, ids) == 6
+    else:
+        assert result.stored == tuple(range(10)) and result.duplicates == ()
+        assert count_stored(database_url, session, ids) == 10
 
-    real = detections.stored_ids
+
+def test_frames_racing_a_completion_are_refused_not_stored_after_it(
+    app: Verity, database_url: str
+) -> None:
+    """The session completes between our check of it and our insert: the check under the event
+    store's write lock sees the completion, so the frames are rejected, not stored after it."""
+    import commands.detections as detections
+    from commands.device_messages import decode_frame
+
+    session = new_session(app)
+    messages = tuple(decode_frame(msgspec.json.encode(frame(session, s))) for s in range(5))
+    real = detections._session_problems
     calls = 0
 
-    def blind_first(app: Verity, ids: Any) -> set[UUID]:
+    def complete_after_check(app_: Verity, sessions: Any) -> Any:
         nonlocal calls
         calls += 1
-        return set() if calls == 1 else real(app, ids)
+        problems = real(app_, sessions)
+        if calls == 1:
+            complete_test_session(ChangeSessionStatus(id=session), app_)
+        return problems
 
-    monkeypatch.setattr(detections, "stored_ids", blind_first)
-    result = detections.record_frames(
-        detections.RecordFrames(frames=messages, received_at=now), app
-    )
-    assert calls == 2
-    assert result.stored == tuple(range(4, 10)) and result.duplicates == tuple(range(4))
-    ids = [frame_id("cam-1", session, s) for s in range(10)]
-    assert all(app.exists(i) for i in ids)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(detections, "_session_problems", complete_after_check)
+        result = detections.record_frames(
+            detections.RecordFrames(frames=messages, received_at=datetime.now(UTC)), app
+        )
+    assert result.stored == () and result.position is None
+    assert [r.reason for r in result.rejected] == ["session_closed"] * 5
+    ids = [frame_id("cam-1", session, s) for s in range(5)]
+    assert count_stored(database_url, session, ids) == 0
+    with psycopg.connect(database_url) as conn:
+        claimed = conn.execute(
+            "SELECT count(*) FROM frame_receipts WHERE frame_id = ANY(%s)", (ids,)
+        ).fetchone()
+    assert claimed == (0,), "the refused frames' claims were rolled back with them"
