@@ -19,6 +19,7 @@ import msgspec
 from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.utils import get_topic
 from psycopg import Cursor
+from psycopg.rows import tuple_row
 
 from commands.application import Position, Verity
 from commands.device_messages import FrameMessage
@@ -167,7 +168,7 @@ def _claim_and_insert(
     assert isinstance(recorder, PostgresApplicationRecorder)
     fids = [f.id for c in chunks for _, f in c.frames]
     owners = [c.event_id for c in chunks for _ in c.frames]
-    claimed = {row["frame_id"] for row in cur.execute(_CLAIM, (fids, owners)).fetchall()}
+    claimed = {row[0] for row in cur.execute(_CLAIM, (fids, owners)).fetchall()}
     kept = [
         _Chunk(
             event_id=c.event_id,
@@ -183,7 +184,7 @@ def _claim_and_insert(
     recorder._lock_table(cur)  # the library's own write lock and NOTIFY, as its inserts do
     recorder._notify_channel(cur)
     positions = [
-        row["notification_id"]
+        row[0]
         for row in cur.execute(
             _INSERT,
             (
@@ -199,7 +200,7 @@ def _claim_and_insert(
     sessions = list({c.session_id for c in kept})
     closed = cur.execute(_CLOSED_SINCE, (sessions, _CLOSING_TOPICS)).fetchall()
     if closed:
-        raise _ClosedMeanwhile({row["originator_id"] for row in closed})
+        raise _ClosedMeanwhile({row[0] for row in closed})
     return max(positions), sorted(i for c in kept for i, _ in c.frames)
 
 
@@ -215,7 +216,7 @@ def _store(
         with (
             app.recorder.datastore.get_connection() as conn,
             conn.transaction(),
-            conn.cursor() as cur,
+            conn.cursor(row_factory=tuple_row) as cur,
         ):
             return _claim_and_insert(cur, app, chunks, received_at)
     receipts = _IN_MEMORY_RECEIPTS.setdefault(app, set())

@@ -106,9 +106,15 @@ class IngestWorker:
         )
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Fetch and process batches until `stop` is set."""
+        """Fetch and process batches until `stop` is set.
+
+        Fetching runs one batch ahead of storing: while a batch is being committed (in a
+        thread, waiting on PostgreSQL), the next one is already pulled and parsed.
+        """
         await self.prepare()
         live_task = asyncio.create_task(self.live.run(stop), name="live") if self.live else None
+        ahead: asyncio.Queue[list[Msg]] = asyncio.Queue(maxsize=1)
+        fetcher = asyncio.create_task(self._fetch_ahead(ahead, stop), name="ingest-fetch")
         reported = time.monotonic()
         try:
             while not stop.is_set():
@@ -116,15 +122,10 @@ class IngestWorker:
                     reported = time.monotonic()
                     log.info("ingest totals: %s", self.stats)
                 try:
-                    msgs = await self._sub.fetch(self.batch_size, timeout=self.fetch_timeout)
-                except (NatsTimeout, TimeoutError):  # nats-py raises either when nothing came
-                    continue
-                except Exception as err:  # NATS reconnecting: wait and fetch again
-                    self.stats.last_error = f"{type(err).__name__}: {err}"
-                    log.warning("ingest fetch failed: %s", err)
-                    await asyncio.sleep(0.5)
-                    continue
-                if not msgs:
+                    msgs = await asyncio.wait_for(ahead.get(), 0.5)
+                except TimeoutError:
+                    if fetcher.done():  # it never fails on its own; surface a bug loudly
+                        fetcher.result()
                     continue
                 try:
                     await self.process(msgs)
@@ -132,11 +133,31 @@ class IngestWorker:
                     self.stats.last_error = f"{type(err).__name__}: {err}"
                     log.exception("ingest batch failed; JetStream will redeliver it")
         finally:
+            fetcher.cancel()
+            await asyncio.gather(fetcher, return_exceptions=True)
+            while not ahead.empty():  # fetched, never stored: let any worker have them now
+                await asyncio.gather(*(m.nak() for m in ahead.get_nowait()), return_exceptions=True)
             if live_task is not None:
                 live_task.cancel()
                 await asyncio.gather(live_task, return_exceptions=True)
             with contextlib.suppress(Exception):  # the connection may already be closing
                 await self._sub.unsubscribe()
+
+    async def _fetch_ahead(self, ahead: asyncio.Queue[list[Msg]], stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                msgs = await self._sub.fetch(self.batch_size, timeout=self.fetch_timeout)
+            except (NatsTimeout, TimeoutError):  # nats-py raises either when nothing came
+                continue
+            except asyncio.CancelledError:
+                raise
+            except Exception as err:  # NATS reconnecting: wait and fetch again
+                self.stats.last_error = f"{type(err).__name__}: {err}"
+                log.warning("ingest fetch failed: %s", err)
+                await asyncio.sleep(0.5)
+                continue
+            if msgs:
+                await ahead.put(msgs)
 
     async def process(self, msgs: list[Msg]) -> None:
         """One batch: decode, store in one transaction, ack; dead-letter poison; nak on failure."""
