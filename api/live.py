@@ -50,7 +50,7 @@ def _rooms(env: dict[str, Any]) -> list[str]:
     return rooms
 
 
-_SILENT = frozenset({"device_frame", "frame_batch"})
+SILENT = frozenset({"device_frame", "frame_batch"})
 """Aggregates whose events reach WebSockets another way: detections arrive coalesced on the
 live subject (workers/live.py), not one message per stored frame."""
 
@@ -97,7 +97,7 @@ def _test_session_messages(env: dict[str, Any]) -> list[tuple[str, bytes]]:
 def ws_messages(env: dict[str, Any]) -> list[tuple[str, bytes]]:
     """Encoded `{"event", "room", "data"}` messages for every room that should hear `env`."""
     aggregate, kind = env["aggregate"], env["type"]
-    if aggregate in _SILENT:
+    if aggregate in SILENT:
         return []
     if aggregate == "test_session":
         return _test_session_messages(env)

@@ -10,7 +10,7 @@ uncommitted claim on the same id makes ours wait for its commit, then skip the f
 from __future__ import annotations
 
 import weakref
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid4
@@ -135,11 +135,19 @@ def _chunks(todo: dict[UUID, int], frames: Sequence[FrameMessage]) -> list[_Chun
     return [c for chunks in by_session.values() for c in chunks]
 
 
+def _only(chunks: list[_Chunk], keep: Callable[[UUID], bool]) -> list[_Chunk]:
+    """The chunks with only the frames whose id `keep` accepts; empty chunks dropped."""
+    kept = (
+        _Chunk(c.event_id, c.session_id, [p for p in c.frames if keep(p[1].id)]) for c in chunks
+    )
+    return [c for c in kept if c.frames]
+
+
 def _event(chunk: _Chunk, received_at: datetime) -> Any:
     """A batch's one event, built as `FrameBatch._create` would build it.
 
     A batch has no rules to check and is never changed, so the aggregate and the Application's
-    save machinery are skipped; the event goes to the library's recorder in our transaction.
+    save machinery are skipped; the mapper encodes the event and our transaction inserts it.
     """
     return _RECORDED(
         originator_id=chunk.event_id,
@@ -169,15 +177,7 @@ def _claim_and_insert(
     fids = [f.id for c in chunks for _, f in c.frames]
     owners = [c.event_id for c in chunks for _ in c.frames]
     claimed = {row[0] for row in cur.execute(_CLAIM, (fids, owners)).fetchall()}
-    kept = [
-        _Chunk(
-            event_id=c.event_id,
-            session_id=c.session_id,
-            frames=[p for p in c.frames if p[1].id in claimed],
-        )
-        for c in chunks
-    ]
-    kept = [c for c in kept if c.frames]
+    kept = _only(chunks, claimed.__contains__)
     if not kept:
         return None, []
     stored = [app.mapper.to_stored_event(_event(c, received_at)) for c in kept]
@@ -220,11 +220,7 @@ def _store(
         ):
             return _claim_and_insert(cur, app, chunks, received_at)
     receipts = _IN_MEMORY_RECEIPTS.setdefault(app, set())
-    kept = []
-    for c in chunks:
-        frames = [p for p in c.frames if p[1].id not in receipts]
-        if frames:
-            kept.append(_Chunk(event_id=c.event_id, session_id=c.session_id, frames=frames))
+    kept = _only(chunks, lambda fid: fid not in receipts)
     events = [_event(c, received_at) for c in kept]
     positions = app.recorder.insert_events([app.mapper.to_stored_event(e) for e in events])
     receipts.update(f.id for c in kept for _, f in c.frames)

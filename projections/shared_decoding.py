@@ -25,19 +25,15 @@ class SharedDecoding:
         self._capacity = capacity
         self._events: OrderedDict[int, Any] = OrderedDict()
         self._lock = threading.Lock()
-        self.hits = 0
-        self.misses = 0
 
     def __call__(self, notification: Any) -> Any:
         key: int = notification.id
         with self._lock:
             event = self._events.get(key)
             if event is not None:
-                self.hits += 1
                 return event
         event = self._decode(notification)  # outside the lock: readers decode in parallel
         with self._lock:
-            self.misses += 1
             self._events[key] = event
             while len(self._events) > self._capacity:
                 self._events.popitem(last=False)

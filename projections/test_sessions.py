@@ -7,7 +7,7 @@ events goes into rm_detections with one binary COPY.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -130,7 +130,6 @@ def _add_frames(row: Row, frames: Sequence[RecordedFrame], at: datetime) -> Row:
         detections += len(f.detections)
         for d in f.detections:
             counts[d.class_label] = counts.get(d.class_label, 0) + 1
-    row["class_counts"] = Jsonb(counts)
     row["frame_count"] += len(frames)
     row["detection_count"] += detections
     if row["first_detection_at"] is None or at < row["first_detection_at"]:
@@ -201,30 +200,31 @@ class DetectionsProjection:
     def write_batch(self, conn: Connection[Any], events: Sequence[Any]) -> None:
         with conn.cursor().copy(_COPY_DETECTIONS) as copy:
             copy.set_types(_DETECTION_TYPES)
-            write = copy.write_row
-            for e in events:
-                sid, received = e.session_id, e.received_at
-                for f in frames_of(e):
-                    frame: UUID = f.id
-                    head = (sid, f.video_time, frame)
-                    tail = (f.device_id, f.seq, f.frame_number, f.captured_at, received)
-                    model = f.model_version
-                    for i, d in enumerate(f.detections):
-                        b = d.box
-                        box = _NO_BOX if b is None else (b.x, b.y, b.width, b.height)
-                        write(
-                            (
-                                *head,
-                                i,
-                                detection_id(frame, i),
-                                *tail,
-                                d.class_label,
-                                d.confidence,
-                                *box,
-                                d.track_id,
-                                model,
-                            )
-                        )
+            for row in _detection_rows(events):
+                copy.write_row(row)
+
+
+def _detection_rows(events: Sequence[Any]) -> Iterator[tuple[Any, ...]]:
+    """One rm_detections row per detected object of every frame the events carry."""
+    for e in events:
+        sid, received = e.session_id, e.received_at
+        for f in frames_of(e):
+            head = (sid, f.video_time, f.id)
+            tail = (f.device_id, f.seq, f.frame_number, f.captured_at, received)
+            for i, d in enumerate(f.detections):
+                b = d.box
+                box = _NO_BOX if b is None else (b.x, b.y, b.width, b.height)
+                yield (
+                    *head,
+                    i,
+                    detection_id(f.id, i),
+                    *tail,
+                    d.class_label,
+                    d.confidence,
+                    *box,
+                    d.track_id,
+                    f.model_version,
+                )
 
 
 # --- queries -------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from nats.aio.client import Client as NatsClient
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
+from api.live import SILENT
 from api.services import ApiConfig, Services
 from api.ws import RoomHub
 from commands.application import Verity
@@ -42,7 +43,6 @@ from workers.live import LiveCoalescer
 from workers.relay import Relay
 
 log = logging.getLogger(__name__)
-_FRAME_SUBJECTS = (".device_frame.recorded", ".frame_batch.recorded")
 
 PROJECTIONS: tuple[type[AnyProjection], ...] = (
     ProjectsProjection,
@@ -134,8 +134,8 @@ async def _fan_out_to_rooms(nc: NatsClient, settings: Settings, hub: RoomHub) ->
     """Relayed events and live messages reach the WebSocket rooms they concern."""
 
     async def on_event(msg: Any) -> None:
-        if msg.subject.endswith(_FRAME_SUBJECTS):
-            return  # thousands a second; clients get them coalesced on the live subject
+        if msg.subject.rsplit(".", 2)[-2] in SILENT:
+            return  # frames: thousands a second, skipped before decoding; see api/live.py
         try:
             hub.on_envelope(msg.data)
         except Exception:  # one bad message must not stop live updates

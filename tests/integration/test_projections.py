@@ -195,6 +195,38 @@ def test_dropped_read_models_are_rebuilt_identically(
     assert snapshot(database_url) == before
 
 
+def test_pages_cut_short_by_bytes_skip_no_event(
+    app: Verity, pool: ConnectionPool[Any], database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A page stops after MAX_PAGE_BYTES of state and says so: a rebuild through one-event
+    pages must equal a rebuild through whole ones, not jump to the head after the first."""
+    import projections.notifications as log
+
+    projects: list[UUID] = []
+    videos: list[UUID] = []
+    for i, op in enumerate(["new_project", "new_project", "new_video", "rename", "link"] * 3):
+        apply_step(app, projects, videos, op, i, f"p{i}")
+    head = app.head()
+    reader = log.NotificationLog(pool)
+    whole = reader.select_notifications(0, 1000, stop=head)
+    assert whole[-1].id == head and len(whole) >= 15 and not whole.truncated
+
+    monkeypatch.setattr(log, "MAX_PAGE_BYTES", 1)
+    first = reader.select_notifications(0, 1000, stop=head)
+    assert [n.id for n in first] == [whole[0].id] and first.truncated
+
+    runners = [r for r in projection_runners(app, pool, 1000) if r.name == "projects_v1"]
+    for runner in runners:
+        runner.reset()
+        runner.catch_up()
+    one_by_one = snapshot(database_url)
+    monkeypatch.undo()
+    for runner in runners:
+        runner.reset()
+        runner.catch_up()
+    assert snapshot(database_url) == one_by_one and one_by_one["rm_projects"]
+
+
 def test_two_runners_on_one_projection_never_apply_a_batch_twice(
     app: Verity, pool: ConnectionPool[Any], database_url: str
 ) -> None:
