@@ -29,14 +29,16 @@ MAX_DETECTIONS = 1000
 _CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])([A-Z])")
 
 
-class BoxIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class BoxIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, gc=False):
     x: float
     y: float
     width: NonNegative
     height: NonNegative
 
 
-class DetectionIn(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_fields=True):
+class DetectionIn(
+    msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_fields=True, gc=False
+):
     """One object seen in the frame; `box` and `trackId` are optional."""
 
     class_label: Label
@@ -61,7 +63,9 @@ class DetectionIn(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_f
         )
 
 
-class FrameMessage(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_fields=True):
+class FrameMessage(
+    msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_fields=True, gc=False
+):
     """Everything a device detected in one frame of a test session."""
 
     device_id: DeviceId

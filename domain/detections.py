@@ -67,7 +67,7 @@ def frame_id(device_id: str, session_id: UUID | str, seq: int) -> UUID:
     return fast_uuid5(NAMESPACE_URL, f"verity:frame:{device_id}:{session_id}:{seq}")
 
 
-class Box(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
+class Box(msgspec.Struct, frozen=True, kw_only=True, array_like=True, gc=False):
     """(x, y, width, height) in pixels, top-left origin; stored compactly as an array."""
 
     x: float
@@ -76,7 +76,7 @@ class Box(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
     height: float
 
 
-class Detection(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+class Detection(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, gc=False):
     class_label: str
     confidence: float | None = None
     box: Box | None = None
@@ -122,7 +122,7 @@ class DeviceFrame(VerityAggregate):
         self.model_version = model_version
 
 
-class RecordedFrame(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+class RecordedFrame(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, gc=False):
     """One frame inside a `FrameBatch.Recorded` event."""
 
     id: UUID

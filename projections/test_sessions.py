@@ -147,7 +147,6 @@ _DETECTION_TABLE_COLUMNS = (
     "timestamp",
     "frame_id",
     "idx",
-    "id",
     "device_id",
     "seq",
     "frame_number",
@@ -170,7 +169,6 @@ _DETECTION_TYPES = (
     "float8",
     "uuid",
     "int4",
-    "uuid",
     "text",
     "int8",
     "int4",
@@ -217,7 +215,6 @@ def _detection_rows(events: Sequence[Any]) -> Iterator[tuple[Any, ...]]:
                 yield (
                     *head,
                     i,
-                    detection_id(f.id, i),
                     *tail,
                     d.class_label,
                     d.confidence,
@@ -276,7 +273,7 @@ class DetectionRow(msgspec.Struct, frozen=True, kw_only=True):
 
 _SESSION_COLUMNS = ", ".join(TestSessionsProjection.columns)
 _DETECTION_COLUMNS = (
-    "id, session_id, frame_id, device_id, seq, frame_number, timestamp, captured_at,"
+    "frame_id, idx, session_id, device_id, seq, frame_number, timestamp, captured_at,"
     " received_at, class_label, confidence,"
     " CASE WHEN box_x IS NULL THEN NULL"
     " ELSE ARRAY[box_x, box_y, box_width, box_height] END AS box, track_id, model_version"
@@ -284,13 +281,15 @@ _DETECTION_COLUMNS = (
 
 
 def _detection_row(cursor: Any) -> Any:
-    make = class_row(DetectionRow)(cursor)
+    """A DetectionRow from the columns of `_DETECTION_COLUMNS`; its id is derived here."""
+    names = [c.name for c in cursor.description or ()][2:]
 
     def row(values: Any) -> DetectionRow:
-        det: DetectionRow = make(values)
-        if det.box is not None:
-            det = msgspec.structs.replace(det, box=tuple(det.box))
-        return det
+        frame, idx, *rest = values
+        fields = dict(zip(names, rest, strict=True))
+        if fields["box"] is not None:
+            fields["box"] = tuple(fields["box"])
+        return DetectionRow(id=detection_id(frame, idx), frame_id=frame, **fields)
 
     return row
 

@@ -96,7 +96,7 @@ def relay_command(settings: Settings) -> None:
     from psycopg_pool import ConnectionPool  # noqa: PLC0415
 
     from projections.notifications import NotificationLog  # noqa: PLC0415
-    from verity.bootstrap import open_application, servers  # noqa: PLC0415
+    from verity.bootstrap import open_application, servers, settle_heap  # noqa: PLC0415
     from workers.relay import Relay  # noqa: PLC0415
 
     async def main(database_url: str, nats_url: str) -> None:
@@ -116,6 +116,7 @@ def relay_command(settings: Settings) -> None:
                 settings.events_stream,
                 settings.events_subject,
             )
+            settle_heap()
             task = asyncio.create_task(relay.run(stop))
             await stop.wait()
             task.cancel()

@@ -15,7 +15,7 @@ def ingest_command(settings: Settings) -> None:
     """`verity worker ingest`: the device ingest worker alone (scale out by starting more)."""
     import nats  # noqa: PLC0415 - keep other commands light
 
-    from verity.bootstrap import open_application, servers  # noqa: PLC0415
+    from verity.bootstrap import open_application, servers, settle_heap  # noqa: PLC0415
     from workers.ingest import IngestWorker  # noqa: PLC0415
     from workers.live import LiveCoalescer  # noqa: PLC0415
 
@@ -37,6 +37,7 @@ def ingest_command(settings: Settings) -> None:
             subject_prefix=settings.detections_subject,
             live=LiveCoalescer(publish, settings.live_subject),
         )
+        settle_heap()
         task = asyncio.create_task(worker.run(stop))
         await stop.wait()
         task.cancel()

@@ -12,7 +12,12 @@ def evaluator_command(settings: Settings) -> None:
     import nats  # noqa: PLC0415 - keep other commands light
     from psycopg_pool import AsyncConnectionPool  # noqa: PLC0415
 
-    from verity.bootstrap import open_application, servers, start_evaluator  # noqa: PLC0415
+    from verity.bootstrap import (  # noqa: PLC0415
+        open_application,
+        servers,
+        settle_heap,
+        start_evaluator,
+    )
 
     async def main(database_url: str, nats_url: str) -> None:
         app = await asyncio.to_thread(open_application, database_url)
@@ -26,6 +31,7 @@ def evaluator_command(settings: Settings) -> None:
         ) as pool:
             tasks: list[asyncio.Task[None]] = []
             evaluator = await start_evaluator(nc, app, settings, pool, stop, tasks)
+            settle_heap()
             await stop.wait()
             for task in tasks:
                 task.cancel()

@@ -61,7 +61,7 @@ WATCHED = ("test_sessions_v1", "detections_v1", "annotations_v1")
 Publish = Callable[[str, bytes], Awaitable[None]]
 
 
-class FrameDetection(msgspec.Struct):
+class FrameDetection(msgspec.Struct, gc=False):
     """One detection of a relayed frame; its label key is read in either casing, because the
     envelope camelCases dict keys but not those of structs nested in tuples."""
 
@@ -95,7 +95,7 @@ class SessionEnvelope(msgspec.Struct, rename="camel"):
     correlation_id: str | None = None
 
 
-class BatchFrame(msgspec.Struct):
+class BatchFrame(msgspec.Struct, gc=False):
     """A frame inside a relayed `frame_batch.recorded` event (Struct keys: snake_case)."""
 
     video_time: float

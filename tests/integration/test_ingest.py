@@ -139,7 +139,8 @@ def projected(app: Verity, database_url: str, session: UUID) -> tuple[Any, ...]:
                 (session,),
             ).fetchone()
             rows = conn.execute(
-                "SELECT count(*), count(DISTINCT id) FROM rm_detections WHERE session_id = %s",
+                "SELECT count(*), count(DISTINCT (frame_id, idx)) FROM rm_detections"
+                " WHERE session_id = %s",
                 (session,),
             ).fetchone()
     assert row is not None and rows is not None
