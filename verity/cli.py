@@ -44,7 +44,10 @@ def serve(settings: Settings) -> None:
 
     with servers(settings) as endpoints:
         print(_describe(settings, endpoints.database_url, endpoints.nats_url), flush=True)
-        app = create_app(lambda: running(settings, endpoints), settings.uploads_dir)
+        app = create_app(
+            lambda: running(settings, endpoints, with_ingest=settings.serve_ingest),
+            settings.uploads_dir,
+        )
         uvicorn.run(app, host=settings.host, port=settings.port, log_level="info", access_log=False)
 
 

@@ -26,6 +26,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     read_wait_timeout: float = 5.0
     """How long a command endpoint waits for the read models to include its write."""
     db_pool_size: int = 8
+    serve_ingest: bool = True
+    """`verity serve` also runs the device ingest; false where `verity worker ingest`
+    processes do it, so the API process (projections, relay, WebSockets) does not compete
+    with ingest for its interpreter lock."""
     public_url: str | None = None
     """Base URL clients use to reach this server (for video URLs); default http://host:port."""
 
@@ -79,6 +83,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             "read_wait_timeout": get("READ_WAIT_TIMEOUT"),
             "db_pool_size": get("DB_POOL_SIZE"),
             "public_url": get("PUBLIC_URL"),
+            "serve_ingest": get("SERVE_INGEST"),
         }
         given = {k: v for k, v in raw.items() if v is not None}
         data_dir = Path(str(given.pop("data_dir", ".data"))).expanduser().resolve()

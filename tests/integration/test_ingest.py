@@ -427,3 +427,49 @@ def test_frames_racing_a_completion_are_refused_not_stored_after_it(
             "SELECT count(*) FROM frame_receipts WHERE frame_id = ANY(%s)", (ids,)
         ).fetchone()
     assert claimed == (0,), "the refused frames' claims were rolled back with them"
+
+
+def test_stored_batches_are_lz4_compressed_and_detection_ids_are_derived_when_read(
+    app: Verity, database_url: str
+) -> None:
+    """Migration 0008 switched event state to lz4; rm_detections keeps no id column, and the
+    ids read back are `detection_id(frame, index)`, the same every time they are read."""
+    from commands.detections import RecordFrames, record_frames
+    from commands.device_messages import decode_frame
+    from domain.detections import detection_id
+    from projections.test_sessions import session_detections
+
+    session = new_session(app)
+    messages = tuple(decode_frame(msgspec.json.encode(frame(session, s))) for s in range(50))
+    record_frames(RecordFrames(frames=messages, received_at=datetime.now(UTC)), app)
+    with psycopg.connect(database_url) as conn:
+        kinds = conn.execute(
+            "SELECT DISTINCT pg_column_compression(state) FROM verity_events"
+            " WHERE topic = 'domain.detections:FrameBatch.Recorded' AND octet_length(state) > 4096"
+        ).fetchall()
+        columns = conn.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = 'rm_detections'"
+        ).fetchall()
+    assert kinds == [("lz4",)]
+    assert ("id",) not in columns and ("frame_id",) in columns
+
+    projected(app, database_url, session)
+
+    async def read() -> list[Any]:
+        from psycopg_pool import AsyncConnectionPool
+
+        async with AsyncConnectionPool(database_url, min_size=1, max_size=1) as pool:
+            return await session_detections(pool, session)
+
+    rows = asyncio.run(read())
+    assert len(rows) == 50 * DETECTIONS_PER_FRAME
+    by_frame = {frame_id("cam-1", session, s): s for s in range(50)}
+    for row in rows:
+        assert row.frame_id in by_frame
+    expected = {
+        detection_id(frame_id("cam-1", session, s), i)
+        for s in range(50)
+        for i in range(DETECTIONS_PER_FRAME)
+    }
+    assert {row.id for row in rows} == expected
+    assert [row.id for row in asyncio.run(read())] == [row.id for row in rows]

@@ -180,3 +180,32 @@ def test_corrupt_state_names_the_event() -> None:
     stored = _stored(Sample.Tagged, {**_base_state(), "tag": 5})
     with pytest.raises(MapperDeserialisationError, match=r"Sample\.Tagged"):
         MsgspecMapper().to_domain_event(stored)
+
+
+def test_frame_structs_are_not_tracked_by_the_garbage_collector() -> None:
+    """Ingest makes hundreds of thousands of these a second; tracked, the collector's passes
+    over them cost more than decoding them (see verity.bootstrap.settle_heap)."""
+    import gc
+    from datetime import UTC, datetime
+    from uuid import uuid4
+
+    from commands.device_messages import decode_frame
+    from domain.detections import Box, Detection, RecordedFrame
+
+    box = Box(x=1.0, y=2.0, width=3.0, height=4.0)
+    det = Detection(class_label="pedestrian", confidence=0.5, box=box)
+    recorded = RecordedFrame(
+        id=uuid4(),
+        device_id="d",
+        seq=1,
+        video_time=0.0,
+        detections=(det,),
+        captured_at=datetime.now(UTC),
+    )
+    wire = decode_frame(
+        b'{"deviceId":"d","sessionId":"%s","seq":1,"timestamp":0,'
+        b'"detections":[{"classLabel":"cyclist","box":{"x":1,"y":2,"width":3,"height":4}}]}'
+        % str(uuid4()).encode()
+    )
+    for value in (box, det, recorded, wire, wire.detections[0], wire.detections[0].box):
+        assert not gc.is_tracked(value), type(value).__name__
