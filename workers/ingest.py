@@ -39,12 +39,6 @@ log = logging.getLogger(__name__)
 DURABLE = "verity-ingest"
 STATS_EVERY = 5.0
 """Seconds between log lines with the running totals (batches, stored, duplicates, ...)."""
-IDLE_WAIT = 1.0
-"""After a quiet spell: one lingering pull for a single message, answered when one arrives."""
-BUSY_WAIT = 0.005
-"""While frames flow: a pull takes what is queued at once, and lingers at most this long for
-more when nothing is. nats-py keeps a lingering pull open until the batch is full or this time
-is up, so it is added to the latency of a frame that finds the queue empty (it was 50 ms)."""
 HEADER_REASON = "Verity-Dlq-Reason"
 HEADER_DETAIL = "Verity-Dlq-Detail"
 HEADER_SUBJECT = "Verity-Original-Subject"
@@ -74,7 +68,7 @@ class IngestWorker:
         subject_prefix: str,
         live: LiveCoalescer | None = None,
         batch_size: int = 1000,
-        busy_wait: float = BUSY_WAIT,
+        fetch_timeout: float = 0.05,
         durable: str = DURABLE,
         ack_wait: float = 10.0,
     ) -> None:
@@ -86,7 +80,7 @@ class IngestWorker:
         self.dlq_subject = f"{subject_prefix}.dlq"
         self.live = live
         self.batch_size = batch_size
-        self.busy_wait = busy_wait
+        self.fetch_timeout = fetch_timeout
         self.durable = durable
         self.ack_wait = ack_wait
         """How long a fetched, unacked batch is held before JetStream redelivers it (to any
@@ -151,17 +145,10 @@ class IngestWorker:
                 await self._sub.unsubscribe()
 
     async def _fetch_ahead(self, ahead: asyncio.Queue[list[Msg]], stop: asyncio.Event) -> None:
-        """Batches grow with the load: each takes what queued up while the previous one was
-        being stored, and a frame arriving at an idle worker is fetched on its own, at once."""
-        idle = True
         while not stop.is_set():
             try:
-                if idle:
-                    msgs = await self._sub.fetch(1, timeout=IDLE_WAIT)
-                else:
-                    msgs = await self._sub.fetch(self.batch_size, timeout=self.busy_wait)
+                msgs = await self._sub.fetch(self.batch_size, timeout=self.fetch_timeout)
             except (NatsTimeout, TimeoutError):  # nats-py raises either when nothing came
-                idle = True
                 continue
             except asyncio.CancelledError:
                 raise
@@ -170,7 +157,6 @@ class IngestWorker:
                 log.warning("ingest fetch failed: %s", err)
                 await asyncio.sleep(0.5)
                 continue
-            idle = not msgs
             if msgs:
                 await ahead.put(msgs)
 
