@@ -252,7 +252,6 @@ async def running(
         ),
         hub=hub,
     )
-    settle_heap()
     try:
         yield services
     finally:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NoReturn
 from uuid import UUID
@@ -40,14 +41,21 @@ def serve(settings: Settings) -> None:
     import uvicorn  # noqa: PLC0415 - keep `verity migrate` light
 
     from api.app import create_app  # noqa: PLC0415
-    from verity.bootstrap import running, servers  # noqa: PLC0415
+    from api.services import Services  # noqa: PLC0415
+    from verity.bootstrap import running, servers, settle_heap  # noqa: PLC0415
 
     with servers(settings) as endpoints:
         print(_describe(settings, endpoints.database_url, endpoints.nats_url), flush=True)
-        app = create_app(
-            lambda: running(settings, endpoints, with_ingest=settings.serve_ingest),
-            settings.uploads_dir,
-        )
+
+        @contextlib.asynccontextmanager
+        async def started() -> AsyncIterator[Services]:
+            """The process's services; the heap is settled once they are up (this process
+            only: tests build apps with `running` too and must not freeze their heaps)."""
+            async with running(settings, endpoints, with_ingest=settings.serve_ingest) as svc:
+                settle_heap()
+                yield svc
+
+        app = create_app(started, settings.uploads_dir)
         uvicorn.run(app, host=settings.host, port=settings.port, log_level="info", access_log=False)
 
 

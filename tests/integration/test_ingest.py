@@ -463,9 +463,7 @@ def test_stored_batches_are_lz4_compressed_and_detection_ids_are_derived_when_re
 
     rows = asyncio.run(read())
     assert len(rows) == 50 * DETECTIONS_PER_FRAME
-    by_frame = {frame_id("cam-1", session, s): s for s in range(50)}
-    for row in rows:
-        assert row.frame_id in by_frame
+    assert {row.frame_id for row in rows} == {frame_id("cam-1", session, s) for s in range(50)}
     expected = {
         detection_id(frame_id("cam-1", session, s), i)
         for s in range(50)
