@@ -5,6 +5,11 @@ at `MAX_FRAMES_PER_EVENT`). Exactly-once per frame id comes from `frame_receipts
 transaction as the events, each frame's id is claimed with `INSERT ... ON CONFLICT DO NOTHING`;
 only the frames whose claim succeeded go into the events. A competing writer holding an
 uncommitted claim on the same id makes ours wait for its commit, then skip the frame.
+
+Usually no frame was stored before, so the whole transaction is first tried as ONE call of
+`verity_record_frames` (migration 0009): one round trip, and the event store's write lock is
+held only while PostgreSQL works. If any frame turns out to be a repeat, that call stores
+nothing and the batch goes the step-by-step way, which finds out which frames are new.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from uuid import UUID, uuid4
 import msgspec
 from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.utils import get_topic
-from psycopg import Cursor
+from psycopg import Cursor, DatabaseError
 from psycopg.rows import tuple_row
 
 from commands.application import Position, Verity
@@ -43,6 +48,13 @@ _INSERT = (
 )
 """The library's insert passes a text-format array of composites, which psycopg escapes in
 Python byte by byte; binary arrays carry 125 kB states as they are."""
+_RECORD_NEW = (
+    "SELECT verity_record_frames(%b::uuid[], %b::uuid[], %b::uuid[], %b::int8[], %b::text[],"
+    " %b::bytea[], %b::uuid[], %s::text[], %s)"
+)
+_REPEATS = "VF001"
+_CLOSED = "VF002"
+"""SQLSTATEs raised by verity_record_frames (migration 0009)."""
 _CLOSED_SINCE = (
     "SELECT DISTINCT originator_id FROM verity_events"
     " WHERE originator_id = ANY(%b::uuid[]) AND topic = ANY(%s)"
@@ -72,9 +84,18 @@ class RecordResult(msgspec.Struct, frozen=True, kw_only=True):
     rejected: tuple[Rejection, ...]
 
 
+_OPEN_SESSIONS: weakref.WeakKeyDictionary[Verity, set[UUID]] = weakref.WeakKeyDictionary()
+"""Sessions seen taking detections. Loading a session for every batch cost a query each; a
+session that closes later is still caught, by the check under the event store's lock."""
+_OPEN_SESSIONS_KEPT = 10_000
+
+
 def _session_problems(app: Verity, session_ids: Iterable[UUID]) -> dict[UUID, Rejection]:
     problems: dict[UUID, Rejection] = {}
+    known_open = _OPEN_SESSIONS.setdefault(app, set())
     for sid in session_ids:
+        if sid in known_open:
+            continue
         try:
             session = app.load(TestSession, sid, "Test session")
         except NotFound:
@@ -88,6 +109,10 @@ def _session_problems(app: Verity, session_ids: Iterable[UUID]) -> dict[UUID, Re
                 reason="session_closed",
                 detail=f"Test session {sid} is {session.status.value}; it takes no detections",
             )
+        else:
+            if len(known_open) >= _OPEN_SESSIONS_KEPT:
+                known_open.clear()
+            known_open.add(sid)
     return problems
 
 
@@ -204,6 +229,39 @@ def _claim_and_insert(
     return max(positions), sorted(i for c in kept for i, _ in c.frames)
 
 
+def _record_new(
+    cur: Cursor[Any], app: Verity, chunks: list[_Chunk], received_at: datetime
+) -> tuple[Position | None, list[int]] | None:
+    """Store every frame of the chunks in one statement; None if any was stored before."""
+    recorder = app.recorder
+    assert isinstance(recorder, PostgresApplicationRecorder)
+    stored = [app.mapper.to_stored_event(_event(c, received_at)) for c in chunks]
+    try:
+        row = cur.execute(
+            _RECORD_NEW,
+            (
+                [f.id for c in chunks for _, f in c.frames],
+                [c.event_id for c in chunks for _ in c.frames],
+                [e.originator_id for e in stored],
+                [e.originator_version for e in stored],
+                [e.topic for e in stored],
+                [e.state for e in stored],
+                list({c.session_id for c in chunks}),
+                _CLOSING_TOPICS,
+                f"{recorder.datastore.lock_timeout}s",
+            ),
+        ).fetchone()
+    except DatabaseError as err:
+        if err.sqlstate == _REPEATS:
+            return None
+        if err.sqlstate == _CLOSED:
+            detail = err.diag.message_detail or ""
+            raise _ClosedMeanwhile({UUID(s) for s in detail.split(",") if s}) from None
+        raise
+    assert row is not None
+    return max(row[0]), sorted(i for c in chunks for i, _ in c.frames)
+
+
 _IN_MEMORY_RECEIPTS: weakref.WeakKeyDictionary[Verity, set[UUID]] = weakref.WeakKeyDictionary()
 """The receipts of apps on the in-memory recorder (unit tests); PostgreSQL keeps them in a table."""
 
@@ -213,14 +271,24 @@ def _store(
 ) -> tuple[Position | None, list[int]]:
     """Store the chunks' frames not stored before; (last position, indexes stored)."""
     if isinstance(app.recorder, PostgresApplicationRecorder):
-        with (
-            app.recorder.datastore.get_connection() as conn,
-            conn.transaction(),
-            conn.cursor(row_factory=tuple_row) as cur,
-        ):
-            return _claim_and_insert(cur, app, chunks, received_at)
+        if not chunks:
+            return None, []
+        with app.recorder.datastore.get_connection() as conn:
+            with conn.cursor(row_factory=tuple_row) as cur:  # autocommit: one implicit transaction
+                done = _record_new(cur, app, chunks, received_at)
+            if done is not None:
+                return done
+            with conn.transaction(), conn.cursor(row_factory=tuple_row) as cur:
+                return _claim_and_insert(cur, app, chunks, received_at)
     receipts = _IN_MEMORY_RECEIPTS.setdefault(app, set())
     kept = _only(chunks, lambda fid: fid not in receipts)
+    closed = {
+        c.session_id
+        for c in kept
+        if not app.load(TestSession, c.session_id, "Test session").accepts_detections
+    }
+    if closed:  # what PostgreSQL checks under the write lock
+        raise _ClosedMeanwhile(closed)
     events = [_event(c, received_at) for c in kept]
     positions = app.recorder.insert_events([app.mapper.to_stored_event(e) for e in events])
     receipts.update(f.id for c in kept for _, f in c.frames)
@@ -253,11 +321,16 @@ def record_frames(cmd: RecordFrames, app: Verity) -> RecordResult:
         try:
             position, stored = _store(app, _chunks(first_index, frames), cmd.received_at)
         except _ClosedMeanwhile as closed:
+            _OPEN_SESSIONS.get(app, set()).difference_update(closed.sessions)
+            problems.update(_session_problems(app, closed.sessions))  # says which status now
             for sid in closed.sessions:
-                problems[sid] = Rejection(
-                    index=-1,
-                    reason="session_closed",
-                    detail=f"Test session {sid} closed while the frames were being stored",
+                problems.setdefault(
+                    sid,
+                    Rejection(
+                        index=-1,
+                        reason="session_closed",
+                        detail=f"Test session {sid} closed while the frames were being stored",
+                    ),
                 )
             continue
         duplicates = sorted(set(first_index.values()).difference(stored)) + in_batch_repeats

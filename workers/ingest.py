@@ -37,6 +37,8 @@ from workers.streams import ensure_stream
 log = logging.getLogger(__name__)
 
 DURABLE = "verity-ingest"
+IDLE_WAIT = 0.5
+"""Seconds one pull request for the next message stays open on an idle stream."""
 STATS_EVERY = 5.0
 """Seconds between log lines with the running totals (batches, stored, duplicates, ...)."""
 HEADER_REASON = "Verity-Dlq-Reason"
@@ -54,6 +56,43 @@ class IngestStats:
     last_error: str | None = None
 
 
+class _Pulled:
+    """Messages fetched and not yet taken for processing, at most `limit` of them."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._msgs: list[Msg] = []
+        self._filled = asyncio.Event()
+        self._emptied = asyncio.Event()
+        self._emptied.set()
+
+    def empty(self) -> bool:
+        return not self._msgs
+
+    async def room(self) -> int:
+        """How many more may be fetched; waits while the held batch is full."""
+        while len(self._msgs) >= self.limit:
+            self._emptied.clear()
+            await self._emptied.wait()
+        return self.limit - len(self._msgs)
+
+    def put(self, msgs: list[Msg]) -> None:
+        if msgs:
+            self._msgs.extend(msgs)
+            self._filled.set()
+
+    async def take(self) -> list[Msg]:
+        """Everything held, once there is something."""
+        await self._filled.wait()
+        return self.drain()
+
+    def drain(self) -> list[Msg]:
+        msgs, self._msgs = self._msgs, []
+        self._filled.clear()
+        self._emptied.set()
+        return msgs
+
+
 def _header_text(text: str) -> str:
     return " ".join(text.split())[:500]
 
@@ -68,7 +107,7 @@ class IngestWorker:
         subject_prefix: str,
         live: LiveCoalescer | None = None,
         batch_size: int = 1000,
-        fetch_timeout: float = 0.05,
+        fetch_timeout: float = 0.005,
         durable: str = DURABLE,
         ack_wait: float = 10.0,
     ) -> None:
@@ -108,14 +147,17 @@ class IngestWorker:
     async def run(self, stop: asyncio.Event) -> None:
         """Fetch and process batches until `stop` is set.
 
-        Fetching runs one batch ahead of storing: while a batch is being committed (in a
-        thread, waiting on PostgreSQL), the next one is already pulled and parsed.
+        A fetcher task keeps pulling while a batch is being committed (in a thread, waiting
+        on PostgreSQL), so the next messages are already received and parsed; the moment the
+        commit is done, everything pulled so far (up to `batch_size`) is the next batch. Under
+        a backlog batches grow to `batch_size`; when the stream is nearly idle a frame is
+        stored as soon as it arrives, not after a fixed linger.
         """
         await self.prepare()
         log.info("ingest ready: consuming %s.* as %s", self.subject_prefix, self.durable)
         live_task = asyncio.create_task(self.live.run(stop), name="live") if self.live else None
-        ahead: asyncio.Queue[list[Msg]] = asyncio.Queue(maxsize=1)
-        fetcher = asyncio.create_task(self._fetch_ahead(ahead, stop), name="ingest-fetch")
+        pulled = _Pulled(self.batch_size)
+        fetcher = asyncio.create_task(self._fetch_into(pulled, stop), name="ingest-fetch")
         reported = time.monotonic()
         try:
             while not stop.is_set():
@@ -123,7 +165,7 @@ class IngestWorker:
                     reported = time.monotonic()
                     log.info("ingest totals: %s", self.stats)
                 try:
-                    msgs = await asyncio.wait_for(ahead.get(), 0.5)
+                    msgs = await asyncio.wait_for(pulled.take(), 0.5)
                 except TimeoutError:
                     if fetcher.done():  # it never fails on its own; surface a bug loudly
                         fetcher.result()
@@ -136,29 +178,44 @@ class IngestWorker:
         finally:
             fetcher.cancel()
             await asyncio.gather(fetcher, return_exceptions=True)
-            while not ahead.empty():  # fetched, never stored: let any worker have them now
-                await asyncio.gather(*(m.nak() for m in ahead.get_nowait()), return_exceptions=True)
+            # fetched, never stored: let any worker have them now
+            await asyncio.gather(*(m.nak() for m in pulled.drain()), return_exceptions=True)
             if live_task is not None:
                 live_task.cancel()
                 await asyncio.gather(live_task, return_exceptions=True)
             with contextlib.suppress(Exception):  # the connection may already be closing
                 await self._sub.unsubscribe()
 
-    async def _fetch_ahead(self, ahead: asyncio.Queue[list[Msg]], stop: asyncio.Event) -> None:
+    async def _fetch_into(self, pulled: _Pulled, stop: asyncio.Event) -> None:
+        """Pull until `stop`: wait for one message when nothing is held, then take whatever
+        else is already waiting (lingering at most `fetch_timeout`), up to the free room."""
         while not stop.is_set():
+            room = await pulled.room()
+            first: list[Msg] = []
             try:
-                msgs = await self._sub.fetch(self.batch_size, timeout=self.fetch_timeout)
+                if pulled.empty():
+                    first = await self._sub.fetch(1, timeout=IDLE_WAIT)
+                    room -= 1
+                rest = await self._fetch_waiting(room) if room > 0 else []
             except (NatsTimeout, TimeoutError):  # nats-py raises either when nothing came
                 continue
             except asyncio.CancelledError:
+                pulled.put(first)  # so that stopping hands it back at once
                 raise
             except Exception as err:  # NATS reconnecting: wait and fetch again
+                pulled.put(first)
                 self.stats.last_error = f"{type(err).__name__}: {err}"
                 log.warning("ingest fetch failed: %s", err)
                 await asyncio.sleep(0.5)
                 continue
-            if msgs:
-                await ahead.put(msgs)
+            pulled.put(first + rest)
+
+    async def _fetch_waiting(self, room: int) -> list[Msg]:
+        try:
+            msgs: list[Msg] = await self._sub.fetch(room, timeout=self.fetch_timeout)
+        except (NatsTimeout, TimeoutError):
+            return []
+        return msgs
 
     async def process(self, msgs: list[Msg]) -> None:
         """One batch: decode, store in one transaction, ack; dead-letter poison; nak on failure."""
@@ -220,10 +277,7 @@ class IngestWorker:
         self.stats.stored += len(result.stored)
         self.stats.duplicates += len(result.duplicates)
         if self.live is not None and result.stored:
-            try:
-                await self.live.stored([good[i][1] for i in result.stored])
-            except Exception:  # live views are a nicety; the frames are stored and acked
-                log.exception("cannot publish live detections")
+            self.live.stored([good[i][1] for i in result.stored])
 
     async def _nak(self, msgs: list[Msg]) -> None:
         delay = min(0.25 * 2 ** min(self._failures, 8), 30.0)

@@ -18,6 +18,7 @@ Messages published here:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -30,8 +31,9 @@ import msgspec
 from commands.device_messages import FrameMessage
 
 log = logging.getLogger(__name__)
-TICK = 0.02
-"""How often folded-up frames are checked for being due: bounds the extra delay they wait."""
+IDLE = 1.0
+"""Seconds the sender sleeps when nothing is folded up (frames being noted wake it)."""
+MIN_WAIT = 0.001
 _encoder = msgspec.json.Encoder()
 
 Publish = Callable[[str, bytes], Awaitable[None]]
@@ -99,15 +101,17 @@ class LiveCoalescer:
         self.sessions: dict[UUID, _Pending] = {}
         self.sent = 0
         self._lock = asyncio.Lock()
+        self._wake = asyncio.Event()
 
-    async def stored(self, frames: Sequence[FrameMessage]) -> None:
-        """Note frames that are now stored; send what is due."""
+    def stored(self, frames: Sequence[FrameMessage]) -> None:
+        """Note frames that are now stored; `run` sends what is due, so the ingest loop never
+        waits on a publish or on the read-model query for the counts."""
         for frame in frames:
             pending = self.sessions.setdefault(frame.session_id, _Pending())
             pending.frames += 1
             pending.detections += len(frame.detections)
             pending.latest = frame
-        await self.flush(due_only=True)
+        self._wake.set()
 
     async def flush(self, *, due_only: bool = False) -> None:
         async with self._lock:  # the timer and the ingest loop both flush
@@ -126,15 +130,20 @@ class LiveCoalescer:
             pending.last_sent = now
         if not due:
             return
-        counts = await self._counts([sid for sid, _ in due])
-        for sid, data in due:
+        for sid, data in due:  # the detections first: the counts cost a read-model query
             room = f"test_session:{sid}"
-            subject = live_subject(self.prefix, room)
-            await self.publish(subject, live_message("detection_event", room, data))
-            if sid in counts:
-                progress = {"sessionId": str(sid), "session_id": str(sid), **counts[sid]}
-                await self.publish(subject, live_message("test_progress", room, progress))
+            await self.publish(
+                live_subject(self.prefix, room), live_message("detection_event", room, data)
+            )
             self.sent += 1
+        counts = await self._counts([sid for sid, _ in due])
+        for sid, _ in due:
+            if sid in counts:
+                room = f"test_session:{sid}"
+                progress = {"sessionId": str(sid), "session_id": str(sid), **counts[sid]}
+                await self.publish(
+                    live_subject(self.prefix, room), live_message("test_progress", room, progress)
+                )
 
     async def _counts(self, sessions: list[UUID]) -> dict[UUID, dict[str, Any]]:
         if self.counts is None:
@@ -146,10 +155,23 @@ class LiveCoalescer:
             return {}
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Send the folded-up remainder of each session once its interval is up."""
+        """Send each session's newest frame when frames are noted and its interval is up, and
+        the folded-up remainder once the interval is up."""
         while not stop.is_set():
-            await asyncio.sleep(min(self.interval / 4, TICK))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._until_due())
+            self._wake.clear()
             try:
                 await self.flush(due_only=True)
             except Exception:  # keep the loop alive across NATS reconnects
                 log.exception("live flush failed")
+
+    def _until_due(self) -> float:
+        """Seconds until the first session with folded-up frames may send again."""
+        now = time.monotonic()
+        waits = [
+            p.last_sent + self.interval - now
+            for p in self.sessions.values()
+            if p.latest is not None
+        ]
+        return min(max(min(waits, default=IDLE), MIN_WAIT), IDLE)

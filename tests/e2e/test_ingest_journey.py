@@ -185,15 +185,26 @@ def test_kill_9_mid_stream_then_restart_loses_nothing_and_doubles_nothing(
             await asyncio.gather(*acks)
         await nc.drain()
 
+    failed: list[BaseException] = []
+
+    def publish() -> None:
+        try:
+            asyncio.run(flood())
+        except BaseException as err:  # reported by the test thread below
+            failed.append(err)
+
+    publisher = threading.Thread(target=publish)
     try:
-        asyncio.run(flood())
+        publisher.start()  # the worker is killed while frames are still being published
         deadline = time.monotonic() + 30
         while (before := count_stored(database_url, session.id, ids)) < 1000:
             assert time.monotonic() < deadline, log.read_text()[-2000:]
-            time.sleep(0.05)
+            time.sleep(0.01)
         worker.send_signal(signal.SIGKILL)
         worker.wait(10)
         assert before < n, "the worker finished before it could be killed"
+        publisher.join(60)
+        assert not publisher.is_alive() and not failed, failed
 
         worker = start_worker(settings, log)
         deadline = time.monotonic() + 60

@@ -336,11 +336,16 @@ async def test_live_coalescer_sends_a_few_messages_saying_how_many_were_folded()
     session = uuid4()
     live = LiveCoalescer(publish, "p.live", interval=0.2)
     frames = [decode_frame(msgspec.json.encode(frame(session, s))) for s in range(100)]
-    await live.stored(frames[:1])  # first one goes out at once
-    await live.stored(frames[1:])  # folded
+    stop = asyncio.Event()
+    sender = asyncio.create_task(live.run(stop))
+    live.stored(frames[:1])  # first one goes out at once
+    await asyncio.sleep(0.05)
+    live.stored(frames[1:])  # folded: the interval is not up
+    await asyncio.sleep(0.05)
     assert len(sent) == 1 and sent[0][1]["data"]["coalesced"] == 0
-    await asyncio.sleep(0.21)
-    await live.flush(due_only=True)
+    await asyncio.sleep(0.2)  # the remainder goes out once the interval is up, unprompted
+    stop.set()
+    await sender
     assert len(sent) == 2
     subject, message = sent[1]
     assert subject == f"p.live.test_session.{session}"
@@ -427,6 +432,27 @@ def test_frames_racing_a_completion_are_refused_not_stored_after_it(
             "SELECT count(*) FROM frame_receipts WHERE frame_id = ANY(%s)", (ids,)
         ).fetchone()
     assert claimed == (0,), "the refused frames' claims were rolled back with them"
+
+
+def test_a_session_known_to_be_open_is_still_refused_once_completed(
+    app: Verity, database_url: str
+) -> None:
+    """The ingest remembers sessions it saw open instead of loading them for every batch; the
+    check under the write lock still refuses frames of one completed since, naming its status."""
+    from commands.detections import RecordFrames, record_frames
+    from commands.device_messages import decode_frame
+
+    session = new_session(app)
+    messages = tuple(decode_frame(msgspec.json.encode(frame(session, s))) for s in range(6))
+    first = record_frames(RecordFrames(frames=messages[:3], received_at=datetime.now(UTC)), app)
+    assert first.stored == (0, 1, 2)
+    complete_test_session(ChangeSessionStatus(id=session), app)
+    late = record_frames(RecordFrames(frames=messages[3:], received_at=datetime.now(UTC)), app)
+    assert late.stored == () and late.position is None
+    assert [r.reason for r in late.rejected] == ["session_closed"] * 3
+    assert "completed" in late.rejected[0].detail
+    ids = [frame_id("cam-1", session, s) for s in range(6)]
+    assert count_stored(database_url, session, ids) == 3
 
 
 def test_stored_batches_are_lz4_compressed_and_detection_ids_are_derived_when_read(
