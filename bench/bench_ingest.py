@@ -620,7 +620,9 @@ def main() -> None:
         default=None,
         help="serve ingests too (default: only when --workers is 0)",
     )
-    p.add_argument("--latency-seconds", type=float, default=10.0)
+    p.add_argument(
+        "--latency-seconds", type=float, default=30.0, help="~10 messages/s: 300 samples"
+    )
     p.add_argument("--http-seconds", type=float, default=10.0)
     p.add_argument("--stats-wait", type=float, default=5.5)
     p.add_argument("--skip", nargs="*", default=[], choices=["sustained", "latency", "http"])

@@ -49,13 +49,21 @@ def live_message(event: str, room: str, data: dict[str, Any]) -> bytes:
 
 
 class _Pending:
-    __slots__ = ("detections", "frames", "last_sent", "latest")
+    __slots__ = ("detections", "frames", "fresh", "last_sent", "latest")
 
     def __init__(self) -> None:
         self.frames = 0
         self.detections = 0
         self.latest: FrameMessage | None = None
         self.last_sent = 0.0
+        self.fresh = False
+        """`latest` was noted since the sender last looked."""
+
+    def due(self, now: float, interval: float) -> bool:
+        """Interval up, and either a frame just stored (the message shows the newest there
+        is) or no newer frame within `interval / 4` after it was up (a stream that ended)."""
+        waited = now - self.last_sent
+        return waited >= interval and (self.fresh or waited >= interval * 1.25)
 
 
 def _frame_data(session: UUID, frame: FrameMessage, pending: _Pending) -> dict[str, Any]:
@@ -88,7 +96,9 @@ class LiveCoalescer:
     """Turns a flood of stored frames into a few `detection_event`s per second per session.
 
     The first frame after a quiet spell goes out at once (low latency); frames arriving within
-    `interval` of the last message are folded into the next one, sent when `interval` is up.
+    `interval` of the last message are folded into the next one, sent with the first frame
+    stored after `interval` is up (so it shows the newest frame there is), or `interval / 4`
+    later if none comes (the end of a stream).
     """
 
     def __init__(
@@ -111,6 +121,7 @@ class LiveCoalescer:
             pending.frames += 1
             pending.detections += len(frame.detections)
             pending.latest = frame
+            pending.fresh = True
         self._wake.set()
 
     async def flush(self, *, due_only: bool = False) -> None:
@@ -122,7 +133,9 @@ class LiveCoalescer:
         due: list[tuple[UUID, dict[str, Any]]] = []
         for sid, pending in self.sessions.items():
             latest = pending.latest
-            if latest is None or (due_only and now - pending.last_sent < self.interval):
+            ready = latest is not None and (not due_only or pending.due(now, self.interval))
+            pending.fresh = False  # looked at: from now on only a newer frame is fresh
+            if latest is None or not ready:
                 continue
             due.append((sid, _frame_data(sid, latest, pending)))
             pending.frames = pending.detections = 0
@@ -167,10 +180,11 @@ class LiveCoalescer:
                 log.exception("live flush failed")
 
     def _until_due(self) -> float:
-        """Seconds until the first session with folded-up frames may send again."""
+        """Seconds until the first session's folded-up frames go out even if no newer frame
+        comes (a newer one wakes the sender itself)."""
         now = time.monotonic()
         waits = [
-            p.last_sent + self.interval - now
+            p.last_sent + self.interval * 1.25 - now
             for p in self.sessions.values()
             if p.latest is not None
         ]
