@@ -2,15 +2,12 @@
 
 The frames of one session that arrive together become one `FrameBatch.Recorded` event (split
 at `MAX_FRAMES_PER_EVENT`). Exactly-once per frame id comes from `frame_receipts`: in the same
-transaction as the events, each frame's id is claimed with `INSERT ... ON CONFLICT DO NOTHING`;
-only the frames whose claim succeeded go into the events. A competing writer holding an
-uncommitted claim on the same id makes ours wait for its commit, then skip the frame.
-
-Usually no frame was stored before, so the whole transaction is first tried as ONE call of
-`verity_record_frames` (migration 0009): one round trip, and the event store's write lock is
-held only while PostgreSQL works. If any frame turns out to be a repeat, that call stores
-nothing and the batch goes the step-by-step way, which finds out which frames are new.
-"""
+transaction as the events, each frame's id is claimed with `INSERT ... ON CONFLICT DO NOTHING`.
+That whole transaction is ONE call of `verity_record_frames` (migration 0009): one round trip,
+and the event store's write lock is held only while PostgreSQL works. If any frame turns out
+to have been stored before (a competitor's uncommitted claim makes the call wait for its
+commit first), the call stores nothing; the frames already stored are looked up and the call
+is made again with the rest."""
 
 from __future__ import annotations
 
@@ -36,29 +33,16 @@ from domain.test_sessions import TestSession
 _BATCH_TOPIC = get_topic(FrameBatch)
 _RECORDED: Any = FrameBatch.Recorded  # its typed signature shows only the base fields
 _CLOSING_TOPICS = [get_topic(TestSession.Completed), get_topic(TestSession.Failed)]
-_CLAIM = (
-    "INSERT INTO frame_receipts (frame_id, event_id)"
-    " SELECT f, e FROM unnest(%b::uuid[], %b::uuid[]) AS claims(f, e) ORDER BY f"
-    " ON CONFLICT DO NOTHING RETURNING frame_id"
-)
-_INSERT = (
-    "INSERT INTO verity_events (originator_id, originator_version, topic, state)"
-    " SELECT * FROM unnest(%b::uuid[], %b::int8[], %b::text[], %b::bytea[])"
-    " RETURNING notification_id"
-)
-"""The library's insert passes a text-format array of composites, which psycopg escapes in
-Python byte by byte; binary arrays carry 125 kB states as they are."""
 _RECORD_NEW = (
     "SELECT verity_record_frames(%b::uuid[], %b::uuid[], %b::uuid[], %b::int8[], %b::text[],"
     " %b::bytea[], %b::uuid[], %s::text[], %s)"
 )
+"""Binary arrays carry 125 kB states as they are; the library's insert passes a text-format
+array of composites, which psycopg escapes in Python byte by byte."""
 _REPEATS = "VF001"
 _CLOSED = "VF002"
 """SQLSTATEs raised by verity_record_frames (migration 0009)."""
-_CLOSED_SINCE = (
-    "SELECT DISTINCT originator_id FROM verity_events"
-    " WHERE originator_id = ANY(%b::uuid[]) AND topic = ANY(%s)"
-)
+_STORED_BEFORE = "SELECT frame_id FROM frame_receipts WHERE frame_id = ANY(%b::uuid[])"
 
 
 class RecordFrames(msgspec.Struct, frozen=True, kw_only=True):
@@ -194,41 +178,6 @@ class _ClosedMeanwhile(Exception):
         self.sessions = sessions
 
 
-def _claim_and_insert(
-    cur: Cursor[Any], app: Verity, chunks: list[_Chunk], received_at: datetime
-) -> tuple[Position | None, list[int]]:
-    recorder = app.recorder
-    assert isinstance(recorder, PostgresApplicationRecorder)
-    fids = [f.id for c in chunks for _, f in c.frames]
-    owners = [c.event_id for c in chunks for _ in c.frames]
-    claimed = {row[0] for row in cur.execute(_CLAIM, (fids, owners)).fetchall()}
-    kept = _only(chunks, claimed.__contains__)
-    if not kept:
-        return None, []
-    stored = [app.mapper.to_stored_event(_event(c, received_at)) for c in kept]
-    recorder._lock_table(cur)  # the library's own write lock and NOTIFY, as its inserts do
-    recorder._notify_channel(cur)
-    positions = [
-        row[0]
-        for row in cur.execute(
-            _INSERT,
-            (
-                [e.originator_id for e in stored],
-                [e.originator_version for e in stored],
-                [e.topic for e in stored],
-                [e.state for e in stored],
-            ),
-        ).fetchall()
-    ]
-    # Under the table lock every earlier write is committed: a session closed by one of them
-    # is seen here, so no frame is ever stored after its session's Completed or Failed.
-    sessions = list({c.session_id for c in kept})
-    closed = cur.execute(_CLOSED_SINCE, (sessions, _CLOSING_TOPICS)).fetchall()
-    if closed:
-        raise _ClosedMeanwhile({row[0] for row in closed})
-    return max(positions), sorted(i for c in kept for i, _ in c.frames)
-
-
 def _record_new(
     cur: Cursor[Any], app: Verity, chunks: list[_Chunk], received_at: datetime
 ) -> tuple[Position | None, list[int]] | None:
@@ -262,6 +211,17 @@ def _record_new(
     return max(row[0]), sorted(i for c in chunks for i, _ in c.frames)
 
 
+def _without_stored(cur: Cursor[Any], chunks: list[_Chunk]) -> list[_Chunk]:
+    """The chunks less the frames whose claims are committed (the call that found a repeat
+    waited for every competing claim, so at least one frame is dropped each time)."""
+    ids = [f.id for c in chunks for _, f in c.frames]
+    stored = {row[0] for row in cur.execute(_STORED_BEFORE, (ids,)).fetchall()}
+    if not stored:
+        msg = "verity_record_frames reported a repeat, but no frame of the batch is stored"
+        raise RuntimeError(msg)
+    return _only(chunks, lambda fid: fid not in stored)
+
+
 _IN_MEMORY_RECEIPTS: weakref.WeakKeyDictionary[Verity, set[UUID]] = weakref.WeakKeyDictionary()
 """The receipts of apps on the in-memory recorder (unit tests); PostgreSQL keeps them in a table."""
 
@@ -271,15 +231,16 @@ def _store(
 ) -> tuple[Position | None, list[int]]:
     """Store the chunks' frames not stored before; (last position, indexes stored)."""
     if isinstance(app.recorder, PostgresApplicationRecorder):
-        if not chunks:
-            return None, []
-        with app.recorder.datastore.get_connection() as conn:
-            with conn.cursor(row_factory=tuple_row) as cur:  # autocommit: one implicit transaction
+        with (
+            app.recorder.datastore.get_connection() as conn,  # autocommit: a call is a transaction
+            conn.cursor(row_factory=tuple_row) as cur,
+        ):
+            while chunks:
                 done = _record_new(cur, app, chunks, received_at)
-            if done is not None:
-                return done
-            with conn.transaction(), conn.cursor(row_factory=tuple_row) as cur:
-                return _claim_and_insert(cur, app, chunks, received_at)
+                if done is not None:
+                    return done
+                chunks = _without_stored(cur, chunks)
+        return None, []
     receipts = _IN_MEMORY_RECEIPTS.setdefault(app, set())
     kept = _only(chunks, lambda fid: fid not in receipts)
     closed = {

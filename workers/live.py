@@ -110,7 +110,6 @@ class LiveCoalescer:
         self.counts = counts
         self.sessions: dict[UUID, _Pending] = {}
         self.sent = 0
-        self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
 
     def stored(self, frames: Sequence[FrameMessage]) -> None:
@@ -124,18 +123,16 @@ class LiveCoalescer:
             pending.fresh = True
         self._wake.set()
 
-    async def flush(self, *, due_only: bool = False) -> None:
-        async with self._lock:  # the timer and the ingest loop both flush
-            await self._flush(due_only=due_only)
-
-    async def _flush(self, *, due_only: bool) -> None:
+    async def _send_due(self) -> None:
         now = time.monotonic()
         due: list[tuple[UUID, dict[str, Any]]] = []
         for sid, pending in self.sessions.items():
             latest = pending.latest
-            ready = latest is not None and (not due_only or pending.due(now, self.interval))
+            if latest is None:
+                continue
+            ready = pending.due(now, self.interval)
             pending.fresh = False  # looked at: from now on only a newer frame is fresh
-            if latest is None or not ready:
+            if not ready:
                 continue
             due.append((sid, _frame_data(sid, latest, pending)))
             pending.frames = pending.detections = 0
@@ -175,7 +172,7 @@ class LiveCoalescer:
                 await asyncio.wait_for(self._wake.wait(), self._until_due())
             self._wake.clear()
             try:
-                await self.flush(due_only=True)
+                await self._send_due()
             except Exception:  # keep the loop alive across NATS reconnects
                 log.exception("live flush failed")
 
