@@ -107,17 +107,18 @@ def served(env: dict[str, str], port: int, log: Path) -> Iterator[subprocess.Pop
             proc.kill()
 
 
+def start_worker(env: dict[str, str], name: str, log: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "verity.cli", "worker", name],
+        env={**os.environ, **env},
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+    )
+
+
 def start_workers(env: dict[str, str], count: int, tmp: Path) -> list[subprocess.Popen[bytes]]:
     """Extra `verity worker ingest` processes, competing for the same durable consumer."""
-    return [
-        subprocess.Popen(
-            [sys.executable, "-m", "verity.cli", "worker", "ingest"],
-            env={**os.environ, **env},
-            stdout=(tmp / f"worker-{i}.log").open("ab"),
-            stderr=subprocess.STDOUT,
-        )
-        for i in range(count)
-    ]
+    return [start_worker(env, "ingest", tmp / f"worker-{i}.log") for i in range(count)]
 
 
 def wait_ready(logs: list[Path], seconds: float = 120) -> None:
@@ -189,9 +190,17 @@ def nats_server_pids() -> list[int]:
 class CpuMeter:
     """CPU seconds per component between start() and stop()."""
 
-    def __init__(self, server_pid: int, database_url: str, dbname: str, workers: list[int]) -> None:
+    def __init__(
+        self,
+        server_pid: int,
+        database_url: str,
+        dbname: str,
+        workers: list[int],
+        others: list[int],
+    ) -> None:
         self.server_pid = server_pid
         self.workers = workers
+        self.others = others
         self.database_url = database_url
         self.dbname = dbname
 
@@ -215,6 +224,7 @@ class CpuMeter:
                 cpu_seconds(self.server_pid)
             ),
             "ingest workers": sum(cpu_seconds(p) for p in self.workers),
+            "relay + evaluator workers (--split)": sum(cpu_seconds(p) for p in self.others),
             "postgres backends (this db)": sum(cpu_seconds(p) for p in pids["pg"]),
             "postgres wal/checkpoint (shared)": sum(cpu_seconds(p) for p in pids["pg_shared"]),
             "nats-server (shared)": sum(cpu_seconds(p) for p in nats_server_pids()),
@@ -334,11 +344,15 @@ async def publish_for(
     seconds: float,
     fps: float = 0.0,
     window: int = 2000,
+    acked: bool = True,
 ) -> tuple[int, float, float]:
     """(frames, first publish time, last ack time); fps 0 = as fast as JetStream acks.
 
     At most `window` messages are unacknowledged at a time; every message must be acked
-    without error (a stream that refused one fails the bench)."""
+    without error (a stream that refused one fails the bench). `acked=False` publishes
+    without a reply subject, as a device that does not wait for JetStream's answer: the
+    stream stores the frame all the same (deduplicated by `Nats-Msg-Id`), and the caller
+    checks that every frame was stored."""
     nc = await nats.connect(nats_url)
     inbox = nc.new_inbox()
     acks = AckCounter(window)
@@ -353,17 +367,21 @@ async def publish_for(
             if ahead > 0:
                 await asyncio.sleep(ahead)
         message = frame(session, seq)
-        if fps:
+        if acked:
+            await acks.room_for(seq)
+        if fps:  # stamped as it is handed to NATS: latency starts at the publish
             message.captured_at = datetime.now(UTC)
-        await acks.room_for(seq)
         await nc.publish(
             subject,
             encoder.encode(message),
-            reply=f"{inbox}.{seq}",
+            reply=f"{inbox}.{seq}" if acked else "",
             headers={"Nats-Msg-Id": message.msg_id},
         )
         seq += 1
-    await acks.until(seq)
+    if acked:
+        await acks.until(seq)
+    else:
+        await nc.flush()
     last = time.time()
     await nc.drain()
     if acks.errors:
@@ -406,7 +424,13 @@ def sustained(args: argparse.Namespace, ctx: dict[str, Any]) -> dict[str, Any]:
     session = new_session(base, ctx["tmp"])
     wait_idle(base, ctx["nats_url"], ctx["stream"], database_url)
     stats0 = last_ingest_stats(ctx["logs"])
-    meter = CpuMeter(ctx["server"].pid, database_url, dbname, [w.pid for w in ctx["workers"]])
+    meter = CpuMeter(
+        ctx["server"].pid,
+        database_url,
+        dbname,
+        [w.pid for w in ctx["workers"]],
+        [w.pid for w in ctx["others"]],
+    )
     cpu0, commits0 = meter.sample(), commits(database_url, dbname)
     subject = f"{ctx['prefix']}.detections.{session}"
     samples: list[tuple[float, int]] = []
@@ -512,7 +536,9 @@ def percentiles(values: list[float]) -> dict[str, float]:
     return out
 
 
-async def latency(args: argparse.Namespace, ctx: dict[str, Any], fps: float) -> dict[str, Any]:
+async def latency(
+    args: argparse.Namespace, ctx: dict[str, Any], fps: float, acked: bool
+) -> dict[str, Any]:
     await asyncio.to_thread(
         wait_idle, ctx["base"], ctx["nats_url"], ctx["stream"], ctx["database_url"]
     )
@@ -526,11 +552,13 @@ async def latency(args: argparse.Namespace, ctx: dict[str, Any], fps: float) -> 
             args.latency_seconds,
             fps=fps,
             window=50,
+            acked=acked,
         )
         await asyncio.sleep(1.0)
     ended = datetime.fromtimestamp(last, UTC)
     delays: list[float] = []
     stored: list[float] = []
+    published: list[float] = []
     """capturedAt -> sentAt: until the ingest published the live message (after its commit)."""
     after_end: list[float] = []
     """Messages that arrived once the stream had ended: the last frames, folded up and sent
@@ -546,17 +574,21 @@ async def latency(args: argparse.Namespace, ctx: dict[str, Any], fps: float) -> 
                 continue
             delays.append((arrived - captured).total_seconds() * 1000)
             stored.append((sent - captured).total_seconds() * 1000)
+            published.append(captured.timestamp())
     deadline = time.monotonic() + 60
     while (stored_frames := projected(ctx["database_url"], session)[0]) < n:
         if time.monotonic() > deadline:
-            break
+            raise SystemExit(f"latency run: only {stored_frames} of {n} frames stored")
         await asyncio.sleep(0.2)
     if args.logs:
         args.logs.mkdir(parents=True, exist_ok=True)
-        samples = args.logs / f"latency-{fps:.0f}.csv"
+        samples = args.logs / f"latency-{fps:.0f}-{'acked' if acked else 'unacked'}.csv"
         samples.write_text(
-            "publish_to_websocket_ms,publish_to_sent_ms\n"
-            + "".join(f"{d:.2f},{s:.2f}\n" for d, s in zip(delays, stored, strict=True))
+            "published_at,publish_to_websocket_ms,publish_to_sent_ms\n"
+            + "".join(
+                f"{p:.6f},{d:.2f},{s:.2f}\n"
+                for p, d, s in zip(published, delays, stored, strict=True)
+            )
         )
     return {
         "stored_frames": stored_frames,
@@ -621,6 +653,19 @@ def main() -> None:
         help="serve ingests too (default: only when --workers is 0)",
     )
     p.add_argument(
+        "--latency-acks",
+        nargs="+",
+        type=lambda v: {"acked": True, "unacked": False}[v],
+        default=[True, False],
+        metavar="{acked,unacked}",
+        help="latency runs with every publish acked, not acked, or both (default: both)",
+    )
+    p.add_argument(
+        "--split",
+        action="store_true",
+        help="relay and evaluator in their own `verity worker` processes, not in serve",
+    )
+    p.add_argument(
         "--latency-seconds", type=float, default=30.0, help="~10 messages/s: 300 samples"
     )
     p.add_argument("--http-seconds", type=float, default=10.0)
@@ -647,10 +692,20 @@ def main() -> None:
             "VERITY_DATA_DIR": str(tmp / "data"),
             "VERITY_PORT": str(port),
             "VERITY_SERVE_INGEST": "true" if args.serve_ingest else "false",
+            "VERITY_SERVE_RELAY": "false" if args.split else "true",
+            "VERITY_SERVE_EVALUATOR": "false" if args.split else "true",
         }
         try:
             with served(env, port, log) as server:
                 workers = start_workers(env, args.workers, tmp)
+                others = (
+                    [
+                        start_worker(env, name, tmp / f"{name}.log")
+                        for name in ("relay", "evaluator")
+                    ]
+                    if args.split
+                    else []
+                )
                 wait_ready(
                     ([log] if args.serve_ingest else [])
                     + [tmp / f"worker-{i}.log" for i in range(args.workers)]
@@ -665,6 +720,7 @@ def main() -> None:
                     "tmp": tmp,
                     "server": server,
                     "workers": workers,
+                    "others": others,
                     "stream": f"{prefix.upper()}_DETECTIONS",
                     "logs": [log, *(tmp / f"worker-{i}.log" for i in range(args.workers))],
                 }
@@ -674,7 +730,9 @@ def main() -> None:
                     print_sustained(results["sustained"], args)
                 if "latency" not in args.skip:
                     for fps in args.latency_fps:
-                        print_latency(asyncio.run(latency(args, ctx, fps)), args, fps)
+                        for acked in args.latency_acks:
+                            result = asyncio.run(latency(args, ctx, fps, acked))
+                            print_latency(result, args, fps, acked)
                 if "http" not in args.skip:
                     sequential = http_ingest(args, ctx, 1)
                     concurrent = http_ingest(args, ctx, 8)
@@ -689,7 +747,7 @@ def main() -> None:
                             f" vs 8 concurrent: {nats_rate / concurrent:.0f}x"
                         )
                         print("(original platform, same machine: about 260 detections/s)")
-                for w in workers:
+                for w in workers + others:
                     w.terminate()
                     w.wait(20)
         finally:
@@ -733,10 +791,15 @@ def print_sustained(r: dict[str, Any], args: argparse.Namespace) -> None:
         print(f"  {name:40s} {seconds:7.1f} s  {100 * seconds / r['cpu_total']:5.1f}%")
 
 
-def print_latency(r: dict[str, Any], args: argparse.Namespace, fps: float) -> None:
+def print_latency(r: dict[str, Any], args: argparse.Namespace, fps: float, acked: bool) -> None:
+    how = (
+        "each publish acked by JetStream"
+        if acked
+        else "publishes not acked: a device that does not wait for JetStream's answer"
+    )
     print(
         f"\n== Latency at {fps:.0f} frames/s for {args.latency_seconds:.0f} s"
-        f" (achieved {r['achieved_fps']:.0f} frames/s)"
+        f" (achieved {r['achieved_fps']:.0f} frames/s; {how})"
     )
     print(
         f"detection_event messages: {r['messages'] + len(r['after_end'])} carrying"

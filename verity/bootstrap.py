@@ -38,6 +38,7 @@ from projections.test_sessions import (
 from projections.videos import VideosProjection
 from verity.migrate import migrate
 from verity.settings import Settings
+from workers.envelopes import aggregate_names
 from workers.evaluator import Evaluator
 from workers.ingest import IngestWorker
 from workers.live import LiveCoalescer
@@ -151,14 +152,16 @@ async def _fan_out_to_rooms(nc: NatsClient, settings: Settings, hub: RoomHub) ->
     """Relayed events and live messages reach the WebSocket rooms they concern."""
 
     async def on_event(msg: Any) -> None:
-        if msg.subject.rsplit(".", 2)[-2] in SILENT:
-            return  # frames: thousands a second, skipped before decoding; see api/live.py
         try:
             hub.on_envelope(msg.data)
         except Exception:  # one bad message must not stop live updates
             log.exception("cannot fan out message on %s", msg.subject)
 
-    await nc.subscribe(f"{settings.events_subject}.>", cb=on_event)
+    # One subscription per aggregate that rooms hear of, not one on everything: frames
+    # (thousands a second, api/live.py SILENT) are then never delivered to this process.
+    for aggregate in aggregate_names():
+        if aggregate not in SILENT:
+            await nc.subscribe(f"{settings.events_subject}.{aggregate}.>", cb=on_event)
 
     async def on_live(msg: Any) -> None:
         try:

@@ -51,7 +51,13 @@ def serve(settings: Settings) -> None:
         async def started() -> AsyncIterator[Services]:
             """The process's services; the heap is settled once they are up (this process
             only: tests build apps with `running` too and must not freeze their heaps)."""
-            async with running(settings, endpoints, with_ingest=settings.serve_ingest) as svc:
+            async with running(
+                settings,
+                endpoints,
+                with_ingest=settings.serve_ingest,
+                with_relay=settings.serve_relay,
+                with_evaluator=settings.serve_evaluator,
+            ) as svc:
                 settle_heap()
                 yield svc
 

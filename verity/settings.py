@@ -30,6 +30,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """`verity serve` also runs the device ingest; false where `verity worker ingest`
     processes do it, so the API process (projections, relay, WebSockets) does not compete
     with ingest for its interpreter lock."""
+    serve_relay: bool = True
+    """`verity serve` also relays stored events to NATS; false where one `verity worker relay`
+    does (exactly one relay should run)."""
+    serve_evaluator: bool = True
+    """`verity serve` also runs the evaluator; false where `verity worker evaluator` does."""
     public_url: str | None = None
     """Base URL clients use to reach this server (for video URLs); default http://host:port."""
 
@@ -84,6 +89,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             "db_pool_size": get("DB_POOL_SIZE"),
             "public_url": get("PUBLIC_URL"),
             "serve_ingest": get("SERVE_INGEST"),
+            "serve_relay": get("SERVE_RELAY"),
+            "serve_evaluator": get("SERVE_EVALUATOR"),
         }
         given = {k: v for k, v in raw.items() if v is not None}
         data_dir = Path(str(given.pop("data_dir", ".data"))).expanduser().resolve()

@@ -1,6 +1,6 @@
 """Device ingest: frame messages from JetStream into the event store, exactly once each.
 
-Loop: fetch a batch from a durable pull consumer -> decode each with one prebuilt typed decoder
+Loop: pull a batch from a durable consumer -> decode each with one prebuilt typed decoder
 -> store every acceptable frame in ONE event-store transaction (`record_frames`) -> ack.
 Nothing is acked before it is committed. A repeat (same device, session, seq) is recognised by
 its deterministic id whenever it comes, so redeliveries and competing workers store nothing
@@ -12,19 +12,17 @@ terminated. Transient failures (database down) nak the batch with growing delay.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 from uuid import uuid4
 
 import anyio.to_thread
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
-from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import NotFoundError
 
 from commands.application import Verity
 from commands.context import run_as
@@ -32,13 +30,14 @@ from commands.detections import RecordFrames, RecordResult, record_frames
 from commands.device_messages import FrameMessage, InvalidMessage, decode_frame
 from domain.events import EventMeta
 from workers.live import LiveCoalescer
+from workers.pull import PullPump
 from workers.streams import ensure_stream
 
 log = logging.getLogger(__name__)
 
 DURABLE = "verity-ingest"
 IDLE_WAIT = 0.5
-"""Seconds one pull request for the next message stays open on an idle stream."""
+"""Seconds one pull request stays open on an idle stream before the next is sent."""
 STATS_EVERY = 5.0
 """Seconds between log lines with the running totals (batches, stored, duplicates, ...)."""
 HEADER_REASON = "Verity-Dlq-Reason"
@@ -65,9 +64,6 @@ class _Pulled:
         self._filled = asyncio.Event()
         self._emptied = asyncio.Event()
         self._emptied.set()
-
-    def empty(self) -> bool:
-        return not self._msgs
 
     async def room(self) -> int:
         """How many more may be fetched; waits while the held batch is full."""
@@ -107,7 +103,6 @@ class IngestWorker:
         subject_prefix: str,
         live: LiveCoalescer | None = None,
         batch_size: int = 1000,
-        fetch_timeout: float = 0.005,
         durable: str = DURABLE,
         ack_wait: float = 10.0,
     ) -> None:
@@ -119,7 +114,6 @@ class IngestWorker:
         self.dlq_subject = f"{subject_prefix}.dlq"
         self.live = live
         self.batch_size = batch_size
-        self.fetch_timeout = fetch_timeout
         self.durable = durable
         self.ack_wait = ack_wait
         """How long a fetched, unacked batch is held before JetStream redelivers it (to any
@@ -127,37 +121,48 @@ class IngestWorker:
         redelivery, which the deterministic ids absorb."""
         self.stats = IngestStats()
         self._failures = 0
-        self._sub: Any = None
 
     async def prepare(self) -> None:
         await ensure_stream(self.js, self.stream, [f"{self.subject_prefix}.*"])
-        self._sub = await self.js.pull_subscribe(
-            f"{self.subject_prefix}.*",
-            durable=self.durable,
-            stream=self.stream,
-            config=ConsumerConfig(
-                ack_policy=AckPolicy.EXPLICIT,
-                deliver_policy=DeliverPolicy.ALL,
-                ack_wait=self.ack_wait,
-                max_deliver=-1,
-                max_ack_pending=100_000,
-            ),
-        )
+        try:
+            await self.js.consumer_info(self.stream, self.durable)
+        except NotFoundError:
+            await self.js.add_consumer(
+                self.stream,
+                config=ConsumerConfig(
+                    name=self.durable,
+                    durable_name=self.durable,
+                    filter_subject=f"{self.subject_prefix}.*",
+                    ack_policy=AckPolicy.EXPLICIT,
+                    deliver_policy=DeliverPolicy.ALL,
+                    ack_wait=self.ack_wait,
+                    max_deliver=-1,
+                    max_ack_pending=100_000,
+                ),
+            )
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Fetch and process batches until `stop` is set.
+        """Pull and process batches until `stop` is set.
 
-        A fetcher task keeps pulling while a batch is being committed (in a thread, waiting
-        on PostgreSQL), so the next messages are already received and parsed; the moment the
-        commit is done, everything pulled so far (up to `batch_size`) is the next batch. Under
-        a backlog batches grow to `batch_size`; when the stream is nearly idle a frame is
-        stored as soon as it arrives, not after a fixed linger.
+        The pump keeps a pull request open and holds what arrives while a batch is being
+        committed (in a thread, waiting on PostgreSQL); the moment the commit is done,
+        everything held (up to `batch_size`) is the next batch. Under a backlog batches grow
+        to `batch_size`; when the stream is nearly idle a frame is stored as soon as it
+        arrives, not after a fixed linger.
         """
         await self.prepare()
+        pulled = _Pulled(self.batch_size)
+        pump = PullPump(
+            self.nc,
+            api_prefix=self.js._prefix,  # "$JS.API", or a JetStream domain's prefix
+            stream=self.stream,
+            durable=self.durable,
+            holder=pulled,
+            expires=IDLE_WAIT,
+        )
+        puller = asyncio.create_task(pump.run(stop), name="ingest-pull")
         log.info("ingest ready: consuming %s.* as %s", self.subject_prefix, self.durable)
         live_task = asyncio.create_task(self.live.run(stop), name="live") if self.live else None
-        pulled = _Pulled(self.batch_size)
-        fetcher = asyncio.create_task(self._fetch_into(pulled, stop), name="ingest-fetch")
         reported = time.monotonic()
         try:
             while not stop.is_set():
@@ -167,8 +172,8 @@ class IngestWorker:
                 try:
                     msgs = await asyncio.wait_for(pulled.take(), 0.5)
                 except TimeoutError:
-                    if fetcher.done():  # it never fails on its own; surface a bug loudly
-                        fetcher.result()
+                    if puller.done():  # it never fails on its own; surface a bug loudly
+                        puller.result()
                     continue
                 try:
                     await self.process(msgs)
@@ -176,46 +181,13 @@ class IngestWorker:
                     self.stats.last_error = f"{type(err).__name__}: {err}"
                     log.exception("ingest batch failed; JetStream will redeliver it")
         finally:
-            fetcher.cancel()
-            await asyncio.gather(fetcher, return_exceptions=True)
-            # fetched, never stored: let any worker have them now
+            puller.cancel()
+            await asyncio.gather(puller, return_exceptions=True)
+            # pulled, never stored: let any worker have them now
             await asyncio.gather(*(m.nak() for m in pulled.drain()), return_exceptions=True)
             if live_task is not None:
                 live_task.cancel()
                 await asyncio.gather(live_task, return_exceptions=True)
-            with contextlib.suppress(Exception):  # the connection may already be closing
-                await self._sub.unsubscribe()
-
-    async def _fetch_into(self, pulled: _Pulled, stop: asyncio.Event) -> None:
-        """Pull until `stop`: wait for one message when nothing is held, then take whatever
-        else is already waiting (lingering at most `fetch_timeout`), up to the free room."""
-        while not stop.is_set():
-            room = await pulled.room()
-            first: list[Msg] = []
-            try:
-                if pulled.empty():
-                    first = await self._sub.fetch(1, timeout=IDLE_WAIT)
-                    room -= 1
-                rest = await self._fetch_waiting(room) if room > 0 else []
-            except (NatsTimeout, TimeoutError):  # nats-py raises either when nothing came
-                continue
-            except asyncio.CancelledError:
-                pulled.put(first)  # so that stopping hands it back at once
-                raise
-            except Exception as err:  # NATS reconnecting: wait and fetch again
-                pulled.put(first)
-                self.stats.last_error = f"{type(err).__name__}: {err}"
-                log.warning("ingest fetch failed: %s", err)
-                await asyncio.sleep(0.5)
-                continue
-            pulled.put(first + rest)
-
-    async def _fetch_waiting(self, room: int) -> list[Msg]:
-        try:
-            msgs: list[Msg] = await self._sub.fetch(room, timeout=self.fetch_timeout)
-        except (NatsTimeout, TimeoutError):
-            return []
-        return msgs
 
     async def process(self, msgs: list[Msg]) -> None:
         """One batch: decode, store in one transaction, ack; dead-letter poison; nak on failure."""

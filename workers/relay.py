@@ -3,12 +3,17 @@
 The position advances only after JetStream acknowledged the batch. On start the relay also
 reads the newest message of the stream and resumes after it, so a crash between the acks and
 the position update re-emits nothing, even beyond the stream's dedup window.
+
+Rounds start at most once per `min_interval`: under a stream of commits a round publishes
+whatever was stored meanwhile instead of a round per commit, each with its read and position
+update; after a quiet spell the first notification is relayed at once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -35,6 +40,7 @@ class Relay:
         stream: str,
         subject_prefix: str,
         batch_size: int = 500,
+        min_interval: float = 0.02,
     ) -> None:
         self.js = js
         self.reader = reader
@@ -44,6 +50,7 @@ class Relay:
         self.stream = stream
         self.subject_prefix = subject_prefix
         self.batch_size = batch_size
+        self.min_interval = min_interval
         self.name = f"relay:{stream}"
         self.position = 0
         self.published = 0
@@ -99,7 +106,10 @@ class Relay:
                     self.listen_url, autocommit=True
                 ) as conn:
                     await conn.execute('LISTEN "verity_events"')
+                    started = 0.0
                     while not stop.is_set():
+                        await asyncio.sleep(started + self.min_interval - time.monotonic())
+                        started = time.monotonic()
                         await self.publish_pending()
                         self.last_error = None
                         backoff = 0.1
