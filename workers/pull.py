@@ -64,10 +64,11 @@ class PullPump:
             while not stop.is_set():
                 room = await self.holder.room()
                 await self._request(inbox, room)
-                # The server ends the request by `expires`; the margin covers a reconnect,
-                # which loses open requests without a word.
+                # Over when used up, refused, or expired. The expiry is timed here too: a
+                # request that delivered some messages can expire without a status message,
+                # and a reconnect loses open requests without a word.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._ended.wait(), self.expires + 1.0)
+                    await asyncio.wait_for(self._ended.wait(), self.expires)
                 if self._refused is not None:
                     log.warning("pull request refused: %s", self._refused)
                     await asyncio.sleep(self.refused_pause)
