@@ -558,8 +558,8 @@ async def latency(
     ended = datetime.fromtimestamp(last, UTC)
     delays: list[float] = []
     stored: list[float] = []
-    published: list[float] = []
     """capturedAt -> sentAt: until the ingest published the live message (after its commit)."""
+    published: list[float] = []
     after_end: list[float] = []
     """Messages that arrived once the stream had ended: the last frames, folded up and sent
     when their session's coalescing interval was up (by design, not pipeline delay)."""

@@ -30,7 +30,7 @@ from commands.detections import RecordFrames, RecordResult, record_frames
 from commands.device_messages import FrameMessage, InvalidMessage, decode_frame
 from domain.events import EventMeta
 from workers.live import LiveCoalescer
-from workers.pull import PullPump
+from workers.pull import Held, PullPump
 from workers.streams import ensure_stream
 
 log = logging.getLogger(__name__)
@@ -53,40 +53,6 @@ class IngestStats:
     dead_lettered: int = 0
     naked: int = 0
     last_error: str | None = None
-
-
-class _Pulled:
-    """Messages fetched and not yet taken for processing, at most `limit` of them."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self._msgs: list[Msg] = []
-        self._filled = asyncio.Event()
-        self._emptied = asyncio.Event()
-        self._emptied.set()
-
-    async def room(self) -> int:
-        """How many more may be fetched; waits while the held batch is full."""
-        while len(self._msgs) >= self.limit:
-            self._emptied.clear()
-            await self._emptied.wait()
-        return self.limit - len(self._msgs)
-
-    def put(self, msgs: list[Msg]) -> None:
-        if msgs:
-            self._msgs.extend(msgs)
-            self._filled.set()
-
-    async def take(self) -> list[Msg]:
-        """Everything held, once there is something."""
-        await self._filled.wait()
-        return self.drain()
-
-    def drain(self) -> list[Msg]:
-        msgs, self._msgs = self._msgs, []
-        self._filled.clear()
-        self._emptied.set()
-        return msgs
 
 
 def _header_text(text: str) -> str:
@@ -151,7 +117,7 @@ class IngestWorker:
         arrives, not after a fixed linger.
         """
         await self.prepare()
-        pulled = _Pulled(self.batch_size)
+        pulled = Held(self.batch_size)
         pump = PullPump(
             self.nc,
             api_prefix=self.js._prefix,  # "$JS.API", or a JetStream domain's prefix

@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import json
 import logging
-from typing import Protocol
 
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
@@ -24,12 +23,45 @@ log = logging.getLogger(__name__)
 
 _HEARTBEAT = "100"
 """Idle heartbeat: the request is alive; nothing to do."""
+_REFUSED = "409"
+"""The server would not (or no longer) serve the request, e.g. too many waiting requests."""
 
 
-class Holder(Protocol):
-    async def room(self) -> int: ...
+class Held:
+    """Messages delivered and not yet taken for processing, at most `limit` of them."""
 
-    def put(self, msgs: list[Msg]) -> None: ...
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._msgs: list[Msg] = []
+        self._filled = asyncio.Event()
+        self._emptied = asyncio.Event()
+        self._emptied.set()
+
+    def __len__(self) -> int:
+        return len(self._msgs)
+
+    async def room(self) -> int:
+        """How many more may be requested; waits while the held batch is full."""
+        while len(self._msgs) >= self.limit:
+            self._emptied.clear()
+            await self._emptied.wait()
+        return self.limit - len(self._msgs)
+
+    def put(self, msgs: list[Msg]) -> None:
+        if msgs:
+            self._msgs.extend(msgs)
+            self._filled.set()
+
+    async def take(self) -> list[Msg]:
+        """Everything held, once there is something."""
+        await self._filled.wait()
+        return self.drain()
+
+    def drain(self) -> list[Msg]:
+        msgs, self._msgs = self._msgs, []
+        self._filled.clear()
+        self._emptied.set()
+        return msgs
 
 
 class PullPump:
@@ -40,7 +72,7 @@ class PullPump:
         api_prefix: str,
         stream: str,
         durable: str,
-        holder: Holder,
+        holder: Held,
         expires: float = 0.5,
         refused_pause: float = 0.5,
     ) -> None:
@@ -89,7 +121,8 @@ class PullPump:
             self._ended.set()
 
     async def _on_msg(self, msg: Msg) -> None:
-        status = msg.headers.get("Status") if msg.headers else None
+        headers = msg.headers or {}
+        status = headers.get("Status")
         if status is None:
             self.holder.put([msg])
             self._owed -= 1
@@ -100,6 +133,6 @@ class PullPump:
             return
         # 408 request expired, 404 nothing (no_wait), 409 e.g. too many waiting requests or
         # a leader change: the request is over either way; only 409s are worth a pause.
-        if status == "409":
-            self._refused = f"{status} {msg.headers.get('Description', '') if msg.headers else ''}"
+        if status == _REFUSED:
+            self._refused = f"{status} {headers.get('Description', '')}"
         self._ended.set()

@@ -7,34 +7,10 @@ import time
 from collections.abc import Callable
 
 import nats
-from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig
 
-from workers.pull import PullPump
+from workers.pull import Held, PullPump
 from workers.streams import ensure_stream
-
-
-class _Holder:
-    """Holds what the pump delivers; room for `limit` until the test drains it."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.msgs: list[Msg] = []
-        self.drained = asyncio.Event()
-
-    async def room(self) -> int:
-        while len(self.msgs) >= self.limit:
-            self.drained.clear()
-            await self.drained.wait()
-        return self.limit - len(self.msgs)
-
-    def put(self, msgs: list[Msg]) -> None:
-        self.msgs.extend(msgs)
-
-    def drain(self) -> list[Msg]:
-        taken, self.msgs = self.msgs, []
-        self.drained.set()
-        return taken
 
 
 async def _until(check: Callable[[], bool], seconds: float = 5.0) -> None:
@@ -60,20 +36,20 @@ def test_the_pump_never_holds_more_than_there_is_room_for_and_renews_its_request
         )
         for i in range(25):
             await js.publish(f"{nats_prefix}.pull.a", str(i).encode())
-        holder = _Holder(limit=10)
+        holder = Held(limit=10)
         pump = PullPump(
             nc, api_prefix="$JS.API", stream=stream, durable="pump", holder=holder, expires=0.3
         )
         stop = asyncio.Event()
         task = asyncio.create_task(pump.run(stop))
         try:
-            await _until(lambda: len(holder.msgs) == 10)
+            await _until(lambda: len(holder) == 10)
             await asyncio.sleep(0.4)  # a request past its expiry must not bring more
-            assert len(holder.msgs) == 10
+            assert len(holder) == 10
             first = holder.drain()
-            await _until(lambda: len(holder.msgs) == 10)
+            await _until(lambda: len(holder) == 10)
             second = holder.drain()
-            await _until(lambda: len(holder.msgs) == 5)
+            await _until(lambda: len(holder) == 5)
             third = holder.drain()
             got = [int(m.data) for m in first + second + third]
             assert got == list(range(25))  # in order, each once
@@ -83,7 +59,7 @@ def test_the_pump_never_holds_more_than_there_is_room_for_and_renews_its_request
             await asyncio.sleep(1.0)  # idle: several requests expire and are renewed
             before = pump.requests
             await js.publish(f"{nats_prefix}.pull.a", b"late")
-            await _until(lambda: [m.data for m in holder.msgs] == [b"late"])
+            await _until(lambda: len(holder) == 1)
             assert before >= 3
 
             # A request that delivered some messages and then expired is renewed on time too
@@ -91,8 +67,9 @@ def test_the_pump_never_holds_more_than_there_is_room_for_and_renews_its_request
             await asyncio.sleep(pump.expires + 0.1)
             published = time.monotonic()
             await js.publish(f"{nats_prefix}.pull.a", b"later")
-            await _until(lambda: [m.data for m in holder.msgs] == [b"late", b"later"])
+            await _until(lambda: len(holder) == 2)
             assert time.monotonic() - published < pump.expires + 0.2
+            assert [m.data for m in holder.drain()] == [b"late", b"later"]
         finally:
             stop.set()
             task.cancel()

@@ -2,36 +2,43 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+
 from api.live import _NAMES, SILENT
-from domain.detections import DeviceFrame, FrameBatch
-from domain.events import VerityAggregate
 from domain.test_sessions import TestSession
-from workers.envelopes import aggregate_names, names_of, snake
+from workers.envelopes import aggregate_names, names_of
+
+AGGREGATES = [
+    "annotation",
+    "annotation_import",
+    "annotation_session",
+    "device_frame",
+    "evaluation",
+    "frame_batch",
+    "project",
+    "project_criteria",
+    "test_session",
+    "video",
+]
 
 
-def _all_aggregates() -> set[type[VerityAggregate]]:
-    found: set[type[VerityAggregate]] = set()
-    todo = list(VerityAggregate.__subclasses__())
-    while todo:
-        cls = todo.pop()
-        found.add(cls)
-        todo.extend(cls.__subclasses__())
-    return found
-
-
-def test_every_aggregate_has_a_subject_token() -> None:
-    names = aggregate_names()
-    assert names == sorted(set(names))
-    assert {snake(cls.__name__) for cls in _all_aggregates()} == set(names)
-    assert {"project", "video", "annotation", "test_session", "device_frame"} <= set(names)
+def test_every_aggregate_is_listed_even_where_no_domain_module_was_imported() -> None:
+    """In a fresh interpreter only workers.envelopes is imported: the listing must import
+    the domain modules itself, or a process would miss aggregates it never loaded."""
+    code = "import json; from workers.envelopes import aggregate_names as a; print(json.dumps(a()))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout) == AGGREGATES
+    # here other tests may have defined aggregates of their own besides the domain's
+    assert set(AGGREGATES) <= set(aggregate_names())
 
 
 def test_the_fan_out_hears_every_room_event_and_no_frame() -> None:
     heard = set(aggregate_names()) - SILENT
     assert {aggregate for aggregate, _ in _NAMES} <= heard
-    assert snake(DeviceFrame.__name__) not in heard
-    assert snake(FrameBatch.__name__) not in heard
-    assert "test_session" in heard
+    assert {"test_session", "project", "video"} <= heard
+    assert not {"device_frame", "frame_batch"} & heard
 
 
 def test_an_event_subject_starts_with_its_aggregate_token() -> None:
