@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import typing
+from collections.abc import Iterable
 from functools import cache
 from typing import Any
 from uuid import UUID
@@ -45,6 +46,17 @@ def _typed_decoder(
 ) -> tuple[type[msgspec.Struct], msgspec.json.Decoder[Any]]:
     struct = _state_struct(event_class)
     return struct, msgspec.json.Decoder(struct)
+
+
+def prebuild_decoders(event_classes: Iterable[type[Any]]) -> int:
+    """Build the typed decoders up front, once, before threads share them: the first event of
+    each kind read later (a projection runner, the first batch of a session) costs nothing
+    extra. Returns how many were built."""
+    built = 0
+    for event_class in event_classes:
+        _typed_decoder(event_class)  # type: ignore[arg-type]
+        built += 1
+    return built
 
 
 def encode_state(state: dict[str, Any]) -> bytes:

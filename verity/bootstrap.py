@@ -20,7 +20,9 @@ from api.live import SILENT
 from api.services import ApiConfig, Services
 from api.ws import RoomHub
 from commands.application import Verity
+from commands.codec import prebuild_decoders
 from commands.projects import ensure_central_store
+from domain.catalogue import event_classes
 from projections.annotation_sessions import AnnotationSessionsProjection
 from projections.annotations import AnnotationsProjection
 from projections.criteria import CriteriaProjection
@@ -128,6 +130,7 @@ def open_application(database_url: str, pool_size: int = 8) -> Verity:
     migrate(database_url)
     app = Verity(env=eventsourcing_env(database_url, pool_size))
     ensure_central_store(app)
+    prebuild_decoders(event_classes())
     return app
 
 

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 import re
 from typing import Any
 
 import msgspec
 
-import domain
-from domain.events import VerityAggregate, event_id
+from domain.catalogue import aggregate_classes
+from domain.events import event_id
 
 _SKIP = frozenset({"originator_id", "originator_version", "timestamp", "meta", "originator_topic"})
 _CAMEL = re.compile(r"_([a-z0-9])")
@@ -51,17 +49,8 @@ def _data(state: dict[str, Any]) -> dict[str, Any]:
 
 
 def aggregate_names() -> list[str]:
-    """Every aggregate's subject token ('test_session', 'video', ...): each domain module is
-    imported first, so an aggregate is listed whether or not the caller imported it."""
-    for module in pkgutil.walk_packages(domain.__path__, f"{domain.__name__}."):
-        importlib.import_module(module.name)
-    found: set[str] = set()
-    classes = list(VerityAggregate.__subclasses__())
-    while classes:
-        cls = classes.pop()
-        found.add(snake(cls.__name__))
-        classes.extend(cls.__subclasses__())
-    return sorted(found)
+    """Every aggregate's subject token ('test_session', 'video', ...), imported or not."""
+    return sorted({snake(cls.__name__) for cls in aggregate_classes()})
 
 
 def names_of(event: Any) -> tuple[str, str]:

@@ -90,6 +90,9 @@ class IngestWorker:
 
     async def prepare(self) -> None:
         await ensure_stream(self.js, self.stream, [f"{self.subject_prefix}.*"])
+        # The first hand-off to a thread costs ~80 ms (anyio loads its thread machinery) and
+        # the first event-store query a connect: paid now, not by the first frames stored.
+        await anyio.to_thread.run_sync(self.app.head)
         try:
             await self.js.consumer_info(self.stream, self.durable)
         except NotFoundError:

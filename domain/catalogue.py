@@ -1,0 +1,35 @@
+"""Every aggregate and event class of the domain, whether or not the caller imported it."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from typing import Any
+
+import domain
+from domain.events import VerityAggregate
+
+
+def _import_all() -> None:
+    for module in pkgutil.walk_packages(domain.__path__, f"{domain.__name__}."):
+        importlib.import_module(module.name)
+
+
+def _subclasses(root: type[Any]) -> list[type[Any]]:
+    found: list[type[Any]] = []
+    pending = list(root.__subclasses__())
+    while pending:
+        cls = pending.pop()
+        found.append(cls)
+        pending.extend(cls.__subclasses__())
+    return found
+
+
+def aggregate_classes() -> list[type[VerityAggregate]]:
+    _import_all()
+    return _subclasses(VerityAggregate)
+
+
+def event_classes() -> list[type[Any]]:
+    _import_all()
+    return _subclasses(VerityAggregate.Event)
