@@ -16,13 +16,15 @@ def _import_all() -> None:
 
 
 def _subclasses(root: type[Any]) -> list[type[Any]]:
-    found: list[type[Any]] = []
+    """Each subclass once, however deep, also where one inherits from two listed classes."""
+    found: dict[type[Any], None] = {}
     pending = list(root.__subclasses__())
     while pending:
         cls = pending.pop()
-        found.append(cls)
-        pending.extend(cls.__subclasses__())
-    return found
+        if cls not in found:
+            found[cls] = None
+            pending.extend(cls.__subclasses__())
+    return list(found)
 
 
 def aggregate_classes() -> list[type[VerityAggregate]]:
