@@ -1,7 +1,9 @@
 """Device ingest benchmark: NATS -> event store -> read models -> WebSocket, against HTTP.
 
-Runs `verity serve` (API + projections + relay + ingest, as deployed on one node) on a fresh
-database and NATS prefix, then:
+Runs `verity serve` on a fresh database and NATS prefix: by default with everything in it
+(API, projections, relay, evaluator, ingest, as deployed on one node); `--workers N` adds N
+`verity worker ingest` processes (serve then stops ingesting unless `--serve-ingest`), and
+`--split` moves the relay and the evaluator into `verity worker` processes of their own. Then:
 
 1. Sustained ingest: frame messages with 5 detections each, published as fast as JetStream
    acks them for `--duration` seconds, timed until every frame is stored AND projected
@@ -11,8 +13,9 @@ database and NATS prefix, then:
 2. Latency: frames published at `--latency-fps` for `--latency-seconds`, each stamped with
    `capturedAt`; a WebSocket client on `test_session:<id>` notes when each `detection_event`
    arrives. p50/p99 of (arrival - capturedAt of the newest frame the message carries).
-   Messages are coalesced to at most 5/s per room, so this is the delay of what is shown, not
-   of every frame (each frame is counted in a message's `coalesced`).
+   Messages are coalesced to at most 5/s per room and ingest process, so this is the delay of
+   what is shown, not of every frame (each frame is counted in a message's `coalesced`).
+   Each rate runs with every publish acked by JetStream and without acks (`--latency-acks`).
 3. HTTP: the same detections posted one per request to POST /api/detection-events (the
    original platform's way), sequentially and with 8 concurrent clients; the ratio to (1).
 
