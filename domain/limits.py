@@ -1,0 +1,75 @@
+"""The range of every value Verity accepts: one place, used by every edge.
+
+An event once stored is forever, so the edge (HTTP DTOs, the device decoder, file imports) may
+only accept what every later stage can hold: a read-model column (`integer` is 32-bit,
+`bigint` 64-bit, `text` holds no NUL), a NATS message (1 MB), a float that JSON can write back.
+Each bound below names the narrowest stage that holds it. These are msgspec constraints, so a
+value out of range fails decoding with a message that names the field (HTTP 422, dead-letter
+reason `invalid`) and the bounds appear in the OpenAPI document and the device JSON Schema.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from msgspec import Meta
+
+INT32_MAX = 2**31 - 1
+"""Largest PostgreSQL `integer`: frame numbers and counts live in such columns."""
+INT64_MAX = 2**63 - 1
+"""Largest PostgreSQL `bigint`: device sequence numbers."""
+
+MAX_FRAME_NUMBER = 100_000_000
+"""Frame numbers and frame counts: ~38 days of video at 30 fps, far inside `integer`."""
+MAX_COUNT = 1_000_000_000
+"""Generic non-negative counts (totals, skips) that end in an `integer` column."""
+MAX_COORDINATE = 1_000_000.0
+"""Pixel coordinates and sizes: finite and far beyond any sensor (a 1e308 box is refused)."""
+MAX_SECONDS = 10_000_000.0
+"""Times within a video (~115 days); finite, so they survive JSON and `double precision`."""
+MAX_SKIP = 1_000_000_000
+"""Offsets of list endpoints: PostgreSQL's OFFSET takes a bigint, pages never go that far."""
+MAX_PAGE = 10_000
+"""Most rows a list endpoint returns in one page."""
+
+MAX_NAME = 200
+MAX_IDENTIFIER = 128
+MAX_LABEL = 64
+MAX_TEXT = 10_000
+"""Descriptions, notes, reasons: well under NATS's 1 MB once relayed inside an event."""
+MAX_LIST = 1_000
+"""Most items in a list-valued field of one command (tags, ids, detections of one frame)."""
+
+_NO_CONTROL = r"^[^\x00-\x1f\x7f]*$"
+"""No control character at all: names and ids are one line of printable text."""
+_TEXT_CONTROL = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
+"""Free text may hold tab, line feed and carriage return, nothing else below space (no NUL)."""
+
+FrameNumber = Annotated[int, Meta(ge=0, le=MAX_FRAME_NUMBER)]
+FrameCount = Annotated[int, Meta(ge=0, le=MAX_FRAME_NUMBER)]
+PositiveFrameCount = Annotated[int, Meta(ge=1, le=MAX_FRAME_NUMBER)]
+Count = Annotated[int, Meta(ge=0, le=MAX_COUNT)]
+SequenceNumber = Annotated[int, Meta(ge=0, le=INT64_MAX)]
+Skip = Annotated[int, Meta(ge=0, le=MAX_SKIP)]
+Limit = Annotated[int, Meta(ge=1, le=MAX_PAGE)]
+
+Coordinate = Annotated[float, Meta(ge=-MAX_COORDINATE, le=MAX_COORDINATE)]
+Size = Annotated[float, Meta(ge=0, le=MAX_COORDINATE)]
+Seconds = Annotated[float, Meta(ge=0, le=MAX_SECONDS)]
+Fraction = Annotated[float, Meta(ge=0, le=1)]
+FrameRate = Annotated[float, Meta(gt=0, le=10_000)]
+
+Name = Annotated[str, Meta(min_length=1, max_length=MAX_NAME, pattern=_NO_CONTROL)]
+"""A person-given name: one line, 1-200 characters."""
+OptionalName = Annotated[str, Meta(max_length=MAX_NAME, pattern=_NO_CONTROL)]
+Identifier = Annotated[str, Meta(min_length=1, max_length=MAX_IDENTIFIER, pattern=_NO_CONTROL)]
+"""An id a client or device chooses (device ids, track ids, model versions)."""
+Label = Annotated[str, Meta(min_length=1, max_length=MAX_LABEL, pattern=_NO_CONTROL)]
+Text = Annotated[str, Meta(max_length=MAX_TEXT, pattern=_TEXT_CONTROL)]
+"""Free text (descriptions, notes, reasons): up to 10,000 characters, no NUL."""
+
+
+def control_character_free(value: str, *, multiline: bool = False) -> bool:
+    """The same rule as the patterns above, for values that are not decoded by msgspec."""
+    allowed = {"\t", "\n", "\r"} if multiline else set()
+    return not any((ord(c) < 0x20 and c not in allowed) or c == "\x7f" for c in value)
