@@ -33,6 +33,16 @@ class DistributionSummary(msgspec.Struct, frozen=True, kw_only=True):
     histogram: Histogram
 
 
+def _histogram(x: FloatArray, bins: int) -> tuple[FloatArray, FloatArray]:
+    """numpy's histogram, except that values equal within float rounding (which numpy cannot
+    split into `bins` finite-sized bins) share one bin instead of raising."""
+    lo, hi = float(x.min()), float(x.max())
+    if lo != hi and hi - lo <= 4 * bins * float(np.spacing(max(abs(lo), abs(hi)))):
+        return np.array([x.size]), np.array([lo, hi])
+    counts, edges = np.histogram(x, bins=bins)
+    return counts, edges
+
+
 def summarize_ms(
     values_ms: FloatArray, *, bins: int = 20, confidence: float = 0.95
 ) -> DistributionSummary:
@@ -50,7 +60,7 @@ def summarize_ms(
             histogram=Histogram(edges_ms=(), counts=()),
         )
     p50, p95, p99 = np.percentile(x, [50, 95, 99])
-    counts, edges = np.histogram(x, bins=bins)
+    counts, edges = _histogram(x, bins)
     return DistributionSummary(
         count=int(x.size),
         mean_ms=float(x.mean()),
