@@ -26,6 +26,17 @@ from verity.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
 SERVERS_DIR = REPO / ".data" / "test-servers"
+KINDS = ("unit", "integration", "e2e")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test says what it needs: a test without a kind would be skipped silently by
+    `-m unit`, `-m integration` and `-m e2e` alike."""
+    unmarked = [i.nodeid for i in items if not any(i.get_closest_marker(k) for k in KINDS)]
+    if unmarked:
+        raise pytest.UsageError(
+            "tests without a unit/integration/e2e marker: " + ", ".join(unmarked)
+        )
 
 
 def _postgres_reachable(url: str) -> bool:

@@ -7,10 +7,13 @@ import time
 from collections.abc import Callable
 
 import nats
+import pytest
 from nats.js.api import AckPolicy, ConsumerConfig
 
 from workers.pull import Held, PullPump
 from workers.streams import ensure_stream
+
+pytestmark = pytest.mark.integration
 
 
 async def _until(check: Callable[[], bool], seconds: float = 5.0) -> None:

@@ -6,6 +6,10 @@ import json
 import subprocess
 import sys
 
+import pytest
+
+pytestmark = pytest.mark.unit
+
 
 def test_every_event_class_gets_its_decoder_before_any_event_is_read() -> None:
     """In a fresh interpreter (only the codec and the catalogue imported) the events of every

@@ -6,9 +6,13 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from api.live import _NAMES, SILENT
 from domain.test_sessions import TestSession
 from workers.envelopes import aggregate_names, names_of
+
+pytestmark = pytest.mark.unit
 
 AGGREGATES = [
     "annotation",
