@@ -23,6 +23,7 @@ from api.detections import DetectionsController
 from api.errors import exception_handlers
 from api.ground_truth import GroundTruthController
 from api.health import health, root
+from api.projection_status import ProjectionStatusController
 from api.projects import ProjectsController
 from api.results import ResultsController
 from api.services import Services, request_id
@@ -79,6 +80,7 @@ def create_app(services_factory: ServicesFactory, uploads_dir: Path) -> Litestar
             ValidationController,
             dashboard_stats,
             dashboard_charts,
+            ProjectionStatusController,
             websocket_gateway,
             create_static_files_router(path="/uploads", directories=[uploads_dir]),
         ],

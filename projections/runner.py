@@ -4,6 +4,10 @@ The library's stock runner commits once per event; replaying 100k events that wa
 minutes. Here a batch of events is read with one query, turned into statements, consecutive
 statements of the same shape are sent with one executemany, and the tracking row moves in the
 same transaction, so a crash at any point leaves rows and position consistent.
+
+An event the read model cannot apply (see projections/failures.py) does not stop it: when a
+batch fails, its bad events are isolated (projections/isolation.py), recorded in
+`projection_failures` in the same transaction, and skipped.
 """
 
 from __future__ import annotations
@@ -13,11 +17,21 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from itertools import groupby
 from typing import Any, Protocol
+from uuid import UUID
 
 from psycopg import Connection
 from psycopg_pool import ConnectionPool
 
 from projections.base import Projection, Statement, topics_of
+from projections.failures import (
+    clear_failures,
+    describe,
+    failed_page,
+    is_transient,
+    lock_tracking,
+    record_failures,
+)
+from projections.isolation import Item, Write, apply_isolated
 from projections.rows import BatchProjection, RowProjection, apply_rows
 
 log = logging.getLogger(__name__)
@@ -61,6 +75,37 @@ def ensure_tracking(conn: Connection[Any], name: str) -> int:
     return int(row[0])
 
 
+def start_tracking(conn: Connection[Any], name: str) -> int:
+    """`ensure_tracking` for a projection: a new tracking row (its read model starts from
+    nothing) also forgets failures recorded against an earlier one."""
+    conn.execute(
+        "WITH new AS (INSERT INTO tracking (name, position) VALUES (%(n)s, 0)"
+        " ON CONFLICT (name) DO NOTHING RETURNING name)"
+        " DELETE FROM projection_failures WHERE projection IN (SELECT name FROM new)",
+        {"n": name},
+    )
+    return ensure_tracking(conn, name)
+
+
+def writer(projection: AnyProjection) -> Write:
+    """How `projection` writes a batch of events inside the runner's transaction."""
+    if isinstance(projection, BatchProjection):
+        return projection.write_batch
+    if isinstance(projection, RowProjection):
+        rows = projection
+
+        def write_rows(conn: Connection[Any], events: Sequence[Any]) -> None:
+            apply_rows(conn, rows, events)
+
+        return write_rows
+    statements = projection
+
+    def write_statements(conn: Connection[Any], events: Sequence[Any]) -> None:
+        execute_grouped(conn, [s for e in events for s in statements.handle(e)])
+
+    return write_statements
+
+
 def execute_grouped(conn: Connection[Any], statements: Iterable[Statement]) -> None:
     """One pipeline for the whole batch: no round trip per statement group."""
     with conn.pipeline(), conn.cursor() as cur:
@@ -84,8 +129,11 @@ class ProjectionRunner:
         self.batch_size = batch_size
         self.topics = topics_of(projection)
         self.topic_set = frozenset(self.topics)
+        self._write = writer(projection)
+        self._key = projection.key if isinstance(projection, RowProjection) else None
+        """Which read-model row an event changes (default: its aggregate's)."""
         with pool.connection() as conn:
-            self.position = ensure_tracking(conn, projection.name)
+            self.position = start_tracking(conn, projection.name)
         self._skip_recorded = 0.0
         self._persisted = self.position
         """The tracking row's value; `position` may run ahead of it past events this
@@ -96,7 +144,8 @@ class ProjectionRunner:
         return self.projection.name
 
     def step(self, head: int) -> int:
-        """Process at most one batch up to `head`; returns how many events it applied."""
+        """Process at most one batch up to `head`; returns how many events it took
+        (applied, or recorded as failures and skipped)."""
         notifications = self.reader.select_notifications(
             self.position,
             self.batch_size,
@@ -111,45 +160,79 @@ class ProjectionRunner:
         if not notifications:
             self.position = new_position
             return 0
-        events = [self.decode(n) for n in notifications]
-        projection = self.projection
-        if isinstance(projection, BatchProjection):
-
-            def write(conn: Connection[Any]) -> None:
-                projection.write_batch(conn, events)
-
-        elif isinstance(projection, RowProjection):
-
-            def write(conn: Connection[Any]) -> None:
-                apply_rows(conn, projection, events)
-
-        else:
-            statements = [s for e in events for s in projection.handle(e)]
-
-            def write(conn: Connection[Any]) -> None:
-                execute_grouped(conn, statements)
-
+        items = [self._item(n) for n in notifications]
         try:
-            self._commit(write, new_position)
+            self._commit(items, new_position)
         except LostRace:
             with self.pool.connection() as conn:
                 self.position = self._persisted = ensure_tracking(conn, self.name)
             return 0
-        return len(events)
+        return len(items)
 
-    def _commit(self, write: Callable[[Connection[Any]], None], new_position: int) -> None:
-        with self.pool.connection() as conn, conn.transaction():
-            row = conn.execute(
-                "SELECT position FROM tracking WHERE name = %s FOR UPDATE", (self.name,)
-            ).fetchone()
-            if row is None or row[0] != self._persisted:
+    def _item(self, notification: Any) -> Item:
+        """The event, or why it cannot be read (recorded as a failure, never retried forever)."""
+        n = notification
+        try:
+            event = self.decode(n)
+            key: UUID = self._key(event) if self._key else n.originator_id
+        except Exception as exc:  # the stored event's fault, not the database's
+            if is_transient(exc):
+                raise
+            return Item(
+                n.id,
+                n.topic,
+                n.originator_id,
+                n.originator_version,
+                n.originator_id,
+                error=describe(exc),
+            )
+        return Item(n.id, n.topic, n.originator_id, n.originator_version, key, event)
+
+    def _commit(self, items: Sequence[Item], new_position: int) -> None:
+        """Rows, failures and tracking in one transaction. The batch is first written whole;
+        only if that fails (and not for an outage) are its bad events isolated and skipped."""
+        with self.pool.connection() as conn:
+            try:
+                self._transaction(conn, items, new_position, isolate=False)
+            except LostRace:
+                raise
+            except Exception as exc:  # an outage propagates; a bad event is isolated below
+                if is_transient(exc):
+                    raise
+                log.warning(
+                    "projection %s: batch %s..%s failed (%s); isolating what cannot be applied",
+                    self.name,
+                    items[0].position,
+                    items[-1].position,
+                    describe(exc),
+                )
+                self._transaction(conn, items, new_position, isolate=True)
+        self.position = self._persisted = new_position
+
+    def _transaction(
+        self, conn: Connection[Any], items: Sequence[Item], new_position: int, *, isolate: bool
+    ) -> None:
+        with conn.transaction():
+            position, held = lock_tracking(conn, self.name)
+            if position != self._persisted:
                 raise LostRace
-            write(conn)
+            if isolate or held or any(item.error is not None for item in items):
+                failures = apply_isolated(conn, items, self._write, held)
+                record_failures(conn, self.name, failures)
+                for f in failures:
+                    log.error(
+                        "projection %s skipped the event at position %s (%s): %s",
+                        self.name,
+                        f.position,
+                        f.topic,
+                        f.error,
+                    )
+            else:
+                self._write(conn, [item.event for item in items])
             conn.execute(
                 "UPDATE tracking SET position = %s, updated_at = now() WHERE name = %s",
                 (new_position, self.name),
             )
-        self.position = self._persisted = new_position
 
     def catch_up(
         self, head: int | None = None, progress: Callable[[int], None] | None = None
@@ -195,5 +278,30 @@ class ProjectionRunner:
             ensure_tracking(conn, self.name)
             conn.execute("SELECT position FROM tracking WHERE name = %s FOR UPDATE", (self.name,))
             conn.execute("TRUNCATE " + ", ".join(self.projection.tables))
+            clear_failures(conn, self.name)  # the catch-up records again what still fails
             conn.execute("UPDATE tracking SET position = 0 WHERE name = %s", (self.name,))
         self.position = self._persisted = 0
+
+    def retry_failures(self, progress: Callable[[int], None] | None = None) -> tuple[int, int]:
+        """Apply again the events recorded as failures (after a fix); (cleared, still failing).
+
+        Page by page in log order, each page in one transaction with the tracking row locked
+        (so a live runner waits): the records are deleted, the events applied with the same
+        isolation, and those that still fail recorded again. A row whose first failure still
+        fails keeps its later events held back."""
+        held: dict[UUID, int] = {}
+        after = cleared = failing = 0
+        while True:
+            with self.pool.connection() as conn, conn.transaction():
+                lock_tracking(conn, self.name)
+                page = failed_page(conn, self.name, after, self.batch_size)
+                if not page:
+                    break
+                failures = apply_isolated(conn, [self._item(n) for n in page], self._write, held)
+                record_failures(conn, self.name, failures)
+            after = page[-1].id
+            cleared += len(page) - len(failures)
+            failing += len(failures)
+            if progress is not None:
+                progress(len(page))
+        return cleared, failing

@@ -75,6 +75,10 @@ class ProjectionService:
         """What is wrong with the runners that are failing now, or None."""
         return "; ".join(f"{n}: {e}" for n, e in sorted(self._errors.items())) or None
 
+    def errors(self) -> dict[str, str]:
+        """Per runner failing now (an outage: it retries), what is wrong."""
+        return dict(self._errors)
+
     @property
     def position(self) -> int:
         """Every read model reflects all events up to here."""

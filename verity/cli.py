@@ -9,12 +9,12 @@ import logging
 import signal
 import sys
 from collections.abc import AsyncIterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NoReturn
 from uuid import UUID
 
 from verity.device_commands import device_schema_command, ingest_command, simulate_command
 from verity.evaluator_command import evaluator_command
+from verity.rebuild_command import RebuildMode, rebuild_command
 from verity.settings import Settings
 
 
@@ -74,40 +74,6 @@ def migrate_command(settings: Settings) -> None:
         print("applied: " + (", ".join(applied) if applied else "nothing (up to date)"))
 
 
-def rebuild_command(settings: Settings, names: Sequence[str]) -> None:
-    from psycopg_pool import ConnectionPool  # noqa: PLC0415
-    from tqdm import tqdm  # noqa: PLC0415
-
-    from projections.runner import ProjectionRunner  # noqa: PLC0415
-    from verity.bootstrap import open_application, projection_runners, servers  # noqa: PLC0415
-
-    with servers(settings) as endpoints:
-        app = open_application(endpoints.database_url)
-        with ConnectionPool(endpoints.database_url, min_size=1, max_size=8) as pool:
-            runners = projection_runners(app, pool, settings.projection_batch_size)
-            unknown = set(names) - {r.name for r in runners}
-            if unknown:
-                known = ", ".join(r.name for r in runners)
-                raise SystemExit(f"unknown projection(s) {sorted(unknown)}; known: {known}")
-            chosen = [r for r in runners if not names or r.name in names]
-
-            def rebuild(line: int, runner: ProjectionRunner) -> int:
-                with pool.connection() as conn:
-                    row = conn.execute(
-                        "SELECT count(*) FROM verity_events WHERE topic = ANY(%s)",
-                        (runner.topics,),
-                    ).fetchone()
-                runner.reset()
-                total = row[0] if row else None
-                with tqdm(total=total, desc=runner.name, unit="ev", position=line) as bar:
-                    return runner.catch_up(progress=bar.update)
-
-            # Read models rebuild side by side: one's round trips overlap another's work.
-            with ThreadPoolExecutor(max(1, min(len(chosen), 4))) as workers:
-                list(workers.map(rebuild, range(len(chosen)), chosen))
-        app.close()
-
-
 def relay_command(settings: Settings) -> None:
     import nats  # noqa: PLC0415
     from psycopg_pool import ConnectionPool  # noqa: PLC0415
@@ -153,6 +119,21 @@ def main(argv: Sequence[str] | None = None) -> None:
     sub.add_parser("migrate", help="apply pending SQL migrations")
     rebuild = sub.add_parser("rebuild", help="empty read models and rebuild them from events")
     rebuild.add_argument("projections", nargs="*", help="names (default: all)")
+    what = rebuild.add_mutually_exclusive_group()
+    what.add_argument(
+        "--list-failures",
+        dest="mode",
+        action="store_const",
+        const=RebuildMode.LIST_FAILURES,
+        help="list the events the read models could not apply; change nothing",
+    )
+    what.add_argument(
+        "--retry-failures",
+        dest="mode",
+        action="store_const",
+        const=RebuildMode.RETRY_FAILURES,
+        help="apply those events again (after a fix) instead of rebuilding",
+    )
     worker = sub.add_parser("worker", help="run one worker alone")
     worker.add_argument("name", choices=["relay", "ingest", "evaluator"])
     simulate = sub.add_parser("simulate-device", help="publish a test session's frames over NATS")
@@ -175,7 +156,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         elif args.command == "migrate":
             migrate_command(settings)
         elif args.command == "rebuild":
-            rebuild_command(settings, args.projections)
+            rebuild_command(settings, args.projections, args.mode or RebuildMode.REBUILD)
         elif args.command == "worker" and args.name == "ingest":
             ingest_command(settings)
         elif args.command == "worker" and args.name == "evaluator":

@@ -1,0 +1,92 @@
+"""`verity rebuild`: rebuild read models from the events, list the events they could not
+apply, or re-try those after a fix."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from enum import Enum
+from typing import Any
+
+from verity.settings import Settings
+
+LIST_LIMIT = 10_000
+"""Failures listed per read model (the rest are counted)."""
+
+
+class RebuildMode(Enum):
+    REBUILD = "rebuild"
+    """Empty the read models and apply every event again (failures recorded afresh)."""
+    LIST_FAILURES = "list-failures"
+    RETRY_FAILURES = "retry-failures"
+
+
+def rebuild_command(
+    settings: Settings, names: Sequence[str], mode: RebuildMode = RebuildMode.REBUILD
+) -> None:
+    from psycopg_pool import ConnectionPool  # noqa: PLC0415 - keep other commands light
+    from tqdm import tqdm  # noqa: PLC0415
+
+    from projections.failures import failures_of  # noqa: PLC0415
+    from projections.runner import ProjectionRunner  # noqa: PLC0415
+    from verity.bootstrap import open_application, projection_runners, servers  # noqa: PLC0415
+
+    with servers(settings) as endpoints:
+        app = open_application(endpoints.database_url)
+        with ConnectionPool(endpoints.database_url, min_size=1, max_size=8) as pool:
+            runners = projection_runners(app, pool, settings.projection_batch_size)
+            unknown = set(names) - {r.name for r in runners}
+            if unknown:
+                known = ", ".join(r.name for r in runners)
+                raise SystemExit(f"unknown projection(s) {sorted(unknown)}; known: {known}")
+            chosen = [r for r in runners if not names or r.name in names]
+
+            def count(sql: str, *params: Any) -> int:
+                with pool.connection() as conn:
+                    row = conn.execute(sql, params).fetchone()
+                return int(row[0]) if row else 0
+
+            def failures(runner: ProjectionRunner) -> int:
+                return count(
+                    "SELECT count(*) FROM projection_failures WHERE projection = %s", runner.name
+                )
+
+            def rebuild(line: int, runner: ProjectionRunner) -> str:
+                total = count(
+                    "SELECT count(*) FROM verity_events WHERE topic = ANY(%s)", runner.topics
+                )
+                runner.reset()
+                with tqdm(total=total, desc=runner.name, unit="ev", position=line) as bar:
+                    runner.catch_up(progress=bar.update)
+                return f"{runner.name}: rebuilt, {failures(runner)} event(s) not applied"
+
+            def retry(line: int, runner: ProjectionRunner) -> str:
+                with tqdm(
+                    total=failures(runner), desc=runner.name, unit="ev", position=line
+                ) as bar:
+                    cleared, failing = runner.retry_failures(progress=bar.update)
+                return f"{runner.name}: {cleared} applied now, {failing} still not applied"
+
+            if mode is RebuildMode.LIST_FAILURES:
+                with pool.connection() as conn:
+                    for runner in chosen:
+                        shown = failures_of(conn, runner.name, limit=LIST_LIMIT)
+                        for f in shown:
+                            held = f" (held behind {f.held_by})" if f.held_by else ""
+                            print(
+                                f"{f.projection}\t{f.position}\t{f.topic}\t{f.originator_id}"
+                                f" v{f.originator_version}\t{f.failed_at:%Y-%m-%d %H:%M:%S}"
+                                f"\t{f.error}{held}"
+                            )
+                        if len(shown) == LIST_LIMIT:
+                            print(f"{runner.name}: {failures(runner) - LIST_LIMIT} more not shown")
+                app.close()
+                return
+            work: Callable[[int, ProjectionRunner], str] = (
+                retry if mode is RebuildMode.RETRY_FAILURES else rebuild
+            )
+            # Read models work side by side: one's round trips overlap another's work.
+            with ThreadPoolExecutor(max(1, min(len(chosen), 4))) as workers:
+                outcomes = list(workers.map(work, range(len(chosen)), chosen))
+            print("\n".join(outcomes))
+        app.close()
