@@ -33,7 +33,6 @@ MAX_PAGE = 10_000
 """Most rows a list endpoint returns in one page."""
 MAX_FRAME_RATE = 10_000
 """Frames per second of a camera or video: far beyond any real sensor."""
-MAX_MILLISECONDS = MAX_SECONDS * 1000
 MAX_TOLERANCE_MS = 60_000
 """Widest time window in which a detection may match ground truth (a minute)."""
 
@@ -65,7 +64,6 @@ Fraction = Annotated[float, Meta(ge=0, le=1)]
 FrameRate = Annotated[float, Meta(gt=0, le=MAX_FRAME_RATE)]
 WholeFrameRate = Annotated[int, Meta(ge=1, le=MAX_FRAME_RATE)]
 """A frame rate in whole frames per second (a project's camera)."""
-Milliseconds = Annotated[float, Meta(ge=0, le=MAX_MILLISECONDS)]
 ToleranceMs = Annotated[int, Meta(ge=0, le=MAX_TOLERANCE_MS)]
 
 Name = Annotated[str, Meta(min_length=1, max_length=MAX_NAME, pattern=_NO_CONTROL)]
