@@ -17,6 +17,19 @@ from domain.annotations import (
     vru_type_of,
 )
 from domain.errors import InvalidValue
+from domain.limits import (
+    MAX_COUNT,
+    Coordinate,
+    Count,
+    Fraction,
+    FrameNumber,
+    Identifier,
+    Label,
+    OptionalName,
+    Seconds,
+    Size,
+    Text,
+)
 from projections.annotations import AnnotationRow
 
 UNSET = msgspec.UNSET
@@ -24,60 +37,60 @@ Unset = msgspec.UnsetType
 
 
 class BoxIn(msgspec.Struct, kw_only=True):
-    x: float
-    y: float
-    width: float
-    height: float
-    label: str | None = None
-    confidence: float | None = None
+    x: Coordinate
+    y: Coordinate
+    width: Size
+    height: Size
+    label: OptionalName | None = None
+    confidence: Fraction | None = None
 
 
 class AnnotationIn(msgspec.Struct, kw_only=True):
     """A2 body; the frontend sends it snake_case, camelCase works too."""
 
-    frame_number: int
-    vru_type: str
-    timestamp: float | None = None
+    frame_number: FrameNumber
+    vru_type: Label
+    timestamp: Seconds | None = None
     bounding_box: BoxIn | None = None
-    end_timestamp: float | None = None
-    detection_id: str | None = None
+    end_timestamp: Seconds | None = None
+    detection_id: Identifier | None = None
     occluded: bool = False
     truncated: bool = False
     difficult: bool = False
-    notes: str | None = None
-    annotator: str | None = None
+    notes: Text | None = None
+    annotator: OptionalName | None = None
     validated: bool = False
     source: Source = Source.MANUAL
-    confidence: float | None = None
+    confidence: Fraction | None = None
 
 
 class AnnotationPatch(msgspec.Struct, kw_only=True):
     """A3 body: every field optional; `expected_version` guards against lost updates."""
 
-    frame_number: int | Unset = UNSET
-    vru_type: str | Unset = UNSET
-    timestamp: float | Unset = UNSET
+    frame_number: FrameNumber | Unset = UNSET
+    vru_type: Label | Unset = UNSET
+    timestamp: Seconds | Unset = UNSET
     bounding_box: BoxIn | Unset | None = UNSET
-    end_timestamp: float | Unset | None = UNSET
-    detection_id: str | Unset | None = UNSET
+    end_timestamp: Seconds | Unset | None = UNSET
+    detection_id: Identifier | Unset | None = UNSET
     occluded: bool | Unset = UNSET
     truncated: bool | Unset = UNSET
     difficult: bool | Unset = UNSET
-    notes: str | Unset | None = UNSET
-    annotator: str | Unset | None = UNSET
+    notes: Text | Unset | None = UNSET
+    annotator: OptionalName | Unset | None = UNSET
     validated: bool | Unset = UNSET
-    confidence: float | Unset | None = UNSET
-    expected_version: int | None = None
+    confidence: Fraction | Unset | None = UNSET
+    expected_version: Count | None = None
 
 
 class ValidateIn(msgspec.Struct, kw_only=True):
     validated: bool | None = None
-    expected_version: int | None = None
+    expected_version: Count | None = None
 
 
 class RevertIn(msgspec.Struct, kw_only=True):
-    version: int
-    expected_version: int | None = None
+    version: Count
+    expected_version: Count | None = None
 
 
 class BoxOut(msgspec.Struct, kw_only=True):
@@ -251,7 +264,7 @@ def version_from(if_match: str | None, expected: int | None) -> tuple[int | None
     if if_match is None or if_match.strip() == "*":
         return expected, False
     tag = if_match.strip().removeprefix("W/").strip('"')
-    if not tag.isdigit():
+    if not (tag.isascii() and tag.isdigit() and int(tag) <= MAX_COUNT):
         raise InvalidValue(
             "If-Match", f'If-Match: expected an annotation ETag such as "3", got {if_match!r}'
         )

@@ -17,6 +17,7 @@ from api.services import Services, caught_up, services_of
 from commands.annotation_sessions import StartSession, UpdateSession, start_session, update_session
 from domain.annotation_sessions import SessionChanges, SessionStatus
 from domain.errors import NotFound
+from domain.limits import Count, FrameCount, FrameNumber, OptionalName
 from projections import annotation_sessions as read
 
 UNSET = msgspec.UNSET
@@ -26,7 +27,7 @@ Unset = msgspec.UnsetType
 class SessionIn(msgspec.Struct, kw_only=True):
     video_id: UUID
     project_id: UUID | None = None
-    annotator_id: str | None = None
+    annotator_id: OptionalName | None = None
 
 
 class SessionPatch(msgspec.Struct, kw_only=True):
@@ -34,10 +35,10 @@ class SessionPatch(msgspec.Struct, kw_only=True):
     derived from the video's annotations, never typed in."""
 
     status: SessionStatus | Unset = UNSET
-    current_frame: int | Unset = UNSET
-    total_frames: int | Unset | None = UNSET
-    total_detections: int | None = None
-    validated_detections: int | None = None
+    current_frame: FrameNumber | Unset = UNSET
+    total_frames: FrameCount | Unset | None = UNSET
+    total_detections: Count | None = None
+    validated_detections: Count | None = None
 
 
 class SessionOut(msgspec.Struct, kw_only=True, rename="camel"):

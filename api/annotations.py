@@ -33,7 +33,7 @@ from api.annotation_dtos import (
     tuple_out,
     version_from,
 )
-from api.inputs import InputDTO, InputError, decode_input
+from api.inputs import InputDTO, InputError, checked, decode_input
 from api.projects import Message
 from api.services import Services, caught_up, meta_of, services_of
 from commands.annotation_history import HistoryEntry, annotation_history, state_as_of
@@ -58,6 +58,7 @@ from commands.context import run_as
 from domain.annotations import check_draft
 from domain.errors import ConcurrentModification, InvalidValue, NotFound
 from domain.events import EventMeta
+from domain.limits import MAX_COUNT, Identifier
 from domain.tracks import interpolate_track
 from projections import annotations as read
 from projections.videos import VideoRow, get_video
@@ -143,7 +144,7 @@ async def _history(services: Services, annotation_id: UUID) -> list[HistoryEntry
 
 def _parse_as_of(value: str) -> int | datetime:
     text = value.strip()
-    if text.isdigit():
+    if text.isascii() and text.isdigit() and len(text) <= len(str(MAX_COUNT)):
         return int(text)
     try:
         at = datetime.fromisoformat(text.replace("Z", "+00:00"))
@@ -256,7 +257,7 @@ class AnnotationsController(Controller):
         self,
         state: State,
         annotation_id: FromPath[UUID],
-        as_of: Annotated[str | None, QueryParameter(name="asOf")] = None,
+        as_of: Annotated[str | None, QueryParameter(name="asOf", max_length=64)] = None,
     ) -> Response[AnnotationOut]:
         services = services_of(state)
         if as_of is None:
@@ -316,7 +317,9 @@ class AnnotationsController(Controller):
         state: State,
         request: Request[Any, Any, Any],
         annotation_id: FromPath[UUID],
-        expected_version: Annotated[int | None, QueryParameter(name="expectedVersion")] = None,
+        expected_version: Annotated[
+            int | None, QueryParameter(name="expectedVersion", ge=0, le=MAX_COUNT)
+        ] = None,
     ) -> Message:
         services = services_of(state)
         expected, from_header = version_from(request.headers.get("if-match"), expected_version)
@@ -373,6 +376,7 @@ class AnnotationsController(Controller):
     async def track_annotations(
         self, state: State, detection_id: FromPath[str]
     ) -> list[AnnotationOut]:
+        detection_id = checked(detection_id, Identifier, "detectionId")
         async with services_of(state).read_pool.connection() as conn:
             rows = await read.track(conn, detection_id)
         return [row_out(r) for r in rows]
@@ -385,6 +389,7 @@ class AnnotationsController(Controller):
     async def track_frames(
         self, state: State, detection_id: FromPath[str], interpolate: FromQuery[bool] = True
     ) -> list[TrackBoxOut]:
+        detection_id = checked(detection_id, Identifier, "detectionId")
         async with services_of(state).read_pool.connection() as conn:
             rows = await read.track(conn, detection_id)
         states = [r.state() for r in rows]

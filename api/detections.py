@@ -16,13 +16,22 @@ from litestar import Controller, Request, get, post
 from litestar.datastructures import State
 from litestar.params import FromPath, Parameter
 
-from api.inputs import InputError, decode_input
+from api.inputs import InputError, SkipQuery, decode_input
 from api.services import Services, caught_up, execute, services_of
 from api.test_sessions import load_session
 from commands.detections import RecordFrames, RecordResult, record_frames
 from commands.device_messages import FrameMessage, InvalidMessage, decode_frame
 from domain.detections import detection_id, frame_id
 from domain.errors import Conflict, NotFound
+from domain.limits import (
+    MAX_SECONDS,
+    Coordinate,
+    FrameNumber,
+    Identifier,
+    Label,
+    OptionalName,
+    Size,
+)
 from projections import test_sessions as read
 from projections.videos import get_video
 
@@ -31,26 +40,28 @@ HTTP_DEVICE = "http"
 
 
 class BoundingBoxIn(msgspec.Struct, kw_only=True):
-    x: float
-    y: float
-    width: float
-    height: float
+    x: Coordinate
+    y: Coordinate
+    width: Size
+    height: Size
 
 
 class DetectionEventIn(msgspec.Struct, kw_only=True):
-    """T7 as cameras and the original's Raspberry Pi client post it."""
+    """T7 as cameras and the original's Raspberry Pi client post it. A negative timestamp
+    and a confidence outside 0-1 get the original's 400 messages (`_message_from_event`),
+    so only their far ends are bounded here."""
 
     test_session_id: UUID
-    timestamp: float
+    timestamp: Annotated[float, msgspec.Meta(le=MAX_SECONDS)]
     confidence: float | None = None
-    class_label: str | None = None
-    vru_type: str | None = None
-    frame_number: int | None = None
+    class_label: Label | None = None
+    vru_type: Label | None = None
+    frame_number: FrameNumber | None = None
     bounding_box: BoundingBoxIn | None = None
-    track_id: str | None = None
-    device_id: str | None = None
-    model_version: str | None = None
-    validation_result: str | None = None
+    track_id: Identifier | None = None
+    device_id: Identifier | None = None
+    model_version: Identifier | None = None
+    validation_result: OptionalName | None = None
     """Accepted for compatibility and ignored: the evaluation decides TP/FP."""
 
 
@@ -254,7 +265,7 @@ class DetectionsController(Controller):
         self,
         state: State,
         session_id: FromPath[UUID],
-        skip: Annotated[int, Parameter(ge=0)] = 0,
+        skip: SkipQuery = 0,
         limit: Annotated[int, Parameter(ge=1, le=100_000)] = 10_000,
     ) -> SessionDetectionsOut:
         services = services_of(state)
@@ -282,7 +293,7 @@ class DetectionsController(Controller):
         self,
         state: State,
         video_id: FromPath[UUID],
-        skip: Annotated[int, Parameter(ge=0)] = 0,
+        skip: SkipQuery = 0,
         limit: Annotated[int, Parameter(ge=1, le=100_000)] = 10_000,
     ) -> VideoDetectionsOut:
         services = services_of(state)

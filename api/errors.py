@@ -34,9 +34,13 @@ def domain_error(_: Request[Any, Any, Any], exc: DomainError) -> Response[Any]:
 
 def http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
     extra = exc.extra if isinstance(exc.extra, dict) else {}
+    detail = exc.detail
     if isinstance(exc, ValidationException) and isinstance(exc.extra, list):
         extra = {"errors": exc.extra}
-    return Response(_body(exc.detail, **extra), status_code=exc.status_code, headers=exc.headers)
+        problems = [e for e in exc.extra if isinstance(e, dict) and "key" in e]
+        named = [f"{e['key']}: {e.get('message', 'invalid')}" for e in problems]
+        detail = "; ".join(named) or detail  # Litestar's own detail names only the URL
+    return Response(_body(detail, **extra), status_code=exc.status_code, headers=exc.headers)
 
 
 def read_side_timeout(_: Request[Any, Any, Any], exc: ReadSideTimeout) -> Response[Any]:

@@ -6,7 +6,7 @@ from typing import Any
 from uuid import UUID
 
 import msgspec
-from litestar import Request, Response
+from litestar import MediaType, Request, Response
 
 from api.casing import camel
 from api.services import Services, caught_up, execute
@@ -51,7 +51,8 @@ def pending(session: TestSessionRow, detail: str) -> Response[Any]:
         "sessionId": str(session.id),
         "session_id": str(session.id),
     }
-    return Response(body, status_code=202)
+    # JSON whatever the route's own media type (the chart route answers SVG once ready).
+    return Response(body, status_code=202, media_type=MediaType.JSON)
 
 
 async def evaluation_or_wait(

@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import types
 import typing
+from collections.abc import Generator
 from enum import Enum
-from typing import Any, TypeVar, get_args, get_origin
+from typing import Annotated, Any, TypeVar, get_args, get_origin
 
 import msgspec
-from litestar.dto import DTOConfig, MsgspecDTO
+from litestar.dto import DTOConfig, DTOFieldDefinition, MsgspecDTO
 from litestar.exceptions import HTTPException
+from litestar.params import Parameter
+
+from domain.limits import MAX_PAGE, MAX_SKIP
 
 T = TypeVar("T")
+
+SkipQuery = Annotated[int, Parameter(ge=0, le=MAX_SKIP, description="Rows to skip")]
+"""`skip` of every list endpoint. Query parameters are checked by Litestar, which reads these
+bounds rather than msgspec's, so the `domain.limits` range is restated here once."""
+LimitQuery = Annotated[int, Parameter(ge=1, le=MAX_PAGE, description="Most rows to return")]
 _CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])([A-Z])")
 _FIELD_IN_MESSAGE = re.compile(r" - at `\$\.?([^`]*)`$")
 
@@ -105,6 +115,14 @@ def convert_input(value: Any, tp: type[T]) -> T:
         raise InputError(detail, field) from None
 
 
+def checked(value: Any, tp: Any, field: str) -> Any:
+    """A path or query value checked against its `domain.limits` type; 422 naming `field`."""
+    try:
+        return msgspec.convert(value, tp)
+    except msgspec.ValidationError as err:
+        raise InputError(f"{field}: {err}", field) from None
+
+
 def decode_input(raw: bytes, tp: type[T]) -> T:
     if not raw.strip():
         raise InputError("Request body is empty; a JSON object was expected", status_code=400)
@@ -116,9 +134,21 @@ def decode_input(raw: bytes, tp: type[T]) -> T:
 
 
 class InputDTO(MsgspecDTO[T]):  # type: ignore[type-var]
-    """Decodes request bodies with `decode_input`; OpenAPI shows the camelCase spelling."""
+    """Decodes request bodies with `decode_input`; OpenAPI shows the camelCase spelling.
+
+    The model's own msgspec constraints (the `domain.limits` types) do the validating, so the
+    transfer model Litestar builds for the OpenAPI document carries them as documentation
+    only: copied onto it as msgspec constraints they would land on the whole `X | None` union,
+    which msgspec refuses."""
 
     config = DTOConfig(rename_strategy="camel")
+
+    @classmethod
+    def generate_field_definitions(
+        cls, model_type: type[Any]
+    ) -> Generator[DTOFieldDefinition, None, None]:
+        for definition in super().generate_field_definitions(model_type):
+            yield dataclasses.replace(definition, passthrough_constraints=False)
 
     def decode_bytes(self, value: bytes) -> Any:
         return decode_input(value, self.model_type)

@@ -11,45 +11,43 @@ from litestar.datastructures import State
 from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, JSONBody, Parameter
 
-from api.inputs import InputDTO
+from api.inputs import InputDTO, SkipQuery
 from api.services import caught_up, execute, services_of
 from commands.projects import CreateProject, DeleteProject, UpdateProject
 from commands.projects import create_project as create_project_handler
 from commands.projects import delete_project as delete_project_handler
 from commands.projects import update_project as update_project_handler
 from domain.errors import InvalidValue, NotFound
+from domain.limits import Name, OptionalName, Text, WholeFrameRate
 from domain.projects import CameraView, ProjectChanges, ProjectStatus, SignalType
 from projections import projects as read
 from projections.videos import video_files_of_project
 
-MAX_FRAME_RATE = 10_000
-MAX_TEXT = 500
-Text = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_TEXT)]
 _encoder = msgspec.json.Encoder()
 UNSET = msgspec.UNSET
 Unset = msgspec.UnsetType
 
 
 class ProjectIn(msgspec.Struct, kw_only=True):
-    name: Text
-    camera_model: Text
+    name: Name
+    camera_model: Name
     camera_view: CameraView
     signal_type: SignalType
-    description: str | None = None
-    lens_type: str | None = None
-    resolution: str | None = None
-    frame_rate: int | None = None
+    description: Text | None = None
+    lens_type: OptionalName | None = None
+    resolution: OptionalName | None = None
+    frame_rate: WholeFrameRate | None = None
     status: ProjectStatus = ProjectStatus.ACTIVE
 
 
 class ProjectPatch(msgspec.Struct, kw_only=True):
-    name: str | Unset = UNSET
-    description: str | Unset | None = UNSET
-    camera_model: str | Unset = UNSET
+    name: Name | Unset = UNSET
+    description: Text | Unset | None = UNSET
+    camera_model: Name | Unset = UNSET
     camera_view: CameraView | Unset = UNSET
-    lens_type: str | Unset | None = UNSET
-    resolution: str | Unset | None = UNSET
-    frame_rate: int | Unset | None = UNSET
+    lens_type: OptionalName | Unset | None = UNSET
+    resolution: OptionalName | Unset | None = UNSET
+    frame_rate: WholeFrameRate | Unset | None = UNSET
     signal_type: SignalType | Unset = UNSET
     status: ProjectStatus | Unset = UNSET
 
@@ -63,16 +61,10 @@ class Message(msgspec.Struct, kw_only=True):
 
 
 def _check(data: ProjectIn | ProjectPatch) -> None:
-    """Rules msgspec constraints cannot carry here: Litestar's OpenAPI generation fails on a
-    constrained type inside an optional field, so those ranges are checked by hand."""
+    """The one rule a msgspec constraint cannot say: a name is more than blanks."""
     for field, value in (("name", data.name), ("cameraModel", data.camera_model)):
         if isinstance(value, str) and not value.strip():
             raise InvalidValue(field, f"{field}: must not be blank")
-        if isinstance(value, str) and len(value) > MAX_TEXT:
-            raise InvalidValue(field, f"{field}: at most {MAX_TEXT} characters")
-    rate = data.frame_rate
-    if isinstance(rate, int) and not 0 < rate <= MAX_FRAME_RATE:
-        raise InvalidValue("frameRate", f"frameRate: must be between 1 and {MAX_FRAME_RATE}")
 
 
 async def load_project(state: State, project_id: UUID) -> ProjectOut:
@@ -95,7 +87,7 @@ class ProjectsController(Controller):
     async def list_projects(
         self,
         state: State,
-        skip: Annotated[int, Parameter(ge=0)] = 0,
+        skip: SkipQuery = 0,
         limit: Annotated[int, Parameter(ge=1, le=1000)] = 100,
     ) -> Response[bytes]:
         services = services_of(state)

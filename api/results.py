@@ -31,10 +31,11 @@ from api.evaluation_views import (
     run_rerun,
     session_or_404,
 )
-from api.inputs import InputDTO, InputError
+from api.inputs import InputDTO, LimitQuery, SkipQuery
 from api.services import services_of
 from commands.evaluations import EvaluateSession, GroundTruthChoice, RerunEvaluation
 from domain.errors import Conflict
+from domain.limits import Fraction
 from projections import evaluations as read
 
 SVG = "image/svg+xml"
@@ -53,7 +54,7 @@ class EvaluateIn(msgspec.Struct, kw_only=True):
     used; `latest`: re-run it on today's ground truth and report what changed; omitted: a fresh
     evaluation on today's ground truth."""
     evaluation_id: UUID | None = None
-    confidence_threshold: float | None = None
+    confidence_threshold: Fraction | None = None
     """Keep detections scoring at least this (0-1); omitted: keep all."""
 
 
@@ -218,8 +219,8 @@ class ResultsController(Controller):
         self,
         state: State,
         session_id: FromPath[UUID],
-        skip: Annotated[int, Parameter(ge=0)] = 0,
-        limit: Annotated[int, Parameter(ge=1, le=10_000)] = 100,
+        skip: SkipQuery = 0,
+        limit: LimitQuery = 100,
         status: Annotated[str | None, Parameter(pattern="^(TP|FP|FN|BELOW_THRESHOLD)$")] = None,
     ) -> Response[Any]:
         services = services_of(state)
@@ -329,9 +330,6 @@ class ResultsController(Controller):
         services = services_of(state)
         session = await session_or_404(services, session_id)
         body = data or EvaluateIn()
-        threshold = body.confidence_threshold
-        if threshold is not None and not 0.0 <= threshold <= 1.0:
-            raise InputError("confidenceThreshold: must be between 0 and 1", "confidenceThreshold")
         if body.ground_truth is None:
             done = await run_evaluation(
                 services,

@@ -10,9 +10,9 @@ from uuid import UUID, uuid4
 import msgspec
 from litestar import Controller, Request, delete, get, post
 from litestar.datastructures import State
-from litestar.params import FromPath, FromQuery, JSONBody, Parameter
+from litestar.params import FromPath, FromQuery, JSONBody
 
-from api.inputs import InputDTO
+from api.inputs import InputDTO, LimitQuery, SkipQuery
 from api.projects import Message, load_project
 from api.services import Services, caught_up, execute, services_of
 from api.uploads import receive_video
@@ -22,6 +22,7 @@ from commands.videos import link_videos as link_videos_handler
 from commands.videos import register_upload as register_upload_handler
 from commands.videos import unlink_video as unlink_video_handler
 from domain.errors import NotFound
+from domain.limits import MAX_LIST
 from domain.projects import CENTRAL_STORE_ID
 from projections import videos as read
 
@@ -84,7 +85,7 @@ class AvailableVideo(msgspec.Struct, kw_only=True):
 
 
 class LinkIn(msgspec.Struct, kw_only=True):
-    video_ids: list[UUID]
+    video_ids: Annotated[list[UUID], msgspec.Meta(max_length=MAX_LIST)]
 
 
 class LinkOut(msgspec.Struct, kw_only=True):
@@ -226,8 +227,8 @@ class VideosController(Controller):
         self,
         state: State,
         unassigned: FromQuery[bool | None] = None,
-        skip: Annotated[int, Parameter(ge=0)] = 0,
-        limit: Annotated[int, Parameter(ge=1, le=10_000)] = 100,
+        skip: SkipQuery = 0,
+        limit: LimitQuery = 100,
     ) -> VideoPage:
         services = services_of(state)
         async with services.read_pool.connection() as conn:

@@ -31,6 +31,10 @@ MAX_SKIP = 1_000_000_000
 """Offsets of list endpoints: PostgreSQL's OFFSET takes a bigint, pages never go that far."""
 MAX_PAGE = 10_000
 """Most rows a list endpoint returns in one page."""
+MAX_FRAME_RATE = 10_000
+"""Frames per second of a camera or video: far beyond any real sensor."""
+MAX_TOLERANCE_MS = 60_000
+"""Widest time window in which a detection may match ground truth (a minute)."""
 
 MAX_NAME = 200
 MAX_IDENTIFIER = 128
@@ -57,7 +61,10 @@ Coordinate = Annotated[float, Meta(ge=-MAX_COORDINATE, le=MAX_COORDINATE)]
 Size = Annotated[float, Meta(ge=0, le=MAX_COORDINATE)]
 Seconds = Annotated[float, Meta(ge=0, le=MAX_SECONDS)]
 Fraction = Annotated[float, Meta(ge=0, le=1)]
-FrameRate = Annotated[float, Meta(gt=0, le=10_000)]
+FrameRate = Annotated[float, Meta(gt=0, le=MAX_FRAME_RATE)]
+WholeFrameRate = Annotated[int, Meta(ge=1, le=MAX_FRAME_RATE)]
+"""A frame rate in whole frames per second (a project's camera)."""
+ToleranceMs = Annotated[int, Meta(ge=0, le=MAX_TOLERANCE_MS)]
 
 Name = Annotated[str, Meta(min_length=1, max_length=MAX_NAME, pattern=_NO_CONTROL)]
 """A person-given name: one line, 1-200 characters."""

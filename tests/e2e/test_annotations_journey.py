@@ -130,7 +130,7 @@ def test_frontend_shapes_live_updates_and_ground_truth(
 @pytest.mark.parametrize(
     ("body", "field"),
     [
-        ({"frame_number": -1}, "frame_number"),
+        ({"frame_number": -1}, "frameNumber"),
         ({"vru_type": "truck"}, "vru_type"),
         ({"bounding_box": {"x": 300, "y": 0, "width": 40, "height": 10}}, "box.width"),
         ({"bounding_box": {"x": 0, "y": 0, "width": 0, "height": 10}}, "box.width"),
@@ -434,7 +434,7 @@ def test_annotation_sessions_count_from_annotation_events(
     assert (body["status"], body["currentFrame"]) == ("paused", 12)
     assert (body["totalDetections"], body["validatedDetections"]) == (2, 1)
     bad = client.put(f"/api/annotation-sessions/{sid}", json={"current_frame": -1})
-    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "current_frame"
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "currentFrame"
     assert client.get(f"/api/annotation-sessions/{sid}").json()["totalDetections"] == 2
     assert (
         client.post(
