@@ -3,6 +3,7 @@ video's resolution, 6 decimals) and `classes.txt`."""
 
 from __future__ import annotations
 
+import io
 from collections import defaultdict
 
 from api.formats.common import (
@@ -18,7 +19,7 @@ from api.formats.common import (
     integer,
     number,
 )
-from api.formats.zips import read_zip, text_of, write_zip
+from api.formats.zips import BoundedZip, text_of, write_zip
 from domain.annotations import AnnotationDraft, AnnotationState, BoundingBox, VruType
 from domain.errors import InvalidValue
 
@@ -77,34 +78,48 @@ def _line(
     return imported_draft(video, frame, classes[index], box)
 
 
-def parse(data: bytes, video: VideoInfo) -> Parsed:
-    size = _size(video)
-    files = read_zip(data)
-    classes = list(VRU_ORDER)
-    names = [n for n in files if n.rsplit("/", 1)[-1] in {"classes.txt", "obj.names"}]
-    parsed = Parsed()
-    if names:
-        listed = [c.strip() for c in text_of(files[names[0]], names[0]).splitlines() if c.strip()]
-        classes = []
-        for i, name in enumerate(listed, start=1):
-            try:
-                classes.append(class_of(name, "classes.txt"))
-            except InvalidValue as err:
-                raise FormatError(
-                    f"{names[0]} line {i}: {err.detail}", line=i, file=names[0]
-                ) from None
-    for name in sorted(files):
-        if not name.endswith(".txt") or name in names:
+def _classes(archive: BoundedZip, name: str) -> list[VruType]:
+    classes = []
+    for i, line in enumerate(text_of(archive.read(name), name).splitlines(), start=1):
+        if not line.strip():
             continue
         try:
-            frame = frame_from_name(name)
+            classes.append(class_of(line.strip(), "classes.txt"))
         except InvalidValue as err:
-            parsed.issues.append(parsed.issue(Location(file=name), "file", err.detail))
-            continue
-        for number_, text in enumerate(text_of(files[name], name).splitlines(), start=1):
-            if text.strip():
-                where = Location(file=name, line=number_)
-                parsed.add(
-                    where, lambda text=text, frame=frame: _line(text, frame, classes, size, video)
-                )
+            raise FormatError(f"{name} line {i}: {err.detail}", line=i, file=name) from None
+    return classes
+
+
+def parse(data: bytes, video: VideoInfo) -> Parsed:
+    size = _size(video)
+    parsed = Parsed()
+    with BoundedZip(data) as archive:
+        files = archive.names()
+        names = [n for n in files if n.rsplit("/", 1)[-1] in {"classes.txt", "obj.names"}]
+        classes = _classes(archive, names[0]) if names else list(VRU_ORDER)
+        for name in files:
+            if name.endswith(".txt") and name not in names:
+                _frame_file(parsed, name, text_of(archive.read(name), name), classes, size, video)
     return parsed
+
+
+def _frame_file(
+    parsed: Parsed,
+    name: str,
+    content: str,
+    classes: list[VruType],
+    size: tuple[int, int],
+    video: VideoInfo,
+) -> None:
+    try:
+        frame = frame_from_name(name)
+    except InvalidValue as err:
+        parsed.refuse(Location(file=name), "file", err.detail)
+        return
+    for number_, line in enumerate(io.StringIO(content), start=1):  # lazily: a line at a time
+        text = line.strip()
+        if text:
+            where = Location(file=name, line=number_)
+            parsed.add(
+                where, lambda text=text, frame=frame: _line(text, frame, classes, size, video)
+            )
