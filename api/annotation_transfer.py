@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -25,7 +26,7 @@ from litestar.params import FromPath, FromQuery, Parameter
 from api.annotations import load_video, meta_for, run_command
 from api.formats import FORMATS
 from api.formats.common import FormatError, Issue, Parsed, VideoInfo
-from api.formats.import_limits import MAX_IMPORT_BYTES, ImportTooLarge
+from api.formats.import_limits import MAX_IMPORT_BYTES, PARALLEL_PARSES, ImportTooLarge
 from api.inputs import InputError
 from api.services import Services, caught_up, services_of
 from api.uploads import safe_display_name
@@ -56,6 +57,15 @@ _MULTIPART_SLACK = 64 * 1024
 """Room for the multipart framing around a file of MAX_IMPORT_BYTES."""
 
 _running: set[asyncio.Task[None]] = set()
+_parsing = threading.BoundedSemaphore(PARALLEL_PARSES)
+"""Bounds the memory all imports hold together (see import_limits); held in the worker thread,
+so it does not depend on the event loop."""
+
+
+def _parse(module: Any, content: bytes, video: VideoInfo) -> Parsed:
+    with _parsing:
+        parsed: Parsed = module.parse(content, video)
+        return parsed
 
 
 class ImportResult(msgspec.Struct, kw_only=True, rename="camel"):
@@ -240,9 +250,7 @@ class AnnotationTransferController(Controller):
         chosen = format_key(format or form_format)
         module = format_module(chosen)
         try:
-            parsed: Parsed = await anyio.to_thread.run_sync(
-                module.parse, content, video_info(video)
-            )
+            parsed = await anyio.to_thread.run_sync(_parse, module, content, video_info(video))
         except FormatError as err:
             raise _refused(err) from None
         if parsed.issues and not partial:

@@ -1,12 +1,13 @@
-"""JSON and XML documents read with bounded depth and size.
+"""JSON, XML and text documents read with bounded depth and size.
 
-Both are counted before parsing with one C-speed pass (`bytes.count`) that can only overcount:
+Each is counted before parsing with one C-speed pass (`bytes.count`) that can only overcount:
 a JSON document has at most 1 + commas + brackets values; an XML document at most one element
-per `<` and one attribute per `=`. Depth is bounded while decoding: JSON goes through a typed
-msgspec decoder that accepts any JSON value nested at most MAX_NESTING deep (it stops at the
-first bracket too many, without recursing further), XML through a tree builder that counts open
-elements. defusedxml refuses DTDs, entities and external references outright, so no expansion
-can happen.
+per `<` and one attribute per `=`; a text file one line per line feed. Depth is bounded while
+decoding: JSON goes through a typed msgspec decoder that accepts any JSON value nested at most
+MAX_NESTING deep (it stops at the first bracket too many, without recursing further), XML
+through a tree builder that counts open elements and distinct names, fed in chunks so that no
+single tag can grow past MAX_XML_TOKEN. defusedxml refuses DTDs, entities and external
+references outright, so no expansion can happen.
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ from defusedxml.common import DefusedXmlException
 from api.formats.import_limits import (
     MAX_ITEMS,
     MAX_NESTING,
+    MAX_TEXT_LINES,
+    MAX_XML_NAMES,
+    MAX_XML_TOKEN,
     FormatError,
     ImportTooDeep,
     ImportTooLarge,
@@ -65,41 +69,82 @@ def decode_json(data: bytes, name: str = "file") -> Any:
         raise FormatError(f"{name}: not valid JSON ({err})", file=name) from None
 
 
-class _NestingTooDeep(Exception):
+class _TooDeep(Exception):
+    pass
+
+
+class _TooManyNames(Exception):
     pass
 
 
 class _BoundedBuilder(TreeBuilder):
-    """The standard tree builder, refusing elements nested deeper than MAX_NESTING."""
+    """The standard tree builder, refusing elements nested deeper than MAX_NESTING and more
+    than MAX_XML_NAMES distinct names; `events` moves whenever the parser reports progress."""
 
     def __init__(self) -> None:
         super().__init__()
         self._depth = 0
+        self._names: set[str] = set()
+        self.events = 0
 
     def start(self, tag: Any, attrs: Any) -> Element:
+        self.events += 1
         self._depth += 1
         if self._depth > MAX_NESTING:
-            raise _NestingTooDeep
+            raise _TooDeep
+        self._names.add(tag)
+        self._names.update(attrs)
+        if len(self._names) > MAX_XML_NAMES:
+            raise _TooManyNames
         return super().start(tag, attrs)
 
     def end(self, tag: Any) -> Element:
+        self.events += 1
         self._depth -= 1
         return super().end(tag)
+
+    def data(self, data: str) -> None:
+        self.events += 1
+        super().data(data)
+
+
+_FEED = 64 * 1024
+
+
+def _feed(parser: Any, builder: _BoundedBuilder, data: bytes, name: str) -> None:
+    """Feed in chunks; a stretch of MAX_XML_TOKEN bytes without one event is one huge tag."""
+    quiet = 0
+    for at in range(0, len(data), _FEED):
+        seen = builder.events
+        parser.feed(data[at : at + _FEED])
+        quiet = quiet + _FEED if builder.events == seen else 0
+        if quiet > MAX_XML_TOKEN:
+            raise ImportTooLarge(
+                f"{name}: an XML tag or token longer than {MAX_XML_TOKEN} bytes (MAX_XML_TOKEN)",
+                file=name,
+            )
 
 
 def parse_xml(data: bytes, name: str) -> Any:
     """The root element; FormatError for malformed, oversized, too deep or unsafe XML."""
     if data.count(b"<") + data.count(b"=") > MAX_ITEMS:
         raise _too_many("XML elements and attributes", name)
+    builder = _BoundedBuilder()
     parser = SafeET.DefusedXMLParser(
-        target=_BoundedBuilder(), forbid_dtd=True, forbid_entities=True, forbid_external=True
+        target=builder, forbid_dtd=True, forbid_entities=True, forbid_external=True
     )
     try:
-        parser.feed(data)
+        _feed(parser, builder, data, name)
         return parser.close()
-    except _NestingTooDeep:
+    except _TooDeep:
         raise ImportTooDeep(
             f"{name}: XML elements nested deeper than {MAX_NESTING} levels (MAX_NESTING)",
+            file=name,
+        ) from None
+    except _TooManyNames:
+        raise ImportTooLarge(
+            f"{name}: more than {MAX_XML_NAMES} distinct element and attribute names "
+            "(MAX_XML_NAMES)",
             file=name,
         ) from None
     except SafeET.ParseError as err:
@@ -111,3 +156,19 @@ def parse_xml(data: bytes, name: str) -> Any:
             "accepted)",
             file=name,
         ) from None
+
+
+def text_of(data: bytes, name: str) -> str:
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise FormatError(f"file: {name} is not UTF-8 text ({err})", file=name) from None
+
+
+def text_lines(data: bytes, name: str) -> list[str]:
+    """The lines of a UTF-8 text file of at most MAX_TEXT_LINES lines."""
+    if data.count(b"\n") >= MAX_TEXT_LINES:
+        raise ImportTooLarge(
+            f"{name}: more than {MAX_TEXT_LINES} lines (MAX_TEXT_LINES)", file=name
+        )
+    return text_of(data, name).splitlines()

@@ -3,22 +3,23 @@
 An import file is parsed in memory, so each cap below bounds what one file can make the server
 hold. Value ranges (frame numbers, coordinates, text) are `domain.limits`; these are the sizes.
 
-Memory bound of one import, above the server's baseline (worst cases measured by
-tests/unit/test_import_limits.py in a fresh process, peak RSS):
+Memory bound of one import, above the server's baseline:
 
-- the upload itself: at most MAX_IMPORT_BYTES (32 MiB), received into a spooled file and read
-  once into memory;
-- a zip archive: its member index (at most MAX_ARCHIVE_ENTRIES, about 0.6 kB each, < 35 MB), and
-  one member at a time, counted while it inflates, so never more than MAX_ENTRY_BYTES (4 MiB)
-  of one member whatever its headers claim; all members together at most
-  MAX_UNCOMPRESSED_BYTES (64 MiB, a CPU bound: they are never held at once);
-- a JSON or XML document: at most MAX_ITEMS values or elements+attributes (each at most ~80
-  bytes as a Python object, so < 250 MB whatever their shape) nested at most MAX_NESTING deep;
-- the checked rows: at most MAX_IMPORT_ROWS drafts and issues (~0.5 kB each, < 50 MB).
+- the upload: at most MAX_IMPORT_BYTES (32 MiB), spooled to a temporary file by the multipart
+  parser and read once into memory;
+- parsing it: at most ~256 MB, whatever the file. A zip member is inflated in counted chunks, so
+  an archive costs its index (MAX_ARCHIVE_ENTRIES) plus one member (MAX_ENTRY_BYTES) whatever its
+  headers claim; a JSON or XML document at most MAX_ITEMS values or elements+attributes (~85
+  bytes each at worst) nested at most MAX_NESTING deep; text at most MAX_TEXT_LINES lines; and
+  the checked rows at most MAX_IMPORT_ROWS. Measured peak RSS growth of a parse in a fresh
+  process: 2.5M empty XML elements 211 MB, 2.5M two-letter JSON strings 184 MB, a 100k-row COCO
+  file 109 MB, a 50k-member YOLO zip 67 MB, a 480 MB zip bomb or an archive whose headers lie
+  < 1 MB (refused). tests/unit/test_import_limits.py asserts the hostile ones.
+- at most PARALLEL_PARSES imports parse at once (the others wait), so the server holds at most
+  PARALLEL_PARSES x (32 MiB + 256 MB) for imports, under 600 MB.
 
-So one import holds well under 512 MB at its peak, most of it only for the adversarial shapes;
-a zip bomb of any ratio costs one member's 4 MiB. Every refusal names its limit: 413 for a size
-or count, 422 for nesting or a compression method we do not inflate.
+Every refusal names its cap: 413 for a size or count, 422 for nesting, DTDs or a compression
+method we do not inflate.
 """
 
 from __future__ import annotations
@@ -41,8 +42,18 @@ RATIO_FLOOR = 1 * MiB
 """Members smaller than this are not ratio-checked (tiny files compress oddly)."""
 MAX_NESTING = 16
 """JSON arrays/objects or XML elements inside each other (the formats need 4)."""
-MAX_ITEMS = 3_000_000
-"""JSON values, or XML elements plus attributes, in one document (~20 per COCO row)."""
+MAX_ITEMS = 2_500_000
+"""JSON values, or XML elements plus attributes, in one document (~17 per COCO or Verity JSON
+row, ~14 per CVAT box)."""
+MAX_XML_TOKEN = 256 * 1024
+"""Longest XML tag (with its attributes) or other single token: a CVAT box tag is ~150 bytes."""
+MAX_XML_NAMES = 1_000
+"""Distinct element and attribute names in one XML document (the formats use ~20); each new
+name costs memory in the parser, so a flood of invented names is refused early."""
+PARALLEL_PARSES = 2
+"""Imports parsed at the same time; further ones wait their turn."""
+MAX_TEXT_LINES = 2 * MAX_IMPORT_ROWS
+"""Lines of one text file (MOT, one YOLO label file), blank ones included."""
 
 
 class FormatError(Exception):

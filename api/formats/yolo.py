@@ -3,7 +3,6 @@ video's resolution, 6 decimals) and `classes.txt`."""
 
 from __future__ import annotations
 
-import io
 from collections import defaultdict
 
 from api.formats.common import (
@@ -19,7 +18,8 @@ from api.formats.common import (
     integer,
     number,
 )
-from api.formats.zips import BoundedZip, text_of, write_zip
+from api.formats.documents import text_lines
+from api.formats.zips import BoundedZip, write_zip
 from domain.annotations import AnnotationDraft, AnnotationState, BoundingBox, VruType
 from domain.errors import InvalidValue
 
@@ -62,9 +62,9 @@ def export(states: list[AnnotationState], video: VideoInfo, interpolate: bool) -
 def _line(
     text: str, frame: int, classes: list[VruType], size: tuple[int, int], video: VideoInfo
 ) -> AnnotationDraft:
-    parts = text.split()
+    parts = text.split(maxsplit=5)
     if len(parts) != 5:
-        raise InvalidValue("line", f"line: expected 'class cx cy w h', got {text!r}")
+        raise InvalidValue("line", f"line: expected 'class cx cy w h', got {text[:80]!r}")
     index = integer(parts[0], "class")
     if not 0 <= index < len(classes):
         raise InvalidValue(
@@ -80,7 +80,7 @@ def _line(
 
 def _classes(archive: BoundedZip, name: str) -> list[VruType]:
     classes = []
-    for i, line in enumerate(text_of(archive.read(name), name).splitlines(), start=1):
+    for i, line in enumerate(text_lines(archive.read(name), name), start=1):
         if not line.strip():
             continue
         try:
@@ -99,14 +99,15 @@ def parse(data: bytes, video: VideoInfo) -> Parsed:
         classes = _classes(archive, names[0]) if names else list(VRU_ORDER)
         for name in files:
             if name.endswith(".txt") and name not in names:
-                _frame_file(parsed, name, text_of(archive.read(name), name), classes, size, video)
+                lines = text_lines(archive.read(name), name)
+                _frame_file(parsed, name, lines, classes, size, video)
     return parsed
 
 
 def _frame_file(
     parsed: Parsed,
     name: str,
-    content: str,
+    lines: list[str],
     classes: list[VruType],
     size: tuple[int, int],
     video: VideoInfo,
@@ -116,7 +117,7 @@ def _frame_file(
     except InvalidValue as err:
         parsed.refuse(Location(file=name), "file", err.detail)
         return
-    for number_, line in enumerate(io.StringIO(content), start=1):  # lazily: a line at a time
+    for number_, line in enumerate(lines, start=1):
         text = line.strip()
         if text:
             where = Location(file=name, line=number_)

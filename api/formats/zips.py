@@ -171,10 +171,3 @@ def write_zip(files: dict[str, bytes]) -> bytes:
             info.compress_type = zipfile.ZIP_DEFLATED
             archive.writestr(info, files[name])
     return buffer.getvalue()
-
-
-def text_of(data: bytes, name: str) -> str:
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        raise FormatError(f"file: {name} is not UTF-8 text ({err})", file=name) from None

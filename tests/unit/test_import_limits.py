@@ -21,6 +21,8 @@ from api.formats.import_limits import (
     MAX_ARCHIVE_ENTRIES,
     MAX_ITEMS,
     MAX_NESTING,
+    MAX_TEXT_LINES,
+    MAX_XML_NAMES,
     ImportTooDeep,
     ImportTooLarge,
 )
@@ -158,6 +160,24 @@ def test_xml_entities_depth_and_floods_are_refused() -> None:
     assert err.status == 413 and "MAX_ITEMS" in err.message
     in_zip = zip_of({"Annotations/frame_000001.xml": laughs.replace(b"annotations", b"x")})
     assert refused(voc, in_zip).status == 422
+
+
+def test_one_huge_xml_tag_or_a_flood_of_invented_names_is_refused_early() -> None:
+    attributes = b" ".join(b"a%d='1'" % i for i in range(100_000))  # one 1 MB tag
+    err = refused(cvat, b"<annotations><track " + attributes + b"/></annotations>")
+    assert err.status == 413 and "MAX_XML_TOKEN" in err.message
+    invented = b"".join(b"<t%d/>" % i for i in range(MAX_XML_NAMES + 1))
+    err = refused(cvat, b"<annotations>" + invented + b"</annotations>")
+    assert err.status == 413 and "MAX_XML_NAMES" in err.message
+
+
+def test_text_lines_are_capped_and_a_long_line_is_one_bad_row() -> None:
+    err = refused(mot, b"\n" * MAX_TEXT_LINES)
+    assert err.status == 413 and "MAX_TEXT_LINES" in err.message
+    parsed = mot.parse(b"1,1,1,1,5,5,1,1,1" + b",x" * 1_000_000 + b"\n", VIDEO)
+    assert len(parsed.drafts) == 1  # columns past the tenth are not read
+    labels = zip_of({"labels/frame_000001.txt": b"0 0.5 0.5 0.1 0.1" + b" 1" * 400_000})
+    assert fields(yolo.parse(labels, VIDEO)) == ["line"]
 
 
 def test_rows_beyond_the_cap_refuse_the_file(monkeypatch: pytest.MonkeyPatch) -> None:
