@@ -4,12 +4,15 @@ An import reads and checks the whole file before storing anything. With any bad 
 is stored (422 listing every problem) unless the caller asks `partial=true`. Imports larger
 than JOB_THRESHOLD rows run as a job: the answer (202) names it, progress arrives as
 `import_progress` WebSocket messages in the video's room and at GET /api/annotation-imports/{id}.
+What one file may hold (bytes, rows, archive members, nesting) and the memory bound that follows
+are in api/formats/import_limits.py; a file over a cap is refused with 413/422 naming the cap.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -23,8 +26,10 @@ from litestar.params import FromPath, FromQuery, Parameter
 from api.annotations import load_video, meta_for, run_command
 from api.formats import FORMATS
 from api.formats.common import FormatError, Issue, Parsed, VideoInfo
+from api.formats.import_limits import MAX_IMPORT_BYTES, PARALLEL_PARSES, ImportTooLarge
 from api.inputs import InputError
 from api.services import Services, caught_up, services_of
+from api.uploads import safe_display_name
 from commands.annotations import (
     BULK_BATCH,
     CreateAnnotations,
@@ -36,6 +41,7 @@ from commands.annotations import (
 )
 from commands.context import run_as
 from domain.errors import NotFound
+from domain.limits import MAX_NAME
 from projections import annotation_sessions as jobs
 from projections import annotations as read
 from projections.videos import VideoRow
@@ -47,7 +53,19 @@ JOB_THRESHOLD = 5000
 IMPORT_BATCH = BULK_BATCH
 """Annotations per transaction (and per progress message) of an import."""
 
+_MULTIPART_SLACK = 64 * 1024
+"""Room for the multipart framing around a file of MAX_IMPORT_BYTES."""
+
 _running: set[asyncio.Task[None]] = set()
+_parsing = threading.BoundedSemaphore(PARALLEL_PARSES)
+"""Bounds the memory all imports hold together (see import_limits); held in the worker thread,
+so it does not depend on the event loop."""
+
+
+def _parse(module: Any, content: bytes, video: VideoInfo) -> Parsed:
+    with _parsing:
+        parsed: Parsed = module.parse(content, video)
+        return parsed
 
 
 class ImportResult(msgspec.Struct, kw_only=True, rename="camel"):
@@ -71,12 +89,18 @@ class ImportStatusOut(msgspec.Struct, kw_only=True, rename="camel"):
     error: str | None
 
 
+def format_key(name: str | None) -> str:
+    return (name or "json").strip().lower()
+
+
 def format_module(name: str | None) -> Any:
-    key = (name or "json").strip().lower()
+    key = format_key(name)
     module = FORMATS.get(key)
     if module is None:
         allowed = ", ".join(sorted(FORMATS))
-        raise InputError(f"format: unknown format {name!r}; allowed values: {allowed}", "format")
+        raise InputError(
+            f"format: unknown format {key[:40]!r}; allowed values: {allowed}", "format"
+        )
     return module
 
 
@@ -100,15 +124,22 @@ async def _read_upload(request: Request[Any, Any, Any]) -> tuple[bytes, str, str
         if not isinstance(upload, UploadFile):
             raise InputError("file: a multipart field named 'file' is required", "file", 400)
         fmt = form.get("format")
-        return (
-            await upload.read(),
-            upload.filename or "upload",
-            fmt if isinstance(fmt, str) else None,
-        )
-    body = await request.body()
-    if not body:
+        content = await upload.read()
+        name = safe_display_name(upload.filename or "upload")[:MAX_NAME]
+    else:
+        content, name, fmt = await request.body(), "upload", None
+    if not content:
         raise InputError("file: the request has no file", "file", 400)
-    return body, "upload", None
+    if len(content) > MAX_IMPORT_BYTES:
+        raise _too_large()
+    return content, name, fmt if isinstance(fmt, str) else None
+
+
+def _too_large() -> ImportTooLarge:
+    return ImportTooLarge(
+        f"file: larger than {MAX_IMPORT_BYTES} bytes (MAX_IMPORT_BYTES); split it into "
+        "several imports"
+    )
 
 
 async def _run_job(services: Services, meta: Any, cmd: CreateAnnotations) -> None:
@@ -119,6 +150,16 @@ async def _run_job(services: Services, meta: Any, cmd: CreateAnnotations) -> Non
         assert cmd.job_id is not None
         fail = FailImport(id=cmd.job_id, reason=f"{type(err).__name__}: {err}")
         await anyio.to_thread.run_sync(run_as, meta, fail_import, fail, services.app)
+
+
+def _refused(err: FormatError) -> HTTPException:
+    """A file that cannot be read as a whole: 400, or 413/422 for a cap (named in `detail`)."""
+    issue = Issue(field="file", message=err.message, line=err.line, file=err.file)
+    return HTTPException(
+        status_code=err.status,
+        detail=err.message,
+        extra={"imported": 0, "errors": [msgspec.to_builtins(issue)]},
+    )
 
 
 def _refusal(parsed: Parsed) -> HTTPException:
@@ -187,7 +228,7 @@ class AnnotationTransferController(Controller):
         description="The whole file is checked first. Any invalid row: 422 with every problem "
         "and nothing stored, unless partial=true. Large files run as a job (202).",
         status_code=200,
-        request_max_body_size=256 * 1024 * 1024,
+        request_max_body_size=MAX_IMPORT_BYTES + _MULTIPART_SLACK,
     )
     async def import_file(
         self,
@@ -199,20 +240,19 @@ class AnnotationTransferController(Controller):
     ) -> Response[ImportResult]:
         services = services_of(state)
         video = await load_video(services, video_id)
-        content, filename, form_format = await _read_upload(request)
-        chosen = format or form_format or "json"
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > MAX_IMPORT_BYTES + _MULTIPART_SLACK:
+            raise _refused(_too_large())
+        try:
+            content, filename, form_format = await _read_upload(request)
+        except FormatError as err:
+            raise _refused(err) from None
+        chosen = format_key(format or form_format)
         module = format_module(chosen)
         try:
-            parsed: Parsed = await anyio.to_thread.run_sync(
-                module.parse, content, video_info(video)
-            )
+            parsed = await anyio.to_thread.run_sync(_parse, module, content, video_info(video))
         except FormatError as err:
-            issue = Issue(field="file", message=err.message, line=err.line, file=err.file)
-            raise HTTPException(
-                status_code=400,
-                detail=err.message,
-                extra={"imported": 0, "errors": [msgspec.to_builtins(issue)]},
-            ) from None
+            raise _refused(err) from None
         if parsed.issues and not partial:
             raise _refusal(parsed)
         drafts = tuple(parsed.drafts)
@@ -220,7 +260,7 @@ class AnnotationTransferController(Controller):
             start = StartImport(
                 video_id=video_id,
                 format=chosen,
-                filename=filename[:500],
+                filename=filename,
                 total=len(drafts),
                 rejected=len(parsed.issues),
             )

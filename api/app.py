@@ -28,6 +28,7 @@ from api.projects import ProjectsController
 from api.results import ResultsController
 from api.services import Services, request_id
 from api.test_sessions import TestSessionsController
+from api.uploads import served_name_guard
 from api.validation import ValidationController
 from api.videos import VideosController
 from api.ws import websocket_gateway
@@ -82,7 +83,9 @@ def create_app(services_factory: ServicesFactory, uploads_dir: Path) -> Litestar
             dashboard_charts,
             ProjectionStatusController,
             websocket_gateway,
-            create_static_files_router(path="/uploads", directories=[uploads_dir]),
+            create_static_files_router(
+                path="/uploads", directories=[uploads_dir], guards=[served_name_guard]
+            ),
         ],
         lifespan=[lifespan],
         exception_handlers=exception_handlers,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath, PureWindowsPath
@@ -13,6 +14,9 @@ import anyio
 import anyio.to_thread
 import cv2
 from litestar import Request
+from litestar.connection import ASGIConnection
+from litestar.exceptions import NotFoundException
+from litestar.handlers import BaseRouteHandler
 from multipart import (  # type: ignore[import-untyped]
     MultipartError,
     MultipartSegment,
@@ -31,6 +35,20 @@ class ReceivedFile:
     size: int
     sha256: str
     metadata: VideoMetadata
+
+
+_SERVED_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+"""What a stored upload is called (`<video id><ext>`), with room to spare; no `/`, no NUL."""
+
+
+def served_name_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """Guard of GET /uploads/{name}: a name no upload could have (NUL, traversal, 256
+    characters, odd characters, the `.incoming-*` files still being received) is 404 before it
+    reaches the file system, whose errors for such names would be 500s."""
+    raw = connection.path_params.get("file_path")
+    name = PurePosixPath(str(raw)).as_posix().lstrip("/") if raw is not None else ""
+    if not _SERVED_NAME.fullmatch(name):
+        raise NotFoundException(f"file_path: no upload is named {name[:64]!r}")
 
 
 def safe_display_name(raw: str) -> str:

@@ -25,6 +25,7 @@ from api.formats.common import (
     integer,
     number,
 )
+from api.formats.documents import decode_json
 from domain.annotations import AnnotationDraft, AnnotationState, BoundingBox, VruType
 from domain.errors import InvalidValue
 
@@ -88,8 +89,8 @@ def _frames(images: list[Any], parsed: Parsed) -> dict[Any, int]:
     frames: dict[Any, int] = {}
     for i, image in enumerate(images):
         where = Location(row=i, file="images")
-        if not isinstance(image, dict) or "id" not in image:
-            parsed.issues.append(parsed.issue(where, "images.id", "images.id: missing"))
+        if not isinstance(image, dict) or not isinstance(image.get("id"), int | str):
+            parsed.refuse(where, "images.id", "images.id: missing")
             continue
         try:
             if "frame_number" in image:
@@ -99,7 +100,7 @@ def _frames(images: list[Any], parsed: Parsed) -> dict[Any, int]:
                     str(image.get("file_name", "")), "images.file_name"
                 )
         except InvalidValue as err:
-            parsed.issues.append(parsed.issue(where, err.field, err.detail))
+            parsed.refuse(where, err.field, err.detail)
     return frames
 
 
@@ -107,7 +108,7 @@ def _categories(categories: list[Any]) -> dict[Any, Any]:
     """category id -> VRU class, by name when it names one, else by canonical position."""
     out: dict[Any, Any] = {}
     for c in categories:
-        if isinstance(c, dict) and "id" in c:
+        if isinstance(c, dict) and isinstance(c.get("id"), int | str):
             out[c["id"]] = c.get("name")
     return out
 
@@ -117,10 +118,11 @@ def _row(
 ) -> AnnotationDraft:
     if not isinstance(item, dict):
         raise InvalidValue("annotation", "annotation: expected a JSON object")
-    if item.get("image_id") not in frames:
-        raise InvalidValue("image_id", f"image_id: {item.get('image_id')!r} names no image")
+    image = item.get("image_id")
+    if not isinstance(image, int | str) or image not in frames:
+        raise InvalidValue("image_id", f"image_id: {str(image)[:40]!r} names no image")
     category = item.get("category_id")
-    if category in names:
+    if isinstance(category, int | str) and category in names:
         vru = class_of(names[category], "category_id")
     else:
         vru = class_by_index(integer(category, "category_id"), 1, "category_id")
@@ -135,7 +137,7 @@ def _row(
     score = item.get("score")
     return imported_draft(
         video,
-        frames[item["image_id"]],
+        frames[image],
         vru,
         box,
         occluded=flag(attributes.get("occluded", False), "attributes.occluded"),
@@ -147,10 +149,7 @@ def _row(
 
 
 def parse(data: bytes, video: VideoInfo) -> Parsed:
-    try:
-        document = msgspec.json.decode(data)
-    except msgspec.DecodeError as err:
-        raise FormatError(f"file: not valid JSON ({err})") from None
+    document = decode_json(data)
     if not isinstance(document, dict):
         raise FormatError("file: a COCO file is a JSON object with images and annotations")
     images, annotations = document.get("images"), document.get("annotations")

@@ -14,6 +14,8 @@ from typing import Any
 
 import msgspec
 
+from api.formats.import_limits import MAX_IMPORT_ROWS, ImportTooLarge
+from api.formats.import_limits import FormatError as FormatError  # noqa: PLC0414 - re-exported
 from domain.annotations import (
     AnnotationDraft,
     AnnotationState,
@@ -24,6 +26,17 @@ from domain.annotations import (
     vru_type_of,
 )
 from domain.errors import InvalidValue
+from domain.limits import (
+    MAX_FRAME_NUMBER,
+    Coordinate,
+    Fraction,
+    FrameNumber,
+    Identifier,
+    OptionalName,
+    Seconds,
+    Size,
+    Text,
+)
 from domain.tracks import interpolate_track
 
 VRU_ORDER: tuple[VruType, ...] = tuple(VruType)
@@ -33,16 +46,6 @@ DETECTOR_NAMES = {"person": VruType.PEDESTRIAN, "bicycle": VruType.CYCLIST}
 DETECTOR_NAMES["motorcycle"] = VruType.MOTORCYCLIST
 
 _DIGITS = re.compile(r"(\d+)(?!.*\d)")
-
-
-class FormatError(Exception):
-    """The file as a whole cannot be read (bad JSON/XML/zip); 400 with where it broke."""
-
-    def __init__(self, message: str, line: int | None = None, file: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.line = line
-        self.file = file
 
 
 class VideoInfo(msgspec.Struct, frozen=True, kw_only=True):
@@ -77,7 +80,10 @@ class Parsed(msgspec.Struct, kw_only=True):
     issues: list[Issue] = msgspec.field(default_factory=list)
 
     def add(self, where: Location, make: Any) -> None:
-        """Run `make()` (which builds and returns a draft); record an issue if it refuses."""
+        """Run `make()` (which builds and returns a draft); record an issue if it refuses.
+
+        Refuses the whole file (413) once it has more than MAX_IMPORT_ROWS rows, valid or not."""
+        self._make_room(where)
         try:
             draft = make()
         except InvalidValue as err:
@@ -88,6 +94,19 @@ class Parsed(msgspec.Struct, kw_only=True):
             return
         if draft is not None:
             self.drafts.append(draft)
+
+    def refuse(self, where: Location, field: str, message: str) -> None:
+        """Record an issue that is not a row's (a file, an image); counted like a row."""
+        self._make_room(where)
+        self.issues.append(self.issue(where, field, message))
+
+    def _make_room(self, where: Location) -> None:
+        if len(self.drafts) + len(self.issues) >= MAX_IMPORT_ROWS:
+            raise ImportTooLarge(
+                f"file: more than {MAX_IMPORT_ROWS} annotation rows (MAX_IMPORT_ROWS); "
+                "split the file into several imports",
+                file=where.file,
+            )
 
     @staticmethod
     def issue(where: Location, field: str, message: str) -> Issue:
@@ -114,7 +133,12 @@ def frame_from_name(name: str, field: str = "file") -> int:
     found = _DIGITS.search(stem)
     if found is None:
         raise InvalidValue(field, f"{field}: {name!r} names no frame number")
-    return int(found.group(1))
+    digits = found.group(1).lstrip("0") or "0"
+    if len(digits) > len(str(MAX_FRAME_NUMBER)) or int(digits) > MAX_FRAME_NUMBER:
+        raise InvalidValue(
+            field, f"{field}: frame number in {name[:80]!r} is over {MAX_FRAME_NUMBER}"
+        )
+    return int(digits)
 
 
 def seconds_of(frame: int, video: VideoInfo) -> float:
@@ -149,8 +173,41 @@ def flag(value: Any, field: str) -> bool:
     raise InvalidValue(field, f"{field}: expected 0/1 or true/false, got {value!r}")
 
 
+class _BoxRanges(msgspec.Struct, frozen=True):
+    x: Coordinate
+    y: Coordinate
+    width: Size
+    height: Size
+
+
+class _DraftRanges(msgspec.Struct, frozen=True, kw_only=True):
+    """The `domain.limits` range of every imported value that reaches an event and a column."""
+
+    frame_number: FrameNumber
+    timestamp: Seconds
+    end_timestamp: Seconds | None = None
+    box: _BoxRanges | None = None
+    detection_id: Identifier | None = None
+    annotator: OptionalName | None = None
+    notes: Text | None = None
+    confidence: Fraction | None = None
+
+
+def check_ranges(draft: AnnotationDraft) -> None:
+    """InvalidValue naming the field when a value is outside `domain.limits` (frame 2**40,
+    a 1e308 box, NUL in a track id), so everything an import stores can be projected."""
+    try:
+        msgspec.convert(draft, _DraftRanges, from_attributes=True)
+    except msgspec.ValidationError as err:
+        text = str(err)
+        message, _, path = text.partition(" - at `$.")
+        field = path.rstrip("`") or "row"
+        raise InvalidValue(field, f"{field}: {message}") from None
+
+
 def checked(draft: AnnotationDraft, video: VideoInfo) -> AnnotationDraft:
     check_draft(draft, video.frame_size)
+    check_ranges(draft)
     return draft
 
 

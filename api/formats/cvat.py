@@ -25,7 +25,7 @@ from api.formats.common import (
     integer,
     number,
 )
-from api.formats.voc import parse_xml
+from api.formats.documents import parse_xml
 from domain.annotations import AnnotationDraft, AnnotationState, BoundingBox
 
 MEDIA_TYPE = "application/xml"
@@ -136,6 +136,12 @@ def _detection_id(track: Any, boxes: list[Any]) -> str | None:
     return None if len(visible) <= 1 else f"cvat_track_{track.get('id')}"
 
 
+def _frame_order(box: Any) -> int:
+    """Sort key of a `<box>`: its frame when it is a plain number (bad ones are reported later)."""
+    frame = str(box.get("frame", ""))
+    return int(frame) if frame.isascii() and frame.isdigit() and len(frame) <= 18 else 0
+
+
 def parse(data: bytes, video: VideoInfo) -> Parsed:
     root = parse_xml(data, "file")
     if root.tag != "annotations":
@@ -143,14 +149,9 @@ def parse(data: bytes, video: VideoInfo) -> Parsed:
     parsed = Parsed()
     for t, track in enumerate(root.findall("track")):
         label = track.get("label")
-        boxes = sorted(
-            track.findall("box"),
-            key=lambda b: int(b.get("frame", "0")) if str(b.get("frame", "")).isdigit() else 0,
-        )
+        boxes = sorted(track.findall("box"), key=_frame_order)
         if label is None:
-            parsed.issues.append(
-                parsed.issue(Location(row=t), "label", "label: track has no label")
-            )
+            parsed.refuse(Location(row=t), "label", "label: track has no label")
             continue
         detection = _detection_id(track, boxes)
         keyframes = [b for b in boxes if b.get("keyframe", "1") == "1"]

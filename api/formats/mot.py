@@ -7,9 +7,6 @@ appearance; on import a track id becomes the detection id.
 
 from __future__ import annotations
 
-import csv
-import io
-
 from api.formats.common import (
     VRU_ORDER,
     Location,
@@ -22,10 +19,12 @@ from api.formats.common import (
     integer,
     number,
 )
-from api.formats.zips import text_of
+from api.formats.documents import text_lines
 from domain.annotations import AnnotationDraft, AnnotationState, BoundingBox, VruType
 from domain.errors import InvalidValue
 
+_CELLS = 10
+"""MOT ground truth has 9 columns, MOT15 detections 10; any further ones are not read."""
 MEDIA_TYPE = "text/plain"
 EXTENSION = "txt"
 
@@ -78,10 +77,10 @@ def _row(cells: list[str], video: VideoInfo) -> AnnotationDraft:
 
 
 def parse(data: bytes, video: VideoInfo) -> Parsed:
-    text = text_of(data, "file")
     parsed = Parsed()
-    for line_number, cells in enumerate(csv.reader(io.StringIO(text)), start=1):
-        if not cells or not "".join(cells).strip():
+    for line_number, line in enumerate(text_lines(data, "file"), start=1):
+        cells = line.split(",", _CELLS)[:_CELLS]  # the columns MOT has, however long the line
+        if not "".join(cells).strip():
             continue
         parsed.add(
             Location(line=line_number), lambda cells=cells: _row([c.strip() for c in cells], video)

@@ -16,6 +16,7 @@ from api.formats.common import (
     expand,
     seconds_of,
 )
+from api.formats.documents import decode_json
 from api.inputs import normalize_keys
 from domain.annotations import AnnotationDraft, AnnotationState, BoundingBox, Source
 from domain.errors import InvalidValue
@@ -142,10 +143,7 @@ def _row(value: Any, video: VideoInfo) -> AnnotationDraft:
 
 
 def parse(data: bytes, video: VideoInfo) -> Parsed:
-    try:
-        document = msgspec.json.decode(data)
-    except msgspec.DecodeError as err:
-        raise FormatError(f"file: not valid JSON ({err})") from None
+    document = decode_json(data)
     rows = document.get("annotations") if isinstance(document, dict) else document
     if not isinstance(rows, list):
         raise FormatError('file: expected a list of annotations or {"annotations": [...]}')

@@ -6,10 +6,7 @@ from collections import defaultdict
 from typing import Any
 from xml.etree.ElementTree import Element, SubElement, tostring
 
-import defusedxml.ElementTree as SafeET
-
 from api.formats.common import (
-    FormatError,
     Location,
     Parsed,
     VideoInfo,
@@ -21,7 +18,8 @@ from api.formats.common import (
     imported_draft,
     number,
 )
-from api.formats.zips import read_zip, write_zip
+from api.formats.documents import parse_xml
+from api.formats.zips import BoundedZip, write_zip
 from domain.annotations import AnnotationDraft, AnnotationState, BoundingBox
 from domain.errors import InvalidValue
 
@@ -97,35 +95,24 @@ def _object(node: Any, frame: int, video: VideoInfo) -> AnnotationDraft:
     )
 
 
-def parse_xml(data: bytes, name: str) -> Any:
-    try:
-        return SafeET.fromstring(data)
-    except SafeET.ParseError as err:
-        line = err.position[0] if getattr(err, "position", None) else None
-        raise FormatError(f"{name}: not well-formed XML ({err})", line=line, file=name) from None
-    except Exception as err:  # defusedxml refuses entities/DTDs with its own exception types
-        if type(err).__module__.startswith("defusedxml"):
-            raise FormatError(
-                f"{name}: refused unsafe XML ({type(err).__name__})", file=name
-            ) from None
-        raise
-
-
 def parse(data: bytes, video: VideoInfo) -> Parsed:
     parsed = Parsed()
-    for name, content in sorted(read_zip(data).items()):
-        if not name.endswith(".xml"):
-            continue
-        root = parse_xml(content, name)
-        try:
-            filename = _child_text(root, "filename", "filename", name)
-            frame = frame_from_name(filename, "filename")
-        except InvalidValue as err:
-            parsed.issues.append(parsed.issue(Location(file=name), err.field, err.detail))
-            continue
-        for i, node in enumerate(root.findall("object")):
-            parsed.add(
-                Location(file=name, row=i),
-                lambda node=node, frame=frame: _object(node, frame, video),
-            )
+    with BoundedZip(data) as archive:
+        for name in archive.names():
+            if name.endswith(".xml"):
+                _frame_file(parsed, name, parse_xml(archive.read(name), name), video)
     return parsed
+
+
+def _frame_file(parsed: Parsed, name: str, root: Any, video: VideoInfo) -> None:
+    try:
+        filename = _child_text(root, "filename", "filename", name)
+        frame = frame_from_name(filename, "filename")
+    except InvalidValue as err:
+        parsed.refuse(Location(file=name), err.field, err.detail)
+        return
+    for i, node in enumerate(root.findall("object")):
+        parsed.add(
+            Location(file=name, row=i),
+            lambda node=node, frame=frame: _object(node, frame, video),
+        )

@@ -18,7 +18,8 @@ from api.formats.common import (
     integer,
     number,
 )
-from api.formats.zips import read_zip, text_of, write_zip
+from api.formats.documents import text_lines
+from api.formats.zips import BoundedZip, write_zip
 from domain.annotations import AnnotationDraft, AnnotationState, BoundingBox, VruType
 from domain.errors import InvalidValue
 
@@ -61,9 +62,9 @@ def export(states: list[AnnotationState], video: VideoInfo, interpolate: bool) -
 def _line(
     text: str, frame: int, classes: list[VruType], size: tuple[int, int], video: VideoInfo
 ) -> AnnotationDraft:
-    parts = text.split()
+    parts = text.split(maxsplit=5)
     if len(parts) != 5:
-        raise InvalidValue("line", f"line: expected 'class cx cy w h', got {text!r}")
+        raise InvalidValue("line", f"line: expected 'class cx cy w h', got {text[:80]!r}")
     index = integer(parts[0], "class")
     if not 0 <= index < len(classes):
         raise InvalidValue(
@@ -77,34 +78,49 @@ def _line(
     return imported_draft(video, frame, classes[index], box)
 
 
-def parse(data: bytes, video: VideoInfo) -> Parsed:
-    size = _size(video)
-    files = read_zip(data)
-    classes = list(VRU_ORDER)
-    names = [n for n in files if n.rsplit("/", 1)[-1] in {"classes.txt", "obj.names"}]
-    parsed = Parsed()
-    if names:
-        listed = [c.strip() for c in text_of(files[names[0]], names[0]).splitlines() if c.strip()]
-        classes = []
-        for i, name in enumerate(listed, start=1):
-            try:
-                classes.append(class_of(name, "classes.txt"))
-            except InvalidValue as err:
-                raise FormatError(
-                    f"{names[0]} line {i}: {err.detail}", line=i, file=names[0]
-                ) from None
-    for name in sorted(files):
-        if not name.endswith(".txt") or name in names:
+def _classes(archive: BoundedZip, name: str) -> list[VruType]:
+    classes = []
+    for i, line in enumerate(text_lines(archive.read(name), name), start=1):
+        if not line.strip():
             continue
         try:
-            frame = frame_from_name(name)
+            classes.append(class_of(line.strip(), "classes.txt"))
         except InvalidValue as err:
-            parsed.issues.append(parsed.issue(Location(file=name), "file", err.detail))
-            continue
-        for number_, text in enumerate(text_of(files[name], name).splitlines(), start=1):
-            if text.strip():
-                where = Location(file=name, line=number_)
-                parsed.add(
-                    where, lambda text=text, frame=frame: _line(text, frame, classes, size, video)
-                )
+            raise FormatError(f"{name} line {i}: {err.detail}", line=i, file=name) from None
+    return classes
+
+
+def parse(data: bytes, video: VideoInfo) -> Parsed:
+    size = _size(video)
+    parsed = Parsed()
+    with BoundedZip(data) as archive:
+        files = archive.names()
+        names = [n for n in files if n.rsplit("/", 1)[-1] in {"classes.txt", "obj.names"}]
+        classes = _classes(archive, names[0]) if names else list(VRU_ORDER)
+        for name in files:
+            if name.endswith(".txt") and name not in names:
+                lines = text_lines(archive.read(name), name)
+                _frame_file(parsed, name, lines, classes, size, video)
     return parsed
+
+
+def _frame_file(
+    parsed: Parsed,
+    name: str,
+    lines: list[str],
+    classes: list[VruType],
+    size: tuple[int, int],
+    video: VideoInfo,
+) -> None:
+    try:
+        frame = frame_from_name(name)
+    except InvalidValue as err:
+        parsed.refuse(Location(file=name), "file", err.detail)
+        return
+    for number_, line in enumerate(lines, start=1):
+        text = line.strip()
+        if text:
+            where = Location(file=name, line=number_)
+            parsed.add(
+                where, lambda text=text, frame=frame: _line(text, frame, classes, size, video)
+            )
