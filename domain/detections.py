@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 from uuid import NAMESPACE_URL, UUID, SafeUUID
 
 import msgspec
@@ -74,6 +74,36 @@ class Box(msgspec.Struct, frozen=True, kw_only=True, array_like=True, gc=False):
     y: float
     width: float
     height: float
+
+
+FRAME_MARGIN = 1.0
+"""Pixels a box may reach past the video's edge: detectors round outwards; more is not a box
+in this video."""
+
+
+class BoxLike(Protocol):
+    """A box as the wire or the store holds it."""
+
+    @property
+    def x(self) -> float: ...
+    @property
+    def y(self) -> float: ...
+    @property
+    def width(self) -> float: ...
+    @property
+    def height(self) -> float: ...
+
+
+def box_outside_frame(box: BoxLike, width: int, height: int) -> str | None:
+    """Why `box` does not lie within a `width` x `height` frame, or None if it does."""
+    m = FRAME_MARGIN
+    if box.x < -m or box.y < -m:
+        return f"origin ({box.x:g}, {box.y:g}) is left of or above the frame"
+    if box.x + box.width > width + m:
+        return f"x + width = {box.x + box.width:g} is beyond the video's width {width}"
+    if box.y + box.height > height + m:
+        return f"y + height = {box.y + box.height:g} is beyond the video's height {height}"
+    return None
 
 
 class Detection(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, gc=False):
