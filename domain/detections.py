@@ -76,11 +76,6 @@ class Box(msgspec.Struct, frozen=True, kw_only=True, array_like=True, gc=False):
     height: float
 
 
-FRAME_MARGIN = 1.0
-"""Pixels a box may reach past the video's edge: detectors round outwards; more is not a box
-in this video."""
-
-
 class BoxLike(Protocol):
     """A box as the wire or the store holds it."""
 
@@ -95,14 +90,15 @@ class BoxLike(Protocol):
 
 
 def box_outside_frame(box: BoxLike, width: int, height: int) -> str | None:
-    """Why `box` does not lie within a `width` x `height` frame, or None if it does."""
-    m = FRAME_MARGIN
-    if box.x < -m or box.y < -m:
-        return f"origin ({box.x:g}, {box.y:g}) is left of or above the frame"
-    if box.x + box.width > width + m:
-        return f"x + width = {box.x + box.width:g} is beyond the video's width {width}"
-    if box.y + box.height > height + m:
-        return f"y + height = {box.y + box.height:g} is beyond the video's height {height}"
+    """Why `box` shares no point with a `width` x `height` frame, or None if it does.
+
+    A box may reach past an edge (an object the frame cuts, a detector that does not clip);
+    one wholly beside the frame is not something seen in this video.
+    """
+    if box.x > width or box.x + box.width < 0:
+        return f"spans x {box.x:g} to {box.x + box.width:g}, outside the video's width {width}"
+    if box.y > height or box.y + box.height < 0:
+        return f"spans y {box.y:g} to {box.y + box.height:g}, outside the video's height {height}"
     return None
 
 

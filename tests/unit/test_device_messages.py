@@ -256,14 +256,15 @@ def test_a_capture_time_without_offset_is_taken_as_utc() -> None:
     ("box", "inside"),
     [
         (Box(x=0, y=0, width=1920, height=1080), True),
-        (Box(x=-0.5, y=1000, width=1920.5, height=80.9), True),  # rounding at the edge
-        (Box(x=-5, y=0, width=10, height=10), False),
-        (Box(x=1900, y=0, width=30, height=10), False),
-        (Box(x=0, y=1080, width=10, height=10), False),
-        (Box(x=5000, y=5000, width=1, height=1), False),
+        (Box(x=-50, y=1000, width=100, height=200), True),  # cut by the corner: still seen
+        (Box(x=1920, y=1080, width=0, height=0), True),
+        (Box(x=-50, y=0, width=49, height=10), False),
+        (Box(x=1921, y=0, width=30, height=10), False),
+        (Box(x=0, y=1080.5, width=10, height=10), False),
+        (Box(x=0, y=-1e6, width=10, height=1e5), False),
     ],
 )
-def test_a_box_must_lie_within_the_video_frame(box: Box, inside: bool) -> None:
+def test_a_box_must_share_a_point_with_the_video_frame(box: Box, inside: bool) -> None:
     assert (box_outside_frame(box, 1920, 1080) is None) is inside
 
 
@@ -290,7 +291,7 @@ def test_frames_with_a_box_outside_the_video_are_refused_and_their_neighbours_st
     app = Verity(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
     size = VideoMetadata(fps=30, frame_count=900, duration=30, width=640, height=480)
     sized, unsized = _session_on_video(app, size), _session_on_video(app, None)
-    far = {"classLabel": "cyclist", "box": {"x": 600, "y": 10, "width": 100, "height": 10}}
+    far = {"classLabel": "cyclist", "box": {"x": 700, "y": 10, "width": 100, "height": 10}}
 
     def message(session: str, seq: int, *detections: dict[str, Any]) -> FrameMessage:
         body = {**VALID, "sessionId": session, "seq": seq, "detections": list(detections)}
