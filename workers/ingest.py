@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from uuid import uuid4
 
 import anyio.to_thread
+import psycopg
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
@@ -46,10 +47,13 @@ STATS_EVERY = 5.0
 HEADER_REASON = "Verity-Dlq-Reason"
 HEADER_DETAIL = "Verity-Dlq-Detail"
 HEADER_SUBJECT = "Verity-Original-Subject"
-MAX_DELIVER = 30
-"""Deliveries of one message before its frames are dead-lettered as `store_failed`: with the
-nak backoff (capped at 30 s) about ten minutes of a store that keeps failing."""
+MAX_DELIVER = 300
+"""Deliveries of one message before its frames are dead-lettered as `store_failed`. Each
+failed round waits out the nak backoff (at least 2 s once it has grown), so this is at least
+ten minutes of a store that keeps failing: a database restart never dead-letters a frame."""
 _ERRORS_REMEMBERED = 100
+_UNREACHABLE = (psycopg.OperationalError, psycopg.InterfaceError, TimeoutError)
+"""Store failures of the database, not of the frames: connection lost, pool timeout, lock wait."""
 
 
 @dataclass
@@ -99,6 +103,8 @@ class IngestWorker:
         self.stats = IngestStats()
         self._failures = 0
         self._errors_logged: set[str] = set()
+        self._unreachable = False
+        """Whether the last failed store could not reach the database (no use splitting)."""
 
     async def prepare(self) -> None:
         await ensure_stream(self.js, self.stream, [f"{self.subject_prefix}.*"])
@@ -202,13 +208,31 @@ class IngestWorker:
                 continue
             good.append((msg, frame))
         if good:
-            result = await self._store([f for _, f in good])
-            if result is None:
-                await self._retry_or_give_up([m for m, _ in good], poison)
+            failed = await self._commit(good, poison)
+            if failed:
+                await self._retry_or_give_up(failed, poison)
             else:
-                await self._settle(good, result, poison)
+                self._errors_logged.clear()  # a failure after a success is news again
         for msg, reason, detail in poison:
             await self._dead_letter(msg, reason, detail)
+
+    async def _commit(
+        self, good: list[tuple[Msg, FrameMessage]], poison: list[tuple[Msg, str, str]]
+    ) -> list[Msg]:
+        """Store and settle `good`; the messages that could not be stored.
+
+        A store that fails while the database answers may be the fault of one frame, so the
+        batch is split in halves down to it: its neighbours are stored now, not after its
+        last delivery. While the database is unreachable nothing is split (every part would
+        fail the same way)."""
+        result = await self._store([f for _, f in good])
+        if result is not None:
+            await self._settle(good, result, poison)
+            return []
+        if len(good) == 1 or self._unreachable:
+            return [m for m, _ in good]
+        half = len(good) // 2
+        return [*await self._commit(good[:half], poison), *await self._commit(good[half:], poison)]
 
     async def _store(self, frames: list[FrameMessage]) -> RecordResult | None:
         cmd = RecordFrames(frames=tuple(frames), received_at=datetime.now(UTC))
@@ -219,11 +243,11 @@ class IngestWorker:
             )
         except Exception as err:  # database down or similar: retry later, never crash
             self._failures += 1
+            self._unreachable = isinstance(err, _UNREACHABLE)
             self._log_failure("ingest could not store a batch; it will be retried", err)
             return None
         self._failures = 0
         self.stats.last_error = None
-        self._errors_logged.clear()  # a failure after a success is news again
         return result
 
     def _log_failure(self, what: str, err: Exception) -> None:

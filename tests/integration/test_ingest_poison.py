@@ -16,6 +16,7 @@ from uuid import UUID
 
 import msgspec
 import nats
+import psycopg
 import pytest
 from nats.aio.client import Client as NatsClient
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
@@ -184,11 +185,11 @@ async def test_good_frames_in_a_batch_with_garbage_are_stored_without_waiting(
     assert sorted(m.headers[HEADER_REASON] for m in letters) == sorted(
         r for _, r in TRIGGERS.values()
     )
-    assert w.stats.naked == 0 and info.num_redelivered == 0
+    assert w.stats.naked == 0 and w.stats.duplicates == 0 and info.num_ack_pending == 0
     assert projected(app, database_url, session)[:2] == (40, 80)
 
 
-async def test_a_batch_whose_store_keeps_failing_is_dead_lettered_after_max_deliver(
+async def test_a_frame_the_store_refuses_holds_no_neighbour_and_is_dead_lettered_at_last(
     app: Verity,
     settings: Settings,
     database_url: str,
@@ -196,44 +197,89 @@ async def test_a_batch_whose_store_keeps_failing_is_dead_lettered_after_max_deli
     caplog: pytest.LogCaptureFixture,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Redelivery is bounded: on its last delivery a frame that still cannot be stored goes to
-    the dead-letter subject as `store_failed`; the traceback is logged once, not per batch."""
+    """The store fails whenever frame 13 is in the batch (as PostgreSQL would for a value it
+    cannot hold): the batch is split down to it, its 29 neighbours are stored at their first
+    delivery, and on its last delivery (max_deliver) frame 13 is dead-lettered as
+    `store_failed`. The traceback is logged once, not once per try."""
     session = sized_session(app)
     subject = f"{settings.detections_subject}.{session}"
     real = ingest.record_frames
 
-    def broken(*_: Any) -> Any:
-        raise RuntimeError("the store is broken")
+    def refuses_13(cmd: Any, app_: Verity) -> Any:
+        if any(f.seq == 13 for f in cmd.frames):
+            raise psycopg.errors.NumericValueOutOfRange("integer out of range")
+        return real(cmd, app_)
 
-    monkeypatch.setattr(ingest, "record_frames", broken)
-    w = worker(nc, app, settings, max_deliver=3, ack_wait=2.0)
+    monkeypatch.setattr(ingest, "record_frames", refuses_13)
+    w = worker(nc, app, settings, max_deliver=3)
     await w.prepare()
+    await publish_all(
+        nc,
+        [
+            (subject, msgspec.json.encode(frame(session, s)), {"Nats-Msg-Id": str(s)})
+            for s in range(30)
+        ],
+    )
     stop = asyncio.Event()
     task = asyncio.create_task(w.run(stop))
     try:
         with caplog.at_level(logging.DEBUG, logger="workers.ingest"):
-            await publish_all(
-                nc,
-                [
-                    (subject, msgspec.json.encode(frame(session, s)), {"Nats-Msg-Id": str(s)})
-                    for s in range(2)
-                ],
-            )
-            letters = await dead_letters_within(nc, settings, 2, 30)
-        monkeypatch.setattr(ingest, "record_frames", real)
-        await publish_all(nc, [(subject, msgspec.json.encode(frame(session, 5)), {})])
-        stored = await wait_stored(database_url, session, range(5, 6), WAIT)
+            (letter,) = await dead_letters_within(nc, settings, 1, 30)
+        stored = await wait_stored(database_url, session, range(30), 1)
         info = await nc.jetstream().consumer_info(settings.detections_stream, w.durable)
     finally:
         stop.set()
         await task
-    assert [m.headers[HEADER_REASON] for m in letters] == ["store_failed"] * 2
-    assert "after 3 deliveries" in letters[0].headers["Verity-Dlq-Detail"]
-    assert "the store is broken" in letters[0].headers["Verity-Dlq-Detail"]
+    assert letter.headers[HEADER_REASON] == "store_failed"
+    assert letter.headers["Verity-Original-Msg-Id"] == "13"
+    assert "after 3 deliveries" in letter.headers["Verity-Dlq-Detail"]
+    assert "integer out of range" in letter.headers["Verity-Dlq-Detail"]
+    assert stored == 29 and w.stats.stored == 29
+    assert info.config.max_deliver == 3 and info.num_ack_pending == 0
+    assert w.stats.naked == 2 and w.stats.duplicates == 0, "only frame 13 came back, twice"
     tracebacks = [r for r in caplog.records if r.exc_info is not None]
     assert len(tracebacks) == 1, [r.getMessage() for r in tracebacks]
-    assert stored == 1 and info.config.max_deliver == 3 and info.num_ack_pending == 0
-    assert set(stored_frame_copies(database_url, session)) == {frame_id("cam-1", session, 5)}
+
+
+async def test_while_the_database_is_unreachable_batches_are_retried_whole(
+    app: Verity,
+    settings: Settings,
+    database_url: str,
+    nc: NatsClient,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A connection failure is not split down (every part would fail alike) and dead-letters
+    nothing: the frames are naked and stored once the database answers."""
+    session = sized_session(app)
+    subject = f"{settings.detections_subject}.{session}"
+    real = ingest.record_frames
+    failing_calls: list[int] = []
+
+    def down_twice(cmd: Any, app_: Verity) -> Any:
+        if len(failing_calls) < 2:
+            failing_calls.append(w.stats.batches)
+            raise psycopg.OperationalError("connection refused")
+        return real(cmd, app_)
+
+    monkeypatch.setattr(ingest, "record_frames", down_twice)
+    w = worker(nc, app, settings)
+    await w.prepare()
+    await publish_all(
+        nc,
+        [
+            (subject, msgspec.json.encode(frame(session, s)), {"Nats-Msg-Id": str(s)})
+            for s in range(20)
+        ],
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(w.run(stop))
+    try:
+        stored = await wait_stored(database_url, session, range(20), WAIT)
+    finally:
+        stop.set()
+        await task
+    assert stored == 20 and w.stats.dead_lettered == 0 and w.stats.naked >= 20
+    assert len(set(failing_calls)) == 2, "one store call per batch while it is unreachable"
 
 
 async def dead_letters_within(nc: NatsClient, settings: Settings, n: int, wait: float) -> list[Any]:
