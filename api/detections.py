@@ -17,14 +17,13 @@ from litestar import Controller, Request, get, post
 from litestar.datastructures import State
 from litestar.params import FromPath, Parameter
 
-from api.inputs import InputError, decode_input, to_snake
+from api.inputs import InputError, decode_input
 from api.services import Services, caught_up, execute, services_of
 from api.test_sessions import load_session
 from commands.detections import RecordFrames, RecordResult, record_frames
 from commands.device_messages import FrameMessage, InvalidMessage, decode_frame
 from domain.detections import detection_id, frame_id
-from domain.errors import Conflict, InvalidValue, NotFound
-from domain.limits import MAX_SKIP
+from domain.errors import Conflict, NotFound
 from projections import test_sessions as read
 from projections.videos import get_video
 
@@ -155,7 +154,14 @@ def detection_out(d: read.DetectionRow) -> DetectionOut:
 
 
 _WIRE_PATH = re.compile(r"at `\$\.([^`]*)`")
-_T7_NAMES = {"box": "bounding_box", "classLabel": "class_label", "trackId": "track_id"}
+_T7_NAMES = {
+    "box": "bounding_box",
+    "classLabel": "class_label",
+    "trackId": "track_id",
+    "frameNumber": "frame_number",
+    "modelVersion": "model_version",
+    "deviceId": "device_id",
+}
 
 
 def _t7_field(detail: str) -> str | None:
@@ -167,7 +173,7 @@ def _t7_field(detail: str) -> str | None:
     parts = found.group(1).split(".")
     if parts[0].startswith("detections[") and len(parts) > 1:
         parts = parts[1:]
-    return ".".join(_T7_NAMES.get(p, to_snake(p)) for p in parts)
+    return ".".join(_T7_NAMES.get(p, p) for p in parts)
 
 
 def _message_from_event(data: DetectionEventIn) -> FrameMessage:
@@ -203,7 +209,8 @@ def _raise_rejection(result: RecordResult, box_field: str | None = None) -> None
         if rejection.reason == "unknown_session":
             raise NotFound("Test session", rejection.detail, "Test session not found")
         if rejection.reason == "invalid":
-            raise InvalidValue(box_field or rejection.field or "body", rejection.detail)
+            field = box_field or rejection.field
+            raise InputError(f"{field}: {rejection.detail}", field, status_code=422)
         raise Conflict(rejection.detail)
 
 
@@ -277,7 +284,7 @@ class DetectionsController(Controller):
         self,
         state: State,
         session_id: FromPath[UUID],
-        skip: Annotated[int, Parameter(ge=0, le=MAX_SKIP)] = 0,
+        skip: Annotated[int, Parameter(ge=0)] = 0,
         limit: Annotated[int, Parameter(ge=1, le=100_000)] = 10_000,
     ) -> SessionDetectionsOut:
         services = services_of(state)
@@ -305,7 +312,7 @@ class DetectionsController(Controller):
         self,
         state: State,
         video_id: FromPath[UUID],
-        skip: Annotated[int, Parameter(ge=0, le=MAX_SKIP)] = 0,
+        skip: Annotated[int, Parameter(ge=0)] = 0,
         limit: Annotated[int, Parameter(ge=1, le=100_000)] = 10_000,
     ) -> VideoDetectionsOut:
         services = services_of(state)

@@ -65,7 +65,8 @@ class Rejection(msgspec.Struct, frozen=True, kw_only=True):
     """`unknown_session`, `session_closed`, or `invalid` (a box outside the video's frame)."""
     detail: str
     field: str | None = None
-    """The wire path of the value at fault, for `invalid` (`detections[0].box`)."""
+    """The wire path of the value at fault, for `invalid` (`detections[0].box`); `detail`
+    says what is wrong with it."""
 
 
 class RecordResult(msgspec.Struct, frozen=True, kw_only=True):
@@ -138,7 +139,7 @@ def _boxes_outside(app: Verity, frames: Sequence[FrameMessage]) -> dict[int, Rej
             why = None if d.box is None else box_outside_frame(d.box, *size)
             if why is not None:
                 field = f"detections[{j}].box"
-                out[i] = Rejection(index=i, reason="invalid", detail=f"{field}: {why}", field=field)
+                out[i] = Rejection(index=i, reason="invalid", detail=why, field=field)
                 break
     return out
 

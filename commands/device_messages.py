@@ -117,6 +117,9 @@ class InvalidMessage(Exception):
         self.detail = detail
 
 
+_UNDECODABLE = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
+"""What msgspec raises for bytes that are not JSON: malformed, not UTF-8 inside a string,
+nested deeper than it recurses."""
 _decoder = msgspec.json.Decoder(FrameMessage)
 _raw = msgspec.json.Decoder()
 
@@ -163,18 +166,12 @@ def decode_frame(data: bytes) -> FrameMessage:
         return _decoder.decode(data)
     except msgspec.ValidationError:
         pass  # maybe snake_case keys, maybe not JSON after all: the untyped parse says which
-    except msgspec.DecodeError as err:
+    except _UNDECODABLE as err:
         raise InvalidMessage("undecodable", str(err)) from None
-    except RecursionError:
-        raise InvalidMessage("undecodable", "JSON nested too deeply") from None
     try:
         raw = _raw.decode(data)
-    except msgspec.ValidationError as err:  # e.g. a number beyond float's range
+    except (*_UNDECODABLE, msgspec.ValidationError) as err:  # e.g. a number beyond float
         raise InvalidMessage("undecodable", str(err)) from None
-    except msgspec.DecodeError as err:
-        raise InvalidMessage("undecodable", str(err)) from None
-    except RecursionError:
-        raise InvalidMessage("undecodable", "JSON nested too deeply") from None
     try:
         return msgspec.convert(_camel_keys(raw, FrameMessage), FrameMessage)
     except msgspec.ValidationError as err:

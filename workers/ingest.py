@@ -278,8 +278,9 @@ class IngestWorker:
         poison: list[tuple[Msg, str, str]],
     ) -> None:
         rejected = {r.index: r for r in result.rejected}
-        for index, rejection in rejected.items():
-            poison.append((good[index][0], rejection.reason, rejection.detail))
+        for index, r in rejected.items():
+            detail = f"{r.field}: {r.detail}" if r.field else r.detail
+            poison.append((good[index][0], r.reason, detail))
         for i, (msg, _) in enumerate(good):
             if i not in rejected:
                 await msg.ack()  # a buffered publish: no round trip each

@@ -124,6 +124,10 @@ TRIGGERS: dict[str, tuple[Any, str]] = {
         "undecodable",
     ),
     "deep nesting": (lambda s: b"[" * 100_000, "undecodable"),
+    "not UTF-8 in a string": (
+        lambda s: with_change(s, deviceId="@").replace(b'"@"', b'"\x80"'),
+        "undecodable",
+    ),
 }
 
 

@@ -123,6 +123,9 @@ NASTY_TOKENS = [
     b"1" * 400,
     b'"\\u0000"',
     b'"\\ud800"',
+    b'"\x80"',
+    b'"\xed\xa0\x80"',
+    b'"\xc3"',
     b"NaN",
     b"Infinity",
     b"[" * 5000,
@@ -140,7 +143,10 @@ def test_any_bytes_decode_or_are_refused_with_a_reason(data: bytes) -> None:
         assert_storable(message)
 
 
-@pytest.mark.parametrize("data", [b"1 x", b'"a"b', b'{"a":1}}', b"1e400", b"[" * 100_000])
+@pytest.mark.parametrize(
+    "data",
+    [b"1 x", b'"a"b', b'{"a":1}}', b"1e400", b"[" * 100_000, b'{"deviceId": "\x80"}'],
+)
 def test_the_attackers_payloads_are_undecodable(data: bytes) -> None:
     with pytest.raises(InvalidMessage) as caught:
         decode_frame(data)
