@@ -7,6 +7,7 @@ and projected identically.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any
 from uuid import UUID, uuid4
@@ -163,6 +164,29 @@ def detection_out(d: read.DetectionRow) -> DetectionOut:
     )
 
 
+_WIRE_PATH = re.compile(r"at `\$\.([^`]*)`")
+_T7_NAMES = {
+    "box": "bounding_box",
+    "classLabel": "class_label",
+    "trackId": "track_id",
+    "frameNumber": "frame_number",
+    "modelVersion": "model_version",
+    "deviceId": "device_id",
+}
+
+
+def _t7_field(detail: str) -> str | None:
+    """T7's name for the wire path a decoder message names (`detections[0].box.x` ->
+    `bounding_box.x`): the one detection's fields sit at the top of T7's body."""
+    found = _WIRE_PATH.search(detail)
+    if found is None:
+        return None
+    parts = found.group(1).split(".")
+    if parts[0].startswith("detections[") and len(parts) > 1:
+        parts = parts[1:]
+    return ".".join(_T7_NAMES.get(p, p) for p in parts)
+
+
 def _message_from_event(data: DetectionEventIn) -> FrameMessage:
     """T7's single detection as a one-object frame; the original's messages for bad values."""
     if data.timestamp < 0:
@@ -174,7 +198,7 @@ def _message_from_event(data: DetectionEventIn) -> FrameMessage:
     detection: dict[str, Any] = {"classLabel": label, "confidence": data.confidence}
     if box is not None:
         detection["box"] = msgspec.structs.asdict(box)
-    if data.track_id is not None:
+    if data.track_id:  # the original's clients send "" for no track
         detection["trackId"] = data.track_id
     raw = {
         "deviceId": data.device_id or HTTP_DEVICE,
@@ -182,19 +206,22 @@ def _message_from_event(data: DetectionEventIn) -> FrameMessage:
         "seq": 0,
         "timestamp": data.timestamp,
         "frameNumber": data.frame_number,
-        "modelVersion": data.model_version,
+        "modelVersion": data.model_version or None,
         "detections": [detection],
     }
     try:
         return decode_frame(msgspec.json.encode(raw))
     except InvalidMessage as err:
-        raise InputError(err.detail, status_code=400) from None
+        raise InputError(err.detail, _t7_field(err.detail), status_code=400) from None
 
 
-def _raise_rejection(result: RecordResult) -> None:
+def _raise_rejection(result: RecordResult, box_field: str | None = None) -> None:
     for rejection in result.rejected:
         if rejection.reason == "unknown_session":
             raise NotFound("Test session", rejection.detail, "Test session not found")
+        if rejection.reason == "invalid":
+            field = box_field or rejection.field
+            raise InputError(f"{field}: {rejection.detail}", field, status_code=422)
         raise Conflict(rejection.detail)
 
 
@@ -203,10 +230,13 @@ DETECTION_READ_MODELS = (read.DetectionsProjection.name, read.TestSessionsProjec
 
 
 async def _record(
-    services: Services, request: Request[Any, Any, Any], cmd: RecordFrames
+    services: Services,
+    request: Request[Any, Any, Any],
+    cmd: RecordFrames,
+    box_field: str | None = None,
 ) -> RecordResult:
     result = await execute(services, request, record_frames, cmd)
-    _raise_rejection(result)
+    _raise_rejection(result, box_field)
     await caught_up(services, result.position, *DETECTION_READ_MODELS)
     return result
 
@@ -227,7 +257,7 @@ class DetectionsController(Controller):
         message = _message_from_event(data)
         fid = uuid4()  # one POST is one detection: no sequence number to deduplicate on
         cmd = RecordFrames(frames=(message,), received_at=datetime.now(UTC), ids=(fid,))
-        await _record(services_of(state), request, cmd)
+        await _record(services_of(state), request, cmd, box_field="bounding_box")
         return DetectionEventOut(
             detection_id=detection_id(fid, 0), validation_result=None, status="processed"
         )

@@ -25,10 +25,17 @@ from psycopg.rows import tuple_row
 
 from commands.application import Position, Verity
 from commands.device_messages import FrameMessage
-from domain.detections import MAX_FRAMES_PER_EVENT, FrameBatch, RecordedFrame, frame_id
+from domain.detections import (
+    MAX_FRAMES_PER_EVENT,
+    FrameBatch,
+    RecordedFrame,
+    box_outside_frame,
+    frame_id,
+)
 from domain.errors import NotFound
 from domain.events import current_meta
 from domain.test_sessions import TestSession
+from domain.videos import Video
 
 _BATCH_TOPIC = get_topic(FrameBatch)
 _RECORDED: Any = FrameBatch.Recorded  # its typed signature shows only the base fields
@@ -55,8 +62,11 @@ class RecordFrames(msgspec.Struct, frozen=True, kw_only=True):
 class Rejection(msgspec.Struct, frozen=True, kw_only=True):
     index: int
     reason: str
-    """`unknown_session` or `session_closed`."""
+    """`unknown_session`, `session_closed`, or `invalid` (a box outside the video's frame)."""
     detail: str
+    field: str | None = None
+    """The wire path of the value at fault, for `invalid` (`detections[0].box`); `detail`
+    says what is wrong with it."""
 
 
 class RecordResult(msgspec.Struct, frozen=True, kw_only=True):
@@ -68,15 +78,32 @@ class RecordResult(msgspec.Struct, frozen=True, kw_only=True):
     rejected: tuple[Rejection, ...]
 
 
-_OPEN_SESSIONS: weakref.WeakKeyDictionary[Verity, set[UUID]] = weakref.WeakKeyDictionary()
-"""Sessions seen taking detections. Loading a session for every batch cost a query each; a
-session that closes later is still caught, by the check under the event store's lock."""
+FrameSize = tuple[int, int]
+_OPEN_SESSIONS: weakref.WeakKeyDictionary[Verity, dict[UUID, FrameSize | None]] = (
+    weakref.WeakKeyDictionary()
+)
+"""Sessions seen taking detections, with their video's frame size where it is known. Loading
+a session for every batch cost a query each; a session that closes later is still caught, by
+the check under the event store's lock. A video's size is recorded with its upload, before any
+session can run on it, so the size first seen stays right."""
 _OPEN_SESSIONS_KEPT = 10_000
+
+
+def _frame_size(app: Verity, session: TestSession) -> FrameSize | None:
+    """The (width, height) of the session's video, if its metadata says."""
+    try:
+        video = app.load(Video, session.video_id, "Video")
+    except NotFound:
+        return None
+    meta = video.metadata
+    if meta is None or meta.width <= 0 or meta.height <= 0:
+        return None
+    return meta.width, meta.height
 
 
 def _session_problems(app: Verity, session_ids: Iterable[UUID]) -> dict[UUID, Rejection]:
     problems: dict[UUID, Rejection] = {}
-    known_open = _OPEN_SESSIONS.setdefault(app, set())
+    known_open = _OPEN_SESSIONS.setdefault(app, {})
     for sid in session_ids:
         if sid in known_open:
             continue
@@ -96,8 +123,25 @@ def _session_problems(app: Verity, session_ids: Iterable[UUID]) -> dict[UUID, Re
         else:
             if len(known_open) >= _OPEN_SESSIONS_KEPT:
                 known_open.clear()
-            known_open.add(sid)
+            known_open[sid] = _frame_size(app, session)
     return problems
+
+
+def _boxes_outside(app: Verity, frames: Sequence[FrameMessage]) -> dict[int, Rejection]:
+    """Frames with a box outside their video's frame (where its size is known), by index."""
+    sizes = _OPEN_SESSIONS.get(app, {})
+    out: dict[int, Rejection] = {}
+    for i, f in enumerate(frames):
+        size = sizes.get(f.session_id)
+        if size is None:
+            continue
+        for j, d in enumerate(f.detections):
+            why = None if d.box is None else box_outside_frame(d.box, *size)
+            if why is not None:
+                field = f"detections[{j}].box"
+                out[i] = Rejection(index=i, reason="invalid", detail=why, field=field)
+                break
+    return out
 
 
 def _frame_ids(frames: Sequence[FrameMessage]) -> tuple[UUID, ...]:
@@ -256,11 +300,16 @@ def _store(
     return (max(positions) if positions else None), sorted(i for c in kept for i, _ in c.frames)
 
 
-def _rejections(problems: dict[UUID, Rejection], frames: Sequence[FrameMessage]) -> list[Rejection]:
+def _rejections(
+    problems: dict[UUID, Rejection], invalid: dict[int, Rejection], frames: Sequence[FrameMessage]
+) -> list[Rejection]:
+    """One rejection per refused frame, in frame order: its session's, else its own."""
     return [
         msgspec.structs.replace(problems[f.session_id], index=i)
-        for i, f in enumerate(frames)
         if f.session_id in problems
+        else invalid[i]
+        for i, f in enumerate(frames)
+        if f.session_id in problems or i in invalid
     ]
 
 
@@ -269,11 +318,12 @@ def record_frames(cmd: RecordFrames, app: Verity) -> RecordResult:
     frames = cmd.frames
     ids = cmd.ids or _frame_ids(frames)
     problems = _session_problems(app, {f.session_id for f in frames})
+    invalid = _boxes_outside(app, frames)
     while True:
         first_index: dict[UUID, int] = {}
         in_batch_repeats: list[int] = []
         for i, (fid, f) in enumerate(zip(ids, frames, strict=True)):
-            if f.session_id in problems:
+            if f.session_id in problems or i in invalid:
                 continue
             if fid in first_index:
                 in_batch_repeats.append(i)
@@ -282,7 +332,9 @@ def record_frames(cmd: RecordFrames, app: Verity) -> RecordResult:
         try:
             position, stored = _store(app, _chunks(first_index, frames), cmd.received_at)
         except _ClosedMeanwhile as closed:
-            _OPEN_SESSIONS.get(app, set()).difference_update(closed.sessions)
+            known_open = _OPEN_SESSIONS.get(app, {})
+            for sid in closed.sessions:
+                known_open.pop(sid, None)
             problems.update(_session_problems(app, closed.sessions))  # says which status now
             for sid in closed.sessions:
                 problems.setdefault(
@@ -299,5 +351,5 @@ def record_frames(cmd: RecordFrames, app: Verity) -> RecordResult:
             position=position,
             stored=tuple(stored),
             duplicates=tuple(sorted(duplicates)),
-            rejected=tuple(_rejections(problems, frames)),
+            rejected=tuple(_rejections(problems, invalid, frames)),
         )

@@ -12,28 +12,40 @@ from __future__ import annotations
 import re
 import types
 import typing
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 from uuid import UUID
 
 import msgspec
 
 from domain.detections import VRU_CLASSES, Box, Detection, canonical_class
+from domain.limits import (
+    MAX_IDENTIFIER,
+    MAX_LIST,
+    Coordinate,
+    Fraction,
+    FrameNumber,
+    Identifier,
+    Label,
+    Seconds,
+    SequenceNumber,
+    Size,
+)
 
-NonNegative = Annotated[float, msgspec.Meta(ge=0)]
-Confidence = Annotated[float, msgspec.Meta(ge=0, le=1)]
-Label = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
-DeviceId = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=r"^[^\x00:]+$")]
-MAX_DETECTIONS = 1000
+DeviceId = Annotated[
+    str, msgspec.Meta(min_length=1, max_length=MAX_IDENTIFIER, pattern=r"^[^\x00-\x1f\x7f:]+$")
+]
+"""An `Identifier` without `:`, which separates the parts of the message id."""
+MAX_DETECTIONS = MAX_LIST
 
 _CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])([A-Z])")
 
 
 class BoxIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, gc=False):
-    x: float
-    y: float
-    width: NonNegative
-    height: NonNegative
+    x: Coordinate
+    y: Coordinate
+    width: Size
+    height: Size
 
 
 class DetectionIn(
@@ -42,9 +54,9 @@ class DetectionIn(
     """One object seen in the frame; `box` and `trackId` are optional."""
 
     class_label: Label
-    confidence: Confidence | None = None
+    confidence: Fraction | None = None
     box: BoxIn | None = None
-    track_id: Annotated[str, msgspec.Meta(max_length=128)] | None = None
+    track_id: Identifier | None = None
 
     def __post_init__(self) -> None:
         label = canonical_class(self.class_label)
@@ -70,14 +82,26 @@ class FrameMessage(
 
     device_id: DeviceId
     session_id: UUID
-    seq: Annotated[int, msgspec.Meta(ge=0)]
+    seq: SequenceNumber
     """Increases per device and session; (deviceId, sessionId, seq) identifies the message."""
-    timestamp: NonNegative
+    timestamp: Seconds
     """Seconds from the start of the video."""
-    frame_number: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    frame_number: FrameNumber | None = None
     captured_at: datetime | None = None
-    model_version: Annotated[str, msgspec.Meta(max_length=128)] | None = None
+    """Kept in UTC; a time without an offset is taken to be UTC."""
+    model_version: Identifier | None = None
     detections: Annotated[list[DetectionIn], msgspec.Meta(max_length=MAX_DETECTIONS)] = []
+
+    def __post_init__(self) -> None:
+        at = self.captured_at
+        if at is not None:
+            try:  # a naive time would not go into a `timestamptz` read-model column
+                self.captured_at = (
+                    at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+                )
+            except OverflowError:
+                msg = f"capturedAt {at.isoformat()} is not a time in UTC's years 1-9999"
+                raise ValueError(msg) from None
 
     @property
     def msg_id(self) -> str:
@@ -93,6 +117,9 @@ class InvalidMessage(Exception):
         self.detail = detail
 
 
+_UNDECODABLE = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
+"""What msgspec raises for bytes that are not JSON: malformed, not UTF-8 inside a string,
+nested deeper than it recurses."""
 _decoder = msgspec.json.Decoder(FrameMessage)
 _raw = msgspec.json.Decoder()
 
@@ -128,17 +155,27 @@ def _camel_keys(value: Any, tp: Any) -> Any:
 
 
 def decode_frame(data: bytes) -> FrameMessage:
-    """The typed message, or InvalidMessage('undecodable' | 'invalid', what is wrong)."""
+    """The typed message, or InvalidMessage('undecodable' | 'invalid', what is wrong).
+
+    Total: no other exception leaves it, whatever the bytes, so one bad message can never
+    hold up the batch it came in. The typed decoder stops at the first value it does not
+    expect, before it has seen whether the rest is JSON at all (`1 x`), so the untyped parse
+    that follows decides between undecodable and invalid.
+    """
     try:
         return _decoder.decode(data)
     except msgspec.ValidationError:
-        raw = _raw.decode(data)  # it parsed as JSON a moment ago
-        try:
-            return msgspec.convert(_camel_keys(raw, FrameMessage), FrameMessage)
-        except msgspec.ValidationError as err:
-            raise InvalidMessage("invalid", str(err)) from None
-    except msgspec.DecodeError as err:
+        pass  # maybe snake_case keys, maybe not JSON after all: the untyped parse says which
+    except _UNDECODABLE as err:
         raise InvalidMessage("undecodable", str(err)) from None
+    try:
+        raw = _raw.decode(data)
+    except (*_UNDECODABLE, msgspec.ValidationError) as err:  # e.g. a number beyond float
+        raise InvalidMessage("undecodable", str(err)) from None
+    try:
+        return msgspec.convert(_camel_keys(raw, FrameMessage), FrameMessage)
+    except msgspec.ValidationError as err:
+        raise InvalidMessage("invalid", str(err)) from None
 
 
 def frame_schema() -> dict[str, Any]:

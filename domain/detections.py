@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 from uuid import NAMESPACE_URL, UUID, SafeUUID
 
 import msgspec
@@ -74,6 +74,32 @@ class Box(msgspec.Struct, frozen=True, kw_only=True, array_like=True, gc=False):
     y: float
     width: float
     height: float
+
+
+class BoxLike(Protocol):
+    """A box as the wire or the store holds it."""
+
+    @property
+    def x(self) -> float: ...
+    @property
+    def y(self) -> float: ...
+    @property
+    def width(self) -> float: ...
+    @property
+    def height(self) -> float: ...
+
+
+def box_outside_frame(box: BoxLike, width: int, height: int) -> str | None:
+    """Why `box` shares no point with a `width` x `height` frame, or None if it does.
+
+    A box may reach past an edge (an object the frame cuts, a detector that does not clip);
+    one wholly beside the frame is not something seen in this video.
+    """
+    if box.x > width or box.x + box.width < 0:
+        return f"spans x {box.x:g} to {box.x + box.width:g}, outside the video's width {width}"
+    if box.y > height or box.y + box.height < 0:
+        return f"spans y {box.y:g} to {box.y + box.height:g}, outside the video's height {height}"
+    return None
 
 
 class Detection(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, gc=False):

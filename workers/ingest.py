@@ -6,7 +6,10 @@ Nothing is acked before it is committed. A repeat (same device, session, seq) is
 its deterministic id whenever it comes, so redeliveries and competing workers store nothing
 twice. Poison (undecodable, schema-invalid, unknown or closed session) is published to
 `<prefix>.detections.dlq` with the reason and the original subject in headers, then
-terminated. Transient failures (database down) nak the batch with growing delay.
+terminated. Transient failures (database down) nak the batch with growing delay; a message
+delivered `max_deliver` times whose store still fails is dead-lettered as `store_failed`
+(the consumer's own `max_deliver` is the same, so JetStream never drops one silently while a
+worker runs).
 """
 
 from __future__ import annotations
@@ -19,10 +22,11 @@ from datetime import UTC, datetime
 from uuid import uuid4
 
 import anyio.to_thread
+import psycopg
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-from nats.js.errors import NotFoundError
+from nats.js.errors import APIError, NotFoundError
 
 from commands.application import Verity
 from commands.context import run_as
@@ -43,6 +47,13 @@ STATS_EVERY = 5.0
 HEADER_REASON = "Verity-Dlq-Reason"
 HEADER_DETAIL = "Verity-Dlq-Detail"
 HEADER_SUBJECT = "Verity-Original-Subject"
+MAX_DELIVER = 300
+"""Deliveries of one message before its frames are dead-lettered as `store_failed`. Each
+failed round waits out the nak backoff (at least 2 s once it has grown), so this is at least
+ten minutes of a store that keeps failing: a database restart never dead-letters a frame."""
+_ERRORS_REMEMBERED = 100
+_UNREACHABLE = (psycopg.OperationalError, psycopg.InterfaceError, TimeoutError)
+"""Store failures of the database, not of the frames: connection lost, pool timeout, lock wait."""
 
 
 @dataclass
@@ -56,7 +67,9 @@ class IngestStats:
 
 
 def _header_text(text: str) -> str:
-    return " ".join(text.split())[:500]
+    """One line of printable text: a header value may hold no line break or NUL."""
+    printable = "".join(c if c.isprintable() else " " for c in text)
+    return " ".join(printable.split())[:500]
 
 
 class IngestWorker:
@@ -71,6 +84,7 @@ class IngestWorker:
         batch_size: int = 1000,
         durable: str = DURABLE,
         ack_wait: float = 10.0,
+        max_deliver: int = MAX_DELIVER,
     ) -> None:
         self.nc = nc
         self.js = nc.jetstream()
@@ -85,30 +99,46 @@ class IngestWorker:
         """How long a fetched, unacked batch is held before JetStream redelivers it (to any
         worker): bounds the delay a crashed worker's batch adds; a slower store only costs a
         redelivery, which the deterministic ids absorb."""
+        self.max_deliver = max_deliver
         self.stats = IngestStats()
         self._failures = 0
+        self._errors_logged: set[str] = set()
+        self._unreachable = False
+        """Whether the last failed store could not reach the database (no use splitting)."""
 
     async def prepare(self) -> None:
         await ensure_stream(self.js, self.stream, [f"{self.subject_prefix}.*"])
         # The first hand-off to a thread costs ~80 ms (anyio loads its thread machinery) and
         # the first event-store query a connect: paid now, not by the first frames stored.
         await anyio.to_thread.run_sync(self.app.head)
+        config = ConsumerConfig(
+            name=self.durable,
+            durable_name=self.durable,
+            filter_subject=f"{self.subject_prefix}.*",
+            ack_policy=AckPolicy.EXPLICIT,
+            deliver_policy=DeliverPolicy.ALL,
+            ack_wait=self.ack_wait,
+            max_deliver=self.max_deliver,
+            max_ack_pending=100_000,
+        )
         try:
-            await self.js.consumer_info(self.stream, self.durable)
+            info = await self.js.consumer_info(self.stream, self.durable)
         except NotFoundError:
-            await self.js.add_consumer(
-                self.stream,
-                config=ConsumerConfig(
-                    name=self.durable,
-                    durable_name=self.durable,
-                    filter_subject=f"{self.subject_prefix}.*",
-                    ack_policy=AckPolicy.EXPLICIT,
-                    deliver_policy=DeliverPolicy.ALL,
-                    ack_wait=self.ack_wait,
-                    max_deliver=-1,
-                    max_ack_pending=100_000,
-                ),
-            )
+            await self.js.add_consumer(self.stream, config=config)
+            return
+        if info.config.max_deliver != self.max_deliver:
+            # made before redelivery was bounded (max_deliver -1): the same create request
+            # updates an existing consumer's editable fields
+            try:
+                await self.js.add_consumer(self.stream, config=config)
+            except APIError as err:  # it still consumes; say what would fix it
+                log.warning(
+                    "could not set max_deliver=%d on consumer %s (%s); delete the consumer to"
+                    " have it made again",
+                    self.max_deliver,
+                    self.durable,
+                    err,
+                )
 
     async def run(self, stop: asyncio.Event) -> None:
         """Pull and process batches until `stop` is set.
@@ -147,8 +177,7 @@ class IngestWorker:
                 try:
                     await self.process(msgs)
                 except Exception as err:  # unacked messages come back after ack_wait
-                    self.stats.last_error = f"{type(err).__name__}: {err}"
-                    log.exception("ingest batch failed; JetStream will redeliver it")
+                    self._log_failure("ingest batch failed; JetStream will redeliver it", err)
         finally:
             puller.cancel()
             await asyncio.gather(puller, return_exceptions=True)
@@ -179,13 +208,31 @@ class IngestWorker:
                 continue
             good.append((msg, frame))
         if good:
-            result = await self._store([f for _, f in good])
-            if result is None:
-                await self._nak([m for m, _ in good])
+            failed = await self._commit(good, poison)
+            if failed:
+                await self._retry_or_give_up(failed, poison)
             else:
-                await self._settle(good, result, poison)
+                self._errors_logged.clear()  # a failure after a success is news again
         for msg, reason, detail in poison:
             await self._dead_letter(msg, reason, detail)
+
+    async def _commit(
+        self, good: list[tuple[Msg, FrameMessage]], poison: list[tuple[Msg, str, str]]
+    ) -> list[Msg]:
+        """Store and settle `good`; the messages that could not be stored.
+
+        A store that fails while the database answers may be the fault of one frame, so the
+        batch is split in halves down to it: its neighbours are stored now, not after its
+        last delivery. While the database is unreachable nothing is split (every part would
+        fail the same way)."""
+        result = await self._store([f for _, f in good])
+        if result is not None:
+            await self._settle(good, result, poison)
+            return []
+        if len(good) == 1 or self._unreachable:
+            return [m for m, _ in good]
+        half = len(good) // 2
+        return [*await self._commit(good[:half], poison), *await self._commit(good[half:], poison)]
 
     async def _store(self, frames: list[FrameMessage]) -> RecordResult | None:
         cmd = RecordFrames(frames=tuple(frames), received_at=datetime.now(UTC))
@@ -196,12 +243,33 @@ class IngestWorker:
             )
         except Exception as err:  # database down or similar: retry later, never crash
             self._failures += 1
-            self.stats.last_error = f"{type(err).__name__}: {err}"
-            log.warning("ingest could not store a batch of %d: %s", len(frames), err)
+            self._unreachable = isinstance(err, _UNREACHABLE)
+            self._log_failure("ingest could not store a batch; it will be retried", err)
             return None
         self._failures = 0
         self.stats.last_error = None
         return result
+
+    def _log_failure(self, what: str, err: Exception) -> None:
+        """The traceback once per distinct error; repeats only count (see the totals line)."""
+        text = f"{type(err).__name__}: {err}"
+        self.stats.last_error = text
+        if text in self._errors_logged:
+            log.debug("%s (again): %s", what, text)
+            return
+        if len(self._errors_logged) >= _ERRORS_REMEMBERED:
+            self._errors_logged.clear()
+        self._errors_logged.add(text)
+        log.error("%s", what, exc_info=err)
+
+    async def _retry_or_give_up(self, msgs: list[Msg], poison: list[tuple[Msg, str, str]]) -> None:
+        """Nak what may still be retried; dead-letter what has had its last delivery."""
+        last = [m for m in msgs if m.metadata.num_delivered >= self.max_deliver]
+        detail = f"not stored after {self.max_deliver} deliveries: {self.stats.last_error}"
+        poison.extend((m, "store_failed", detail) for m in last)
+        retry = [m for m in msgs if m.metadata.num_delivered < self.max_deliver]
+        if retry:
+            await self._nak(retry)
 
     async def _settle(
         self,
@@ -210,8 +278,9 @@ class IngestWorker:
         poison: list[tuple[Msg, str, str]],
     ) -> None:
         rejected = {r.index: r for r in result.rejected}
-        for index, rejection in rejected.items():
-            poison.append((good[index][0], rejection.reason, rejection.detail))
+        for index, r in rejected.items():
+            detail = f"{r.field}: {r.detail}" if r.field else r.detail
+            poison.append((good[index][0], r.reason, detail))
         for i, (msg, _) in enumerate(good):
             if i not in rejected:
                 await msg.ack()  # a buffered publish: no round trip each

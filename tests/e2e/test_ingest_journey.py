@@ -30,6 +30,8 @@ from tests.e2e.test_test_sessions_journey import PROJECT, project_with_video
 from tests.stored_frames import count_stored, stored_frame_copies
 from verity.bootstrap import open_application
 from verity.settings import Settings
+from workers.device_simulator import HEIGHT as SIM_HEIGHT
+from workers.device_simulator import WIDTH as SIM_WIDTH
 from workers.device_simulator import frames, publish
 
 pytestmark = pytest.mark.e2e
@@ -59,7 +61,10 @@ def test_websocket_sees_status_and_detections_while_the_simulator_runs(
     settings: Settings, tmp_path: Path
 ) -> None:
     with api_client(settings) as client:
-        project_id, video_id = project_with_video(client, tmp_path)
+        # the simulator's synthetic objects cross a 1920 x 1080 frame; boxes wholly outside
+        # the video would be refused
+        size = (int(SIM_WIDTH), int(SIM_HEIGHT))
+        project_id, video_id = project_with_video(client, tmp_path, size=size)
         body = {"name": "live", "projectId": project_id, "videoId": video_id}
         sid = client.post("/api/test-sessions", json=body).json()["id"]
         with client.websocket_connect("/ws") as ws:

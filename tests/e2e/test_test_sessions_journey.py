@@ -27,9 +27,11 @@ def client(settings: Settings) -> Any:
         yield c
 
 
-def project_with_video(client: TestClient[Any], tmp_path: Path) -> tuple[str, str]:
+def project_with_video(
+    client: TestClient[Any], tmp_path: Path, size: tuple[int, int] = (64, 48)
+) -> tuple[str, str]:
     project = client.post("/api/projects", json=PROJECT).json()
-    path = write_video(tmp_path / "clip.mp4")
+    path = write_video(tmp_path / "clip.mp4", size=size)
     with path.open("rb") as f:
         response = client.post(
             f"/api/projects/{project['id']}/videos", files={"file": ("clip.mp4", f, "video/mp4")}

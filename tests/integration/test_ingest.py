@@ -305,6 +305,7 @@ async def test_database_outage_naks_and_nothing_is_lost(
         if failures < 3:
             failures += 1
             w._failures += 1
+            w._unreachable = True
             return None  # as _store answers when the database is down
         return await real_store(frames)
 
