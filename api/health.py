@@ -9,7 +9,8 @@ import msgspec
 from litestar import Response, get
 from litestar.datastructures import State
 
-from api.services import services_of
+from api.services import Services, services_of
+from workers.ingest_consumer import IngestConsumer
 
 VERSION = "0.1.0"
 
@@ -24,6 +25,8 @@ class Health(msgspec.Struct, kw_only=True, rename="camel"):
     head_position: int | None
     projection_lag: dict[str, int]
     problems: list[str]
+    ingest_consumer: IngestConsumer | None = None
+    """Every ingest worker's progress, from JetStream (absent where NATS does not answer)."""
 
 
 @get("/health", operation_id="health", summary="Health with database, NATS and projection lag")
@@ -48,6 +51,7 @@ async def health(state: State) -> Response[Health]:
     lag = {name: max(0, (head or 0) - pos) for name, pos in services.read_side.positions().items()}
     if services.read_side.last_error:
         problems.append(f"projections: {services.read_side.last_error}")
+    consumer = await _ingest_consumer(services, problems)
     body = Health(
         status="healthy" if not problems else "unhealthy",
         timestamp=datetime.now(UTC),
@@ -58,8 +62,22 @@ async def health(state: State) -> Response[Health]:
         head_position=head,
         projection_lag=lag,
         problems=problems,
+        ingest_consumer=consumer,
     )
     return Response(body, status_code=200 if not problems else 503)
+
+
+async def _ingest_consumer(services: Services, problems: list[str]) -> IngestConsumer | None:
+    if services.ingest_consumer is None:
+        return None
+    try:
+        consumer: IngestConsumer = await services.ingest_consumer()
+    except Exception as err:  # NATS down: the nats check says so already
+        problems.append(f"ingest consumer: {type(err).__name__}: {err}")
+        return None
+    if consumer.problem is not None:
+        problems.append(f"ingest consumer: {consumer.problem}")
+    return consumer
 
 
 class Root(msgspec.Struct, kw_only=True):

@@ -44,7 +44,9 @@ from verity.settings import Settings
 from verity.waiting import Stopped, close_nats, connect_nats, keep_running, open_when_ready
 from workers.envelopes import aggregate_names
 from workers.evaluator import Evaluator
+from workers.ingest import DURABLE as INGEST_DURABLE
 from workers.ingest import IngestWorker
+from workers.ingest_consumer import ingest_consumer
 from workers.live import LiveCoalescer
 from workers.relay import Relay
 
@@ -276,6 +278,9 @@ async def running(
             ("evaluator", evaluator.health),
         ),
         hub=hub,
+        ingest_consumer=lambda: ingest_consumer(
+            nc.jetstream(), settings.detections_stream, INGEST_DURABLE
+        ),
     )
     try:
         yield services
