@@ -79,7 +79,12 @@ def serve(settings: Settings) -> None:
             app, host=settings.host, port=settings.port, log_level="info", access_log=False
         )
         server = uvicorn.Server(config)
-        server.run()
+        try:
+            server.run()
+        except SystemExit:
+            if not server.should_exit:
+                raise
+            # a signal during start-up: uvicorn calls that a failed start-up; it was a stop
 
 
 async def _stop_when_exiting(server: Any, stop: asyncio.Event) -> None:
