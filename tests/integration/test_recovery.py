@@ -9,10 +9,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -38,9 +40,25 @@ RECOVERY_LIMIT = 5.0
 """Seconds after PostgreSQL answers again by which frames must be stored again."""
 
 
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Path]:
+    """A private cluster, initialised once for the module (initdb is the slow part).
+
+    Not under pytest's temp dir: run as root, PostgreSQL runs as another user, and every
+    pytest session that starts meanwhile resets that dir's root to mode 0700, locking the
+    server out of its own files (PANIC on pg_control)."""
+    data_dir = Path(tempfile.mkdtemp(prefix="verity-recovery-"))
+    try:
+        with EmbeddedPostgres(data_dir):
+            pass
+        yield data_dir
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
 @pytest.fixture
-def private_postgres(tmp_path: Path) -> Iterator[EmbeddedPostgres]:
-    with EmbeddedPostgres(tmp_path / "pg") as pg:
+def private_postgres(cluster: Path) -> Iterator[EmbeddedPostgres]:
+    with EmbeddedPostgres(cluster) as pg:
         yield pg
 
 
@@ -181,11 +199,10 @@ def _free_port() -> int:
 
 
 def test_ingest_started_while_postgres_is_down_waits_then_starts(
-    tmp_path: Path, nats_url: str, nats_prefix: str
+    cluster: Path, tmp_path: Path, nats_url: str, nats_prefix: str
 ) -> None:
-    pg = EmbeddedPostgres(tmp_path / "pg")
-    url = pg.start()
-    pg.stop()
+    pg = EmbeddedPostgres(cluster)
+    url = pg.database_url("verity")  # not running: the worker must wait for it
     worker = Process(
         ["worker", "ingest"],
         {
