@@ -11,6 +11,7 @@ from litestar.datastructures import State
 
 from api.services import Services, services_of
 from projections.failures import ProjectionFailures, failure_summary
+from workers.ingest_consumer import IngestConsumer
 
 VERSION = "0.1.0"
 
@@ -27,6 +28,8 @@ class Health(msgspec.Struct, kw_only=True, rename="camel"):
     problems: list[str]
     projection_failures: dict[str, ProjectionFailures] = msgspec.field(default_factory=dict)
     """Read models that skipped events they could not apply (see below)."""
+    ingest_consumer: IngestConsumer | None = None
+    """Every ingest worker's progress, from JetStream (absent where NATS does not answer)."""
 
 
 @get("/health", operation_id="health", summary="Health with database, NATS and projection lag")
@@ -52,6 +55,7 @@ async def health(state: State) -> Response[Health]:
     if services.read_side.last_error:
         problems.append(f"projections: {services.read_side.last_error}")
     failures = await _projection_failures(services)
+    consumer = await _ingest_consumer(services, problems)
     body = Health(
         status="unhealthy" if problems else "degraded" if failures else "healthy",
         timestamp=datetime.now(UTC),
@@ -63,6 +67,7 @@ async def health(state: State) -> Response[Health]:
         projection_lag=lag,
         problems=problems,
         projection_failures=failures,
+        ingest_consumer=consumer,
     )
     return Response(body, status_code=200 if not problems else 503)
 
@@ -76,6 +81,19 @@ async def _projection_failures(services: Services) -> dict[str, ProjectionFailur
             return await failure_summary(conn)
     except Exception:  # an outage: the database check above reports it
         return {}
+
+
+async def _ingest_consumer(services: Services, problems: list[str]) -> IngestConsumer | None:
+    if services.ingest_consumer is None:
+        return None
+    try:
+        consumer: IngestConsumer = await services.ingest_consumer()
+    except Exception as err:  # NATS down: the nats check says so already
+        problems.append(f"ingest consumer: {type(err).__name__}: {err}")
+        return None
+    if consumer.problem is not None:
+        problems.append(f"ingest consumer: {consumer.problem}")
+    return consumer
 
 
 class Root(msgspec.Struct, kw_only=True):

@@ -40,6 +40,8 @@ class Services:
     health_checks: Sequence[tuple[str, Callable[[], Awaitable[str | None]]]] = ()
     """(name, check) pairs; a check returns None when healthy, else what is wrong."""
     hub: Any = None
+    ingest_consumer: Callable[[], Awaitable[Any]] | None = None
+    """The ingest's durable JetStream consumer (workers/ingest_consumer.py), all workers'."""
     responses: ResponseCache = field(init=False)
     """Encoded GET bodies, valid while their read model's position stands still."""
 

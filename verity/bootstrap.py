@@ -10,8 +10,8 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import nats
 import psycopg
+from eventsourcing.postgres import PostgresApplicationRecorder
 from nats.aio.client import Client as NatsClient
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
@@ -39,10 +39,14 @@ from projections.test_sessions import (
 )
 from projections.videos import VideosProjection
 from verity.migrate import migrate
+from verity.pools import guard, guard_async
 from verity.settings import Settings
+from verity.waiting import Stopped, close_nats, connect_nats, keep_running, open_when_ready
 from workers.envelopes import aggregate_names
 from workers.evaluator import Evaluator
+from workers.ingest import DURABLE as INGEST_DURABLE
 from workers.ingest import IngestWorker
+from workers.ingest_consumer import ingest_consumer
 from workers.live import LiveCoalescer
 from workers.relay import Relay
 
@@ -129,6 +133,8 @@ def open_application(database_url: str, pool_size: int = 8) -> Verity:
     """Migrate, then open the event store (the library needs the tables to exist first)."""
     migrate(database_url)
     app = Verity(env=eventsourcing_env(database_url, pool_size))
+    if isinstance(app.recorder, PostgresApplicationRecorder):
+        guard(app.recorder.datastore.pool)
     ensure_central_store(app)
     prebuild_decoders(event_classes())
     return app
@@ -184,18 +190,29 @@ async def running(
     with_relay: bool = True,
     with_ingest: bool = True,
     with_evaluator: bool = True,
+    stop: asyncio.Event | None = None,
 ) -> AsyncIterator[Services]:
-    """Everything `verity serve` runs in one process, torn down in reverse on exit."""
-    app = await asyncio.to_thread(open_application, endpoints.database_url, settings.db_pool_size)
-    write_pool: ConnectionPool[Any] = ConnectionPool(  # a connection per runner thread + relay
-        endpoints.database_url, min_size=1, max_size=len(PROJECTIONS) + 3, open=True
+    """Everything `verity serve` runs in one process, torn down in reverse on exit.
+
+    Start-up waits for PostgreSQL and NATS while they are down; setting `stop` (a signal)
+    ends that wait with Stopped, and later stops the workers."""
+    stop = asyncio.Event() if stop is None else stop
+    app = await open_when_ready(
+        endpoints.database_url, stop, lambda url: open_application(url, settings.db_pool_size)
     )
-    read_pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
-        endpoints.database_url,
-        min_size=2,
-        max_size=settings.db_pool_size,
-        open=False,
-        kwargs={"autocommit": True},  # reads are single statements: skip BEGIN/COMMIT trips
+    write_pool: ConnectionPool[Any] = guard(
+        ConnectionPool(  # a connection per runner thread + relay
+            endpoints.database_url, min_size=1, max_size=len(PROJECTIONS) + 3, open=True
+        )
+    )
+    read_pool: AsyncConnectionPool[Any] = guard_async(
+        AsyncConnectionPool(
+            endpoints.database_url,
+            min_size=2,
+            max_size=settings.db_pool_size,
+            open=False,
+            kwargs={"autocommit": True},  # reads are single statements: skip BEGIN/COMMIT trips
+        )
     )
     await read_pool.open()
     decode = SharedDecoding(app.mapper.to_domain_event)
@@ -206,11 +223,15 @@ async def running(
     if with_projections:
         await asyncio.to_thread(read_side.catch_up_once)
         read_side.start()
-    nc: NatsClient = await nats.connect(
-        endpoints.nats_url, name="verity-api", max_reconnect_attempts=-1
-    )
+    try:
+        nc = await connect_nats(endpoints.nats_url, "verity-api", stop)
+    except Stopped:
+        read_side.stop()
+        await read_pool.close()
+        write_pool.close()
+        app.close()
+        raise
     hub = RoomHub()
-    stop = asyncio.Event()
     tasks: list[asyncio.Task[None]] = []
 
     await _fan_out_to_rooms(nc, settings, hub)
@@ -224,10 +245,10 @@ async def running(
         settings.events_subject,
     )
     if with_relay:
-        tasks.append(asyncio.create_task(relay.run(stop), name="relay"))
+        tasks.append(asyncio.create_task(keep_running("relay", relay.run, stop), name="relay"))
     ingest = ingest_worker(nc, app, settings, read_pool)
     if with_ingest:
-        tasks.append(asyncio.create_task(ingest.run(stop), name="ingest"))
+        tasks.append(asyncio.create_task(keep_running("ingest", ingest.run, stop), name="ingest"))
     evaluator = await start_evaluator(nc, app, settings, read_pool, stop, tasks, with_evaluator)
 
     async def check_nats() -> str | None:
@@ -257,6 +278,9 @@ async def running(
             ("evaluator", evaluator.health),
         ),
         hub=hub,
+        ingest_consumer=lambda: ingest_consumer(
+            nc.jetstream(), settings.detections_stream, INGEST_DURABLE
+        ),
     )
     try:
         yield services
@@ -265,7 +289,7 @@ async def running(
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        await nc.drain()
+        await close_nats(nc)
         read_side.stop()
         await read_pool.close()
         write_pool.close()

@@ -23,6 +23,8 @@ def _interrupt(signum: int, _frame: Any) -> NoReturn:
 
 
 def _describe(settings: Settings, database_url: str, nats_url: str) -> str:
+    from verity.waiting import nats_location, postgres_location  # noqa: PLC0415
+
     db = "embedded" if settings.database_url is None else "external"
     ns = "embedded" if settings.nats_url is None else "external"
     base = f"http://{settings.host}:{settings.port}"
@@ -31,8 +33,8 @@ def _describe(settings: Settings, database_url: str, nats_url: str) -> str:
         f"  API docs:  {base}/schema  (Swagger UI: {base}/schema/swagger)\n"
         f"  WebSocket: ws://{settings.host}:{settings.port}/ws\n"
         f"  data:      {settings.data_dir}\n"
-        f"  database:  {db} {database_url}\n"
-        f"  NATS:      {ns} {nats_url}\n"
+        f"  database:  {db} {postgres_location(database_url)}\n"
+        f"  NATS:      {ns} {nats_location(nats_url)}\n"
         "Press Ctrl-C to stop."
     )
 
@@ -47,22 +49,49 @@ def serve(settings: Settings) -> None:
     with servers(settings) as endpoints:
         print(_describe(settings, endpoints.database_url, endpoints.nats_url), flush=True)
 
+        server: uvicorn.Server | None = None
+
         @contextlib.asynccontextmanager
         async def started() -> AsyncIterator[Services]:
             """The process's services; the heap is settled once they are up (this process
-            only: tests build apps with `running` too and must not freeze their heaps)."""
-            async with running(
-                settings,
-                endpoints,
-                with_ingest=settings.serve_ingest,
-                with_relay=settings.serve_relay,
-                with_evaluator=settings.serve_evaluator,
-            ) as svc:
-                settle_heap()
-                yield svc
+            only: tests build apps with `running` too and must not freeze their heaps).
+
+            uvicorn holds SIGTERM/SIGINT back until start-up is over; a watcher passes them
+            on, so a start-up still waiting for PostgreSQL or NATS stops at once."""
+            stop = asyncio.Event()
+            watcher = asyncio.create_task(_stop_when_exiting(server, stop))
+            try:
+                async with running(
+                    settings,
+                    endpoints,
+                    with_ingest=settings.serve_ingest,
+                    with_relay=settings.serve_relay,
+                    with_evaluator=settings.serve_evaluator,
+                    stop=stop,
+                ) as svc:
+                    settle_heap()
+                    yield svc
+            finally:
+                watcher.cancel()
 
         app = create_app(started, settings.uploads_dir)
-        uvicorn.run(app, host=settings.host, port=settings.port, log_level="info", access_log=False)
+        config = uvicorn.Config(
+            app, host=settings.host, port=settings.port, log_level="info", access_log=False
+        )
+        server = uvicorn.Server(config)
+        try:
+            server.run()
+        except SystemExit:
+            if not server.should_exit:
+                raise
+            # a signal during start-up: uvicorn calls that a failed start-up; it was a stop
+
+
+async def _stop_when_exiting(server: Any, stop: asyncio.Event) -> None:
+    """Set `stop` once uvicorn was asked to exit (it records the signal and carries on)."""
+    while server is None or not server.should_exit:  # noqa: ASYNC110 - a flag, no event
+        await asyncio.sleep(0.1)
+    stop.set()
 
 
 def migrate_command(settings: Settings) -> None:
@@ -75,21 +104,36 @@ def migrate_command(settings: Settings) -> None:
 
 
 def relay_command(settings: Settings) -> None:
-    import nats  # noqa: PLC0415
     from psycopg_pool import ConnectionPool  # noqa: PLC0415
 
     from projections.notifications import NotificationLog  # noqa: PLC0415
     from verity.bootstrap import open_application, servers, settle_heap  # noqa: PLC0415
+    from verity.pools import guard  # noqa: PLC0415
+    from verity.waiting import (  # noqa: PLC0415
+        Stopped,
+        close_nats,
+        connect_nats,
+        keep_running,
+        nats_location,
+        open_when_ready,
+        postgres_location,
+        stop_on_signals,
+    )
     from workers.relay import Relay  # noqa: PLC0415
 
     async def main(database_url: str, nats_url: str) -> None:
-        app = open_application(database_url)
-        nc = await nats.connect(nats_url, name="verity-relay", max_reconnect_attempts=-1)
         stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        with ConnectionPool(database_url, min_size=1, max_size=2) as pool:
+        stop_on_signals(stop)
+        try:
+            app = await open_when_ready(database_url, stop, open_application)
+        except Stopped:
+            return
+        try:
+            nc = await connect_nats(nats_url, "verity-relay", stop)
+        except Stopped:
+            app.close()
+            return
+        with guard(ConnectionPool(database_url, min_size=1, max_size=2)) as pool:
             relay = Relay(
                 nc.jetstream(),
                 NotificationLog(pool),
@@ -100,15 +144,13 @@ def relay_command(settings: Settings) -> None:
                 settings.events_subject,
             )
             settle_heap()
-            task = asyncio.create_task(relay.run(stop))
-            await stop.wait()
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-        await nc.drain()
+            await keep_running("relay", relay.run, stop)
+        await close_nats(nc)
         app.close()
 
     with servers(settings) as endpoints:
-        print(f"relay: {endpoints.database_url} -> {endpoints.nats_url}", flush=True)
+        db, mq = postgres_location(endpoints.database_url), nats_location(endpoints.nats_url)
+        print(f"relay: {db} -> {mq}", flush=True)
         asyncio.run(main(endpoints.database_url, endpoints.nats_url))
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import signal
 import sys
 from uuid import UUID
 
@@ -13,19 +12,31 @@ from verity.settings import Settings
 
 def ingest_command(settings: Settings) -> None:
     """`verity worker ingest`: the device ingest worker alone (scale out by starting more)."""
-    import nats  # noqa: PLC0415 - keep other commands light
-
     from verity.bootstrap import open_application, servers, settle_heap  # noqa: PLC0415
+    from verity.waiting import (  # noqa: PLC0415 - keep other commands light
+        Stopped,
+        close_nats,
+        connect_nats,
+        keep_running,
+        open_when_ready,
+        postgres_location,
+        stop_on_signals,
+    )
     from workers.ingest import IngestWorker  # noqa: PLC0415
     from workers.live import LiveCoalescer  # noqa: PLC0415
 
     async def main(database_url: str, nats_url: str) -> None:
-        app = open_application(database_url)
-        nc = await nats.connect(nats_url, name="verity-ingest", max_reconnect_attempts=-1)
         stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
+        stop_on_signals(stop)
+        try:
+            app = await open_when_ready(database_url, stop, open_application)
+        except Stopped:
+            return
+        try:
+            nc = await connect_nats(nats_url, "verity-ingest", stop)
+        except Stopped:
+            app.close()
+            return
 
         async def publish(subject: str, payload: bytes) -> None:
             await nc.publish(subject, payload)
@@ -38,16 +49,14 @@ def ingest_command(settings: Settings) -> None:
             live=LiveCoalescer(publish, settings.live_subject),
         )
         settle_heap()
-        task = asyncio.create_task(worker.run(stop))
-        await stop.wait()
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        await nc.drain()
+        await keep_running("ingest", worker.run, stop)
+        await close_nats(nc)
         app.close()
         print(f"ingest stopped: {worker.stats}", flush=True)
 
     with servers(settings) as endpoints:
-        print(f"ingest: {settings.detections_subject}.* -> {endpoints.database_url}", flush=True)
+        where = postgres_location(endpoints.database_url)
+        print(f"ingest: {settings.detections_subject}.* -> {where}", flush=True)
         asyncio.run(main(endpoints.database_url, endpoints.nats_url))
 
 

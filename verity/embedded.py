@@ -165,6 +165,8 @@ def _stop_process(
         log.warning("killing leftover %s processes %s", name, leftovers)
         for member in leftovers:
             _signal(member, signal.SIGKILL)
+        for member in leftovers:  # a restart must not meet them (e.g. holding shared memory)
+            _wait_gone(member, 5.0, None)
 
 
 def _log_tail(path: Path, offset: int) -> str:

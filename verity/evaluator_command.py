@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import signal
 
 from verity.settings import Settings
 
 
 def evaluator_command(settings: Settings) -> None:
-    import nats  # noqa: PLC0415 - keep other commands light
-    from psycopg_pool import AsyncConnectionPool  # noqa: PLC0415
+    from psycopg_pool import AsyncConnectionPool  # noqa: PLC0415 - keep other commands light
 
     from verity.bootstrap import (  # noqa: PLC0415
         open_application,
@@ -18,17 +16,33 @@ def evaluator_command(settings: Settings) -> None:
         settle_heap,
         start_evaluator,
     )
+    from verity.pools import guard_async  # noqa: PLC0415
+    from verity.waiting import (  # noqa: PLC0415
+        Stopped,
+        close_nats,
+        connect_nats,
+        open_when_ready,
+        stop_on_signals,
+    )
 
     async def main(database_url: str, nats_url: str) -> None:
-        app = await asyncio.to_thread(open_application, database_url)
-        nc = await nats.connect(nats_url, name="verity-evaluator", max_reconnect_attempts=-1)
         stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        async with AsyncConnectionPool(
-            database_url, min_size=1, max_size=4, kwargs={"autocommit": True}
-        ) as pool:
+        stop_on_signals(stop)
+        try:
+            app = await open_when_ready(database_url, stop, open_application)
+        except Stopped:
+            return
+        try:
+            nc = await connect_nats(nats_url, "verity-evaluator", stop)
+        except Stopped:
+            app.close()
+            return
+        pool = guard_async(
+            AsyncConnectionPool(
+                database_url, min_size=1, max_size=4, kwargs={"autocommit": True}, open=False
+            )
+        )
+        async with pool:
             tasks: list[asyncio.Task[None]] = []
             evaluator = await start_evaluator(nc, app, settings, pool, stop, tasks)
             settle_heap()
@@ -36,7 +50,7 @@ def evaluator_command(settings: Settings) -> None:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-        await nc.drain()
+        await close_nats(nc)
         app.close()
         print(
             f"evaluator stopped: {evaluator.evaluated} evaluations, {evaluator.frames} frames",

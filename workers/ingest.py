@@ -44,6 +44,9 @@ IDLE_WAIT = 0.5
 """Seconds one pull request stays open on an idle stream before the next is sent."""
 STATS_EVERY = 5.0
 """Seconds between log lines with the running totals (batches, stored, duplicates, ...)."""
+RETRY_DELAY_MAX = 2.0
+"""Longest pause (and redelivery delay) after failed stores in a row: once the database is
+back, frames wait at most this long (it was 30 s: frames waited 43 s after a restart)."""
 HEADER_REASON = "Verity-Dlq-Reason"
 HEADER_DETAIL = "Verity-Dlq-Detail"
 HEADER_SUBJECT = "Verity-Original-Subject"
@@ -290,10 +293,10 @@ class IngestWorker:
             self.live.stored([good[i][1] for i in result.stored])
 
     async def _nak(self, msgs: list[Msg]) -> None:
-        delay = min(0.25 * 2 ** min(self._failures, 8), 30.0)
+        delay = min(0.25 * 2 ** min(self._failures, 8), RETRY_DELAY_MAX)
         self.stats.naked += len(msgs)
         await asyncio.gather(*(m.nak(delay=delay) for m in msgs), return_exceptions=True)
-        await asyncio.sleep(min(delay, 2.0))
+        await asyncio.sleep(delay)
 
     async def _dead_letter(self, msg: Msg, reason: str, detail: str) -> None:
         headers = {

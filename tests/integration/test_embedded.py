@@ -32,6 +32,16 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 STREAM = "EMBEDDED_TEST"
 
 
+@pytest.fixture
+def tmp_path() -> Iterator[Path]:
+    """A temp dir outside pytest's: run as root, postgres runs as another user, and any pytest
+    session starting meanwhile (another checkout's, say) resets the root of pytest's temp
+    dirs to mode 0700, locking the server out of its data mid-test."""
+    path = Path(tempfile.mkdtemp(prefix="verity-embedded-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
 def _processes_referencing(*paths: Path) -> list[str]:
     """Live processes whose command line or working directory mentions one of `paths`."""
     needles = [str(p) for p in paths]
