@@ -128,8 +128,12 @@ def decode_input(raw: bytes, tp: type[T]) -> T:
         raise InputError("Request body is empty; a JSON object was expected", status_code=400)
     try:
         value = msgspec.json.decode(raw)
-    except msgspec.DecodeError as err:
+    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as err:
+        # ValidationError: a number beyond a double (1e400); UnicodeDecodeError: a string
+        # that is not UTF-8
         raise InputError(f"Request body is not valid JSON: {err}", status_code=400) from None
+    except RecursionError:
+        raise InputError("Request body is nested too deeply", status_code=400) from None
     return convert_input(value, tp)
 
 

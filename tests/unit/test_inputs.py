@@ -66,3 +66,13 @@ def test_nested_structs_are_normalised() -> None:
 def test_case_conversions(snake: str, camel: str) -> None:
     assert to_camel(snake) == camel
     assert to_snake(camel) == snake
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"1e400", b'{"name": 1e400}', b"[" * 100_000, b'{"name": "\xff"}', b'{"a":1}}', b"1 x"],
+)
+def test_any_body_that_is_not_json_is_a_400_never_a_crash(body: bytes) -> None:
+    with pytest.raises(InputError) as err:
+        decode_input(body, ProjectIn)
+    assert err.value.status_code == 400
