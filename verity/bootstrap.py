@@ -44,6 +44,7 @@ from workers.envelopes import aggregate_names
 from workers.evaluator import Evaluator
 from workers.ingest import IngestWorker
 from workers.live import LiveCoalescer
+from workers.references import resolve
 from workers.relay import Relay
 
 log = logging.getLogger(__name__)
@@ -156,7 +157,7 @@ async def _fan_out_to_rooms(nc: NatsClient, settings: Settings, hub: RoomHub) ->
 
     async def on_event(msg: Any) -> None:
         try:
-            hub.on_envelope(msg.data)
+            await hub.on_stored(msg.data)
         except Exception:  # one bad message must not stop live updates
             log.exception("cannot fan out message on %s", msg.subject)
 
@@ -209,19 +210,20 @@ async def running(
     nc: NatsClient = await nats.connect(
         endpoints.nats_url, name="verity-api", max_reconnect_attempts=-1
     )
-    hub = RoomHub()
+    hub = RoomHub(resolve=lambda position: resolve(app, position))
     stop = asyncio.Event()
     tasks: list[asyncio.Task[None]] = []
 
     await _fan_out_to_rooms(nc, settings, hub)
     relay = Relay(
-        nc.jetstream(),
+        nc,
         NotificationLog(write_pool),
         decode,
         write_pool,
         endpoints.database_url,
         settings.events_stream,
         settings.events_subject,
+        adopt_stream=settings.relay_adopt_stream,
     )
     if with_relay:
         tasks.append(asyncio.create_task(relay.run(stop), name="relay"))

@@ -125,13 +125,14 @@ def relay_command(settings: Settings) -> None:
             loop.add_signal_handler(sig, stop.set)
         with ConnectionPool(database_url, min_size=1, max_size=2) as pool:
             relay = Relay(
-                nc.jetstream(),
+                nc,
                 NotificationLog(pool),
                 app.mapper.to_domain_event,
                 pool,
                 database_url,
                 settings.events_stream,
                 settings.events_subject,
+                adopt_stream=settings.relay_adopt_stream,
             )
             settle_heap()
             task = asyncio.create_task(relay.run(stop))
