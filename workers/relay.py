@@ -173,23 +173,24 @@ class Relay:
 
     async def _publish_batch(self, batch: list[Any]) -> None:
         """All at once, acks gathered; if any is missing, the batch again one by one."""
-        outgoing = [self._outgoing(n) for n in batch]
-        acks = [
-            await self.js.publish_async(o.subject, o.payload, headers=o.headers) for o in outgoing
-        ]
+        acks = []
+        for n in batch:  # encoded as they go out: a batch's payloads are not all held at once
+            out = self._outgoing(n)
+            acks.append(await self.js.publish_async(out.subject, out.payload, headers=out.headers))
         try:
             # nats-py never resolves the ack future of a refused message (its reply handler
             # raises instead): a refusal looks like a missing ack here.
             await asyncio.wait_for(asyncio.gather(*acks), self.ack_timeout)
         except (APIError, TimeoutError) as err:
             log.info("batch not acknowledged whole (%s); publishing it one by one", err)
-            for a in acks:
-                a.cancel()
-            for o, n in zip(outgoing, batch, strict=True):
-                await self._publish_one(o, n)
+            for ack in acks:
+                ack.cancel()
+            for n in batch:
+                await self._publish_one(n)
 
-    async def _publish_one(self, out: _Outgoing, notification: Any) -> None:
+    async def _publish_one(self, notification: Any) -> None:
         """Repeats of what already arrived are dropped by JetStream (same message id)."""
+        out = self._outgoing(notification)
         try:
             await self.js.publish(
                 out.subject, out.payload, timeout=self.ack_timeout, headers=out.headers

@@ -49,22 +49,25 @@ def description(store: UUID) -> str:
     return _DESCRIPTION.format(store=store)
 
 
-def _uuid(match: re.Match[str] | None) -> UUID | None:
-    return UUID(match.group(1)) if match else None
+def owner_of(stream_description: str | None, newest_msg_id: str | None) -> UUID | None:
+    """The feeding store named by a stream's description, else by its newest message's id;
+    None where neither names one (a new stream, one fed before ids named their store)."""
+    named = _STORE_IN_DESCRIPTION.search(stream_description or "")
+    named = named or _STORE_IN_MSG_ID.match(newest_msg_id or "")
+    return UUID(named.group(1)) if named else None
 
 
 async def feeding_store(js: JetStreamContext, stream: str) -> UUID | None:
-    """The store that feeds `stream`: from its description, else from its newest message's id;
-    None for a missing or empty stream, or one fed before ids named their store."""
+    """The store that feeds `stream`, if any (None also when there is no such stream)."""
     try:
         info = await js.stream_info(stream)
     except NotFoundError:
         return None
-    owner = _uuid(_STORE_IN_DESCRIPTION.search(info.config.description or ""))
-    if owner is not None or not info.state.last_seq:
-        return owner
+    described = owner_of(info.config.description, None)
+    if described is not None or not info.state.last_seq:
+        return described
     try:
         msg = await js.get_msg(stream, seq=info.state.last_seq)
     except NotFoundError:
         return None
-    return _uuid(_STORE_IN_MSG_ID.match((msg.headers or {}).get(MSG_ID, "")))
+    return owner_of(None, (msg.headers or {}).get(MSG_ID))

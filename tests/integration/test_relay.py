@@ -31,8 +31,10 @@ from tests.conftest import fresh_database
 from tests.e2e.helpers import api_client, next_event
 from verity.bootstrap import open_application
 from verity.settings import Settings
-from workers.references import REFERENCE_HEADER, stored_envelope
+from workers.references import REFERENCE_HEADER, body_of, stored_envelope
 from workers.relay import Relay
+from workers.store_identity import description
+from workers.streams import ensure_stream
 
 pytestmark = pytest.mark.integration
 
@@ -131,10 +133,10 @@ async def test_an_event_too_large_for_nats_goes_as_a_reference_and_the_next_foll
 ) -> None:
     settings = settings_for(database_url, nats_url, nats_prefix)
     nc = await nats.connect(nats_url)
-    heard: list[tuple[dict[str, str], bytes]] = []
+    heard: list[Any] = []
 
     async def hear(msg: Any) -> None:
-        heard.append((msg.headers or {}, msg.data))
+        heard.append(msg)
 
     await nc.subscribe(f"{settings.events_subject}.project.>", cb=hear)
     async with relaying(app, settings) as relay:
@@ -148,12 +150,12 @@ async def test_an_event_too_large_for_nats_goes_as_a_reference_and_the_next_foll
         small_at = create_project(create, app)
         assert small_at is not None and small_at > big_at
         await until(lambda: relay.position >= small_at)
-        await until(lambda: any(b'"after the big one"' in data for _, data in heard))
+        await until(lambda: any(b'"after the big one"' in m.data for m in heard))
         assert relay.last_error is None and relay.referenced == 1
 
-    references = [(h, d) for h, d in heard if h.get(REFERENCE_HEADER)]
+    references = [m for m in heard if (m.headers or {}).get(REFERENCE_HEADER)]
     assert len(references) == 1
-    headers, raw = references[0]
+    headers, raw = references[0].headers, references[0].data
     assert len(raw) < 2000  # the reference itself is small
     ref = msgspec.json.decode(raw)
     assert ref["reference"] is True and ref["truncated"] is True and "data" not in ref
@@ -165,11 +167,37 @@ async def test_an_event_too_large_for_nats_goes_as_a_reference_and_the_next_foll
     resolved = msgspec.json.decode(stored_envelope(app, ref["position"]))
     assert resolved["aggregateId"] == str(big_id) and resolved["position"] == big_at
     assert resolved["data"]["description"] == "d" * BIG
+    assert await body_of(references[0], app) == stored_envelope(app, big_at)  # the evaluator's way
     stream = await stream_messages(nc, settings.events_stream)
     await nc.close()
     positions = [s.envelope["position"] for s in stream]
     assert big_at in positions and small_at in positions  # both in the stream, in order
     assert positions == sorted(positions)
+
+
+async def test_an_event_the_stream_refuses_goes_as_a_reference_too(
+    app: Verity, database_url: str, nats_url: str, nats_prefix: str
+) -> None:
+    """A stream limit below the server's max_payload (an operator's `max_msg_size`): JetStream
+    refuses the message itself, and nats-py never answers that publish's ack."""
+    settings = settings_for(database_url, nats_url, nats_prefix)
+    nc = await nats.connect(nats_url)
+    js = nc.jetstream()
+    async with relaying(app, settings) as relay:
+        await until(lambda: relay.store is not None and relay.position > 0)
+        earlier = relay.referenced  # the module's 2 MB event, relayed before the limit
+        config = (await js.stream_info(settings.events_stream)).config
+        config.max_msg_size = 8000
+        await js.update_stream(config)
+        _, refused = new_project(app, "r" * 20_000)
+        _, after = new_project(app, "fits")
+        await until(lambda: relay.position >= after)
+        assert relay.referenced == earlier + 1 and relay.last_error is None
+    stream = {s.envelope["position"]: s for s in await stream_messages(nc, settings.events_stream)}
+    await nc.close()
+    assert stream[refused].envelope["reference"] is True
+    assert "refused by the stream" in stream[refused].envelope["reason"]
+    assert stream[after].envelope["data"]["description"] == "fits"
 
 
 async def test_a_restarted_relay_resumes_from_its_tracking(
@@ -316,3 +344,26 @@ def test_a_websocket_client_hears_the_big_event_in_full_and_the_next_one(
             small = next_event(ws, "project_created", projectId=str(small_id))
     assert big["data"]["description"] == "w" * BIG
     assert small["data"]["description"] == "small"
+
+
+@pytest.mark.e2e
+def test_health_names_a_stream_that_another_store_feeds(settings: Settings) -> None:
+    async def fed_by_another_store() -> None:
+        nc = await nats.connect(settings.nats_url or "")
+        subjects = [f"{settings.events_subject}.>"]
+        await ensure_stream(nc.jetstream(), settings.events_stream, subjects, description(uuid4()))
+        await nc.close()
+
+    asyncio.run(fed_by_another_store())
+
+    def problems() -> list[str]:
+        body = client.get("/health").json()
+        return [p for p in body["problems"] if p.startswith("relay: ")]
+
+    with api_client(settings) as client:
+        deadline = time.monotonic() + 10
+        while not problems():
+            assert time.monotonic() < deadline, "no relay problem in /health"
+            time.sleep(0.1)
+        assert "fed by event store" in problems()[0]
+        assert client.get("/health").status_code == 503
