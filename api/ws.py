@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
@@ -49,12 +50,17 @@ class Client:
         self.overflowed = False
 
 
+Resolve = Callable[[int], Awaitable[bytes]]
+"""The full envelope of the event stored at a position (workers/references.py)."""
+
+
 class RoomHub:
     """Room membership and fan-out; a client too slow to drain its queue is disconnected."""
 
-    def __init__(self) -> None:
+    def __init__(self, resolve: Resolve | None = None) -> None:
         self.rooms: dict[str, set[Client]] = {}
         self.received = 0
+        self.resolve = resolve
 
     def join(self, client: Client, room: str) -> None:
         client.rooms.add(room)
@@ -90,7 +96,17 @@ class RoomHub:
 
     def on_envelope(self, payload: bytes) -> None:
         self.received += 1
+        self._fan_out(msgspec.json.decode(payload))
+
+    async def on_stored(self, payload: bytes) -> None:
+        """A relayed event; one too large for NATS came as a reference, read from the store."""
+        self.received += 1
         envelope = msgspec.json.decode(payload)
+        if envelope.get("reference") and self.resolve is not None:
+            envelope = msgspec.json.decode(await self.resolve(envelope["position"]))
+        self._fan_out(envelope)
+
+    def _fan_out(self, envelope: dict[str, Any]) -> None:
         for room, message in ws_messages(envelope):
             self.publish(room, message)
 

@@ -48,6 +48,7 @@ from workers.ingest import DURABLE as INGEST_DURABLE
 from workers.ingest import IngestWorker
 from workers.ingest_consumer import ingest_consumer
 from workers.live import LiveCoalescer
+from workers.references import resolve
 from workers.relay import Relay
 
 log = logging.getLogger(__name__)
@@ -162,7 +163,7 @@ async def _fan_out_to_rooms(nc: NatsClient, settings: Settings, hub: RoomHub) ->
 
     async def on_event(msg: Any) -> None:
         try:
-            hub.on_envelope(msg.data)
+            await hub.on_stored(msg.data)
         except Exception:  # one bad message must not stop live updates
             log.exception("cannot fan out message on %s", msg.subject)
 
@@ -231,18 +232,19 @@ async def running(
         write_pool.close()
         app.close()
         raise
-    hub = RoomHub()
+    hub = RoomHub(resolve=lambda position: resolve(app, position))
     tasks: list[asyncio.Task[None]] = []
 
     await _fan_out_to_rooms(nc, settings, hub)
     relay = Relay(
-        nc.jetstream(),
+        nc,
         NotificationLog(write_pool),
         decode,
         write_pool,
         endpoints.database_url,
         settings.events_stream,
         settings.events_subject,
+        adopt_stream=settings.relay_adopt_stream,
     )
     if with_relay:
         tasks.append(asyncio.create_task(keep_running("relay", relay.run, stop), name="relay"))

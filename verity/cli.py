@@ -135,13 +135,14 @@ def relay_command(settings: Settings) -> None:
             return
         with guard(ConnectionPool(database_url, min_size=1, max_size=2)) as pool:
             relay = Relay(
-                nc.jetstream(),
+                nc,
                 NotificationLog(pool),
                 app.mapper.to_domain_event,
                 pool,
                 database_url,
                 settings.events_stream,
                 settings.events_subject,
+                adopt_stream=settings.relay_adopt_stream,
             )
             settle_heap()
             await keep_running("relay", relay.run, stop)

@@ -35,6 +35,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     does (exactly one relay should run)."""
     serve_evaluator: bool = True
     """`verity serve` also runs the evaluator; false where `verity worker evaluator` does."""
+    relay_adopt_stream: bool = False
+    """The relay publishes into an events stream that another event store (database) has fed;
+    without it, it refuses and says so in its log and in /health."""
     public_url: str | None = None
     """Base URL clients use to reach this server (for video URLs); default http://host:port."""
 
@@ -91,6 +94,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             "serve_ingest": get("SERVE_INGEST"),
             "serve_relay": get("SERVE_RELAY"),
             "serve_evaluator": get("SERVE_EVALUATOR"),
+            "relay_adopt_stream": get("RELAY_ADOPT_STREAM"),
         }
         given = {k: v for k, v in raw.items() if v is not None}
         data_dir = Path(str(given.pop("data_dir", ".data"))).expanduser().resolve()

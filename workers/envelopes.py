@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from typing import Any
+from uuid import UUID
 
 import msgspec
 
@@ -13,6 +14,7 @@ from domain.events import event_id
 _SKIP = frozenset({"originator_id", "originator_version", "timestamp", "meta", "originator_topic"})
 _CAMEL = re.compile(r"_([a-z0-9])")
 _encoder = msgspec.json.Encoder(decimal_format="number")
+MSG_ID = "Nats-Msg-Id"
 
 
 def snake(name: str) -> str:
@@ -73,14 +75,12 @@ class Envelope(msgspec.Struct, kw_only=True, rename="camel"):
     data: dict[str, Any]
 
 
-def envelope_of(
-    event: Any, position: int, subject_prefix: str
-) -> tuple[str, dict[str, str], bytes]:
-    """(subject, headers, payload) for one stored event; the msg id is its global position."""
+def envelope(event: Any, position: int) -> Envelope:
+    """The envelope of one stored event at its global position."""
     aggregate, kind = names_of(event)
     state = {k: v for k, v in vars(event).items() if k not in _SKIP}
     meta = event.meta
-    env = Envelope(
+    return Envelope(
         position=position,
         id=str(event_id(event.originator_id, event.originator_version)),
         aggregate=aggregate,
@@ -93,5 +93,25 @@ def envelope_of(
         causation_id=str(meta.causation_id) if meta.causation_id else None,
         data=_data(state),
     )
-    subject = f"{subject_prefix}.{aggregate}.{kind}"
-    return subject, {"Nats-Msg-Id": str(position)}, _encoder.encode(env)
+
+
+def encode(env: Envelope) -> bytes:
+    return _encoder.encode(env)
+
+
+def subject_of(env: Envelope, subject_prefix: str) -> str:
+    return f"{subject_prefix}.{env.aggregate}.{env.type}"
+
+
+def msg_id(store: UUID, position: int) -> str:
+    """Unique per store, not just per position: two databases on one NATS (staging and a test
+    database, a fresh one after a reset) must not drop each other's events as duplicates."""
+    return f"{store}:{position}"
+
+
+def envelope_of(
+    event: Any, position: int, subject_prefix: str, store: UUID
+) -> tuple[str, dict[str, str], bytes]:
+    """(subject, headers, payload) for one stored event."""
+    env = envelope(event, position)
+    return subject_of(env, subject_prefix), {MSG_ID: msg_id(store, position)}, encode(env)

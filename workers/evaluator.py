@@ -52,6 +52,7 @@ from domain.running_evaluation import DetectionBatch, RunningEvaluation
 from domain.tracks import interpolate_track
 from projections.evaluation_sources import load_sources
 from projections.test_sessions import session_detections, session_progress
+from workers.references import body_of
 
 log = logging.getLogger(__name__)
 _encoder = msgspec.json.Encoder()
@@ -266,11 +267,12 @@ class Evaluator:
     async def subscribe(self, nc: Any, events_subject: str) -> None:
         """Core-NATS subscriptions to the relayed events this worker reacts to."""
 
+        # An event too large for NATS arrives as a reference: its body is read from the store.
         async def frame(msg: Any) -> None:
-            self.on_frame(msg.data)
+            self.on_frame(await body_of(msg, self.app))
 
         async def batch(msg: Any) -> None:
-            self.on_batch(msg.data)
+            self.on_batch(await body_of(msg, self.app))
 
         async def session(msg: Any) -> None:
             self.on_session(msg.data)

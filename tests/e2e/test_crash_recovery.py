@@ -79,7 +79,9 @@ def stream_msg_ids(settings: Settings) -> list[int]:
                 msg = await sub.next_msg(timeout=2)
             except nats.errors.TimeoutError:
                 break
-            ids.append(int((msg.headers or {})["Nats-Msg-Id"]))
+            store, _, position = (msg.headers or {})["Nats-Msg-Id"].rpartition(":")
+            assert store and position.isdigit()  # `<store id>:<position>`
+            ids.append(int(position))
         await nc.close()
         return ids
 

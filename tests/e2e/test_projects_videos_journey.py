@@ -204,7 +204,7 @@ def test_oversized_upload_is_413_and_leaves_nothing(settings: Settings, tmp_path
         assert list(small.uploads_dir.iterdir()) == []
 
 
-def test_relay_publishes_every_event_with_its_position(
+def test_relay_publishes_every_event_with_its_store_and_position(
     client: TestClient[Any], settings: Settings
 ) -> None:
     project = create_project(client)
@@ -236,7 +236,10 @@ def test_relay_publishes_every_event_with_its_position(
         f"{settings.events_subject}.project.created",
         f"{settings.events_subject}.project.updated",
     ]
+    with psycopg.connect(settings.database_url or "") as conn:
+        row = conn.execute("SELECT id FROM store_identity").fetchone()
+    assert row is not None
     for _, msg_id, env in found:
-        assert msg_id == str(env["position"])
+        assert msg_id == f"{row[0]}:{env['position']}"  # unique per store, not just position
         assert env["actor"] == "anonymous" and env["correlationId"]
     assert found[1][2]["data"]["changes"] == {"name": "renamed"}
