@@ -30,6 +30,7 @@ from domain.limits import (
     FrameNumber,
     Identifier,
     Label,
+    OptionalIdentifier,
     OptionalName,
     Size,
 )
@@ -59,9 +60,9 @@ class DetectionEventIn(msgspec.Struct, kw_only=True):
     vru_type: Label | None = None
     frame_number: FrameNumber | None = None
     bounding_box: BoundingBoxIn | None = None
-    track_id: Identifier | None = None
+    track_id: OptionalIdentifier | None = None
     device_id: Identifier | None = None
-    model_version: Identifier | None = None
+    model_version: OptionalIdentifier | None = None
     validation_result: OptionalName | None = None
     """Accepted for compatibility and ignored: the evaluation decides TP/FP."""
 

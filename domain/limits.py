@@ -71,6 +71,8 @@ Name = Annotated[str, Meta(min_length=1, max_length=MAX_NAME, pattern=_NO_CONTRO
 OptionalName = Annotated[str, Meta(max_length=MAX_NAME, pattern=_NO_CONTROL)]
 Identifier = Annotated[str, Meta(min_length=1, max_length=MAX_IDENTIFIER, pattern=_NO_CONTROL)]
 """An id a client or device chooses (device ids, track ids, model versions)."""
+OptionalIdentifier = Annotated[str, Meta(max_length=MAX_IDENTIFIER, pattern=_NO_CONTROL)]
+"""An id where the original's clients send "" for none."""
 Label = Annotated[str, Meta(min_length=1, max_length=MAX_LABEL, pattern=_NO_CONTROL)]
 Text = Annotated[str, Meta(max_length=MAX_TEXT, pattern=_TEXT_CONTROL)]
 """Free text (descriptions, notes, reasons): up to 10,000 characters, no NUL."""
