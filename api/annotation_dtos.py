@@ -14,7 +14,6 @@ from domain.annotations import (
     AnnotationState,
     BoundingBox,
     Source,
-    vru_type_of,
 )
 from domain.errors import InvalidValue
 from domain.limits import (
@@ -30,6 +29,7 @@ from domain.limits import (
     Size,
     Text,
 )
+from domain.vru import vru_type_of
 from projections.annotations import AnnotationRow
 
 UNSET = msgspec.UNSET

@@ -5,7 +5,8 @@ is stored (422 listing every problem) unless the caller asks `partial=true`. Imp
 than JOB_THRESHOLD rows run as a job: the answer (202) names it, progress arrives as
 `import_progress` WebSocket messages in the video's room and at GET /api/annotation-imports/{id}.
 What one file may hold (bytes, rows, archive members, nesting) and the memory bound that follows
-are in api/formats/import_limits.py; a file over a cap is refused with 413/422 naming the cap.
+are in formats/import_limits.py; a file over a cap is refused with 413/422 naming the cap (the
+status of each kind of refusal is set in api/errors.py).
 """
 
 from __future__ import annotations
@@ -24,9 +25,6 @@ from litestar.exceptions import HTTPException
 from litestar.params import FromPath, FromQuery, Parameter
 
 from api.annotations import load_video, meta_for, run_command
-from api.formats import FORMATS
-from api.formats.common import FormatError, Issue, Parsed, VideoInfo
-from api.formats.import_limits import MAX_IMPORT_BYTES, PARALLEL_PARSES, ImportTooLarge
 from api.inputs import InputError
 from api.services import Services, caught_up, services_of
 from api.uploads import safe_display_name
@@ -42,6 +40,9 @@ from commands.annotations import (
 from commands.context import run_as
 from domain.errors import NotFound
 from domain.limits import MAX_NAME
+from formats import FORMATS
+from formats.common import FormatError, Issue, Parsed, VideoInfo
+from formats.import_limits import MAX_IMPORT_BYTES, PARALLEL_PARSES, ImportTooLarge
 from projections import annotation_sessions as jobs
 from projections import annotations as read
 from projections.videos import VideoRow
@@ -152,16 +153,6 @@ async def _run_job(services: Services, meta: Any, cmd: CreateAnnotations) -> Non
         await anyio.to_thread.run_sync(run_as, meta, fail_import, fail, services.app)
 
 
-def _refused(err: FormatError) -> HTTPException:
-    """A file that cannot be read as a whole: 400, or 413/422 for a cap (named in `detail`)."""
-    issue = Issue(field="file", message=err.message, line=err.line, file=err.file)
-    return HTTPException(
-        status_code=err.status,
-        detail=err.message,
-        extra={"imported": 0, "errors": [msgspec.to_builtins(issue)]},
-    )
-
-
 def _refusal(parsed: Parsed) -> HTTPException:
     first = parsed.issues[0]
     where = (
@@ -242,17 +233,11 @@ class AnnotationTransferController(Controller):
         video = await load_video(services, video_id)
         declared = request.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > MAX_IMPORT_BYTES + _MULTIPART_SLACK:
-            raise _refused(_too_large())
-        try:
-            content, filename, form_format = await _read_upload(request)
-        except FormatError as err:
-            raise _refused(err) from None
+            raise _too_large()  # a refused file is answered by api/errors.py
+        content, filename, form_format = await _read_upload(request)
         chosen = format_key(format or form_format)
         module = format_module(chosen)
-        try:
-            parsed = await anyio.to_thread.run_sync(_parse, module, content, video_info(video))
-        except FormatError as err:
-            raise _refused(err) from None
+        parsed = await anyio.to_thread.run_sync(_parse, module, content, video_info(video))
         if parsed.issues and not partial:
             raise _refusal(parsed)
         drafts = tuple(parsed.drafts)

@@ -34,6 +34,7 @@ from domain.limits import (
     OptionalName,
     Size,
 )
+from domain.vru import VruType
 from projections import test_sessions as read
 from projections.videos import get_video
 
@@ -194,7 +195,7 @@ def _message_from_event(data: DetectionEventIn) -> FrameMessage:
         raise InputError("Timestamp must be non-negative", "timestamp", status_code=400)
     if data.confidence is not None and not 0.0 <= data.confidence <= 1.0:
         raise InputError("Confidence must be between 0 and 1", "confidence", status_code=400)
-    label = data.class_label or data.vru_type or "pedestrian"
+    label = data.class_label or data.vru_type or VruType.PEDESTRIAN
     box = data.bounding_box
     detection: dict[str, Any] = {"classLabel": label, "confidence": data.confidence}
     if box is not None:

@@ -10,6 +10,7 @@ from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
 from domain.errors import Conflict, DomainError, InvalidValue, NotFound
+from formats.import_limits import FormatError, Refusal
 from projections.service import ReadSideTimeout
 
 log = logging.getLogger(__name__)
@@ -19,6 +20,12 @@ _STATUS: list[tuple[type[DomainError], int]] = [
     (Conflict, 409),
     (InvalidValue, 422),
 ]
+
+_FILE_STATUS: dict[Refusal, int] = {
+    Refusal.UNREADABLE: 400,
+    Refusal.TOO_LARGE: 413,
+    Refusal.UNSUPPORTED: 422,
+}
 
 
 def _body(detail: str, **extra: Any) -> dict[str, Any]:
@@ -43,6 +50,14 @@ def http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
     return Response(_body(detail, **extra), status_code=exc.status_code, headers=exc.headers)
 
 
+def file_refused(_: Request[Any, Any, Any], exc: FormatError) -> Response[Any]:
+    """An import file refused as a whole: nothing imported, `errors` says where it broke."""
+    where = {"field": "file", "message": exc.message, "line": exc.line, "file": exc.file}
+    errors = [{k: v for k, v in where.items() if v is not None}]
+    status = _FILE_STATUS[exc.kind]
+    return Response(_body(exc.message, imported=0, errors=errors), status_code=status)
+
+
 def read_side_timeout(_: Request[Any, Any, Any], exc: ReadSideTimeout) -> Response[Any]:
     """The write is stored; only the read models lag. 202 says exactly that."""
     detail = (
@@ -64,6 +79,7 @@ def unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]
 exception_handlers: Any = {
     DomainError: domain_error,
     HTTPException: http_error,
+    FormatError: file_refused,
     ReadSideTimeout: read_side_timeout,
     Exception: unexpected,
 }

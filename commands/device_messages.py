@@ -18,7 +18,7 @@ from uuid import UUID
 
 import msgspec
 
-from domain.detections import VRU_CLASSES, Box, Detection, canonical_class
+from domain.detections import Box, Detection
 from domain.limits import (
     MAX_IDENTIFIER,
     MAX_LIST,
@@ -31,6 +31,7 @@ from domain.limits import (
     SequenceNumber,
     Size,
 )
+from domain.vru import VRU_CLASSES, canonical_class
 
 DeviceId = Annotated[
     str, msgspec.Meta(min_length=1, max_length=MAX_IDENTIFIER, pattern=r"^[^\x00-\x1f\x7f:]+$")
@@ -63,7 +64,7 @@ class DetectionIn(
         if label is None:
             msg = f"classLabel {self.class_label!r} is not one of {', '.join(VRU_CLASSES)}"
             raise ValueError(msg)
-        self.class_label = label
+        self.class_label = str(label)  # the plain name: `.value` costs ~0.5 us a detection
 
     def to_domain(self) -> Detection:
         b = self.box

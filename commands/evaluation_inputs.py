@@ -1,9 +1,9 @@
 """What an evaluation reads, and how it becomes the engine's columnar ground truth and detections.
 
-Ground-truth rule: an annotation counts when it is not deleted and is either human-made
-(source ``manual`` or ``imported``) or a detector-sourced candidate that a person validated.
-Keyframes of one track are interpolated to a box on every frame between them. ``difficult``
-boxes are kept as ordinary ground truth: the engine has no ignore regions (COCO ``iscrowd``).
+Which annotations count is the domain's ground-truth rule (`domain.ground_truth`). Labels are
+used as stored: the edges only let canonical VRU classes in (`domain.vru`). Keyframes of one
+track are interpolated to a box on every frame between them. ``difficult`` boxes are kept as
+ordinary ground truth: the engine has no ignore regions (COCO ``iscrowd``).
 
 The inputs are described structurally (Protocols) so the handlers can be fed the read models in
 production and plain fakes in tests.
@@ -22,11 +22,10 @@ import numpy as np
 
 from domain.evaluation import Detections, GroundTruth, make_detections, make_ground_truth
 from domain.evaluations import Comparison, PinnedAnnotation, Status
+from domain.ground_truth import counts_as_ground_truth
 
-HUMAN_SOURCES = frozenset({"manual", "imported"})
 DEFAULT_FPS = 30.0
 """Frame rate assumed for detections without a frame number when the video's is unknown."""
-CLASS_ALIASES = {"wheelchair": "wheelchair_user", "scooter": "scooter_rider"}
 Box = tuple[float, float, float, float]
 
 
@@ -125,16 +124,6 @@ class TrackBoxLike(Protocol):
 Interpolator = Callable[[Sequence[Any]], Sequence[TrackBoxLike]]
 
 
-def counts_as_ground_truth(a: AnnotationLike) -> bool:
-    source = str(a.source)
-    return not a.deleted and (source in HUMAN_SOURCES or (source == "detector" and a.validated))
-
-
-def canonical_class(label: str) -> str:
-    name = str(label).strip().lower()
-    return CLASS_ALIASES.get(name, name)
-
-
 def box_tuple(box: Any) -> Box | None:
     """(x, y, w, h) from a BoundingBox-like struct, a mapping or a 4-sequence."""
     if box is None:
@@ -194,7 +183,7 @@ def ground_truth_of(
     nan = float("nan")
     gt = make_ground_truth(
         frame=[r[0] for r in rows],
-        label=[canonical_class(r[2]) for r in rows],
+        label=[str(r[2]) for r in rows],
         box=[r[3] or (nan, nan, nan, nan) for r in rows] if rows else None,
         time_s=[r[1] for r in rows],
         track_id=unique_tracks(
@@ -243,7 +232,7 @@ def detections_of(
     frames, labels, scores, boxes, times, captured, tracks = [], [], [], [], [], [], []
     for d in rows:
         frames.append(d.frame_number if d.frame_number is not None else round(d.timestamp * rate))
-        labels.append(canonical_class(d.class_label))
+        labels.append(str(d.class_label))
         scores.append(1.0 if d.confidence is None else float(d.confidence))
         boxes.append(box_tuple(d.box) or (nan, nan, nan, nan))
         times.append(float(d.timestamp))

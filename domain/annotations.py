@@ -16,39 +16,10 @@ from eventsourcing.domain import event
 
 from domain.errors import Conflict, InvalidValue, NotFound, check_text
 from domain.events import VerityAggregate
+from domain.vru import VruType
 
 EDGE_TOLERANCE = 1e-6
 """Pixels a box may overhang the frame by float rounding (normalised formats) before refusal."""
-
-
-class VruType(StrEnum):
-    PEDESTRIAN = "pedestrian"
-    CYCLIST = "cyclist"
-    MOTORCYCLIST = "motorcyclist"
-    WHEELCHAIR_USER = "wheelchair_user"
-    SCOOTER_RIDER = "scooter_rider"
-    ANIMAL = "animal"
-    OTHER = "other"
-
-
-VRU_ALIASES: dict[str, VruType] = {
-    "wheelchair": VruType.WHEELCHAIR_USER,
-    "scooter": VruType.SCOOTER_RIDER,
-}
-
-
-def vru_type_of(value: object, field: str = "vru_type") -> VruType:
-    """The canonical class for `value` (contract decision 2 aliases accepted)."""
-    if isinstance(value, str):
-        key = value.strip().lower()
-        if key in VRU_ALIASES:
-            return VRU_ALIASES[key]
-        try:
-            return VruType(key)
-        except ValueError:
-            pass
-    allowed = ", ".join(v.value for v in VruType)
-    raise InvalidValue(field, f"{field}: unknown VRU class {value!r}; allowed values: {allowed}")
 
 
 class Source(StrEnum):

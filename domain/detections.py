@@ -21,25 +21,6 @@ from eventsourcing.domain import event
 
 from domain.events import VerityAggregate
 
-VRU_CLASSES = (
-    "pedestrian",
-    "cyclist",
-    "motorcyclist",
-    "wheelchair_user",
-    "scooter_rider",
-    "animal",
-    "other",
-)
-_ALIASES = {"wheelchair": "wheelchair_user", "scooter": "scooter_rider"}
-
-
-def canonical_class(label: str) -> str | None:
-    """The canonical VRU class for `label` (aliases accepted), or None if it is not one."""
-    value = label.strip().lower()
-    value = _ALIASES.get(value, value)
-    return value if value in VRU_CLASSES else None
-
-
 MAX_FRAMES_PER_EVENT = 200
 """About 125 kB of JSON at 5 detections a frame: well inside NATS's 1 MB message limit when the
 relay publishes the event."""

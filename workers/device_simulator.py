@@ -20,7 +20,7 @@ import psycopg
 from nats.aio.client import Client as NatsClient
 
 from commands.device_messages import BoxIn, DetectionIn, FrameMessage
-from domain.detections import VRU_CLASSES
+from domain.vru import VRU_CLASSES, VruType
 
 WIDTH, HEIGHT = 1920.0, 1080.0
 _encoder = msgspec.json.Encoder()
@@ -76,7 +76,7 @@ def _synthetic(t: float, n: int = 3) -> list[TruthBox]:
     for k in range(n):
         speed = 80.0 + 40.0 * k
         x = (100.0 + 300.0 * k + speed * t) % (WIDTH - 120.0)
-        label = "cyclist" if k == 1 else "pedestrian"
+        label = VruType.CYCLIST if k == 1 else VruType.PEDESTRIAN
         out.append(TruthBox(t, label, (x, 400.0 + 60.0 * k, 60.0, 160.0), str(k + 1)))
     return out
 

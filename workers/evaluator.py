@@ -32,12 +32,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from commands.application import Verity
 from commands.context import run_as
-from commands.evaluation_inputs import (
-    DEFAULT_FPS,
-    canonical_class,
-    counts_as_ground_truth,
-    ground_truth_of,
-)
+from commands.evaluation_inputs import DEFAULT_FPS, ground_truth_of
 from commands.evaluations import (
     Evaluated,
     EvaluateSession,
@@ -48,6 +43,7 @@ from commands.evaluations import (
 from domain.errors import ConcurrentModification
 from domain.evaluation import Counts
 from domain.events import EventMeta
+from domain.ground_truth import counts_as_ground_truth
 from domain.running_evaluation import DetectionBatch, RunningEvaluation
 from domain.tracks import interpolate_track
 from projections.evaluation_sources import load_sources
@@ -136,7 +132,7 @@ def batch_of(frames: Sequence[Frame], fps: float | None) -> DetectionBatch:
         frames=np.unique(np.asarray(numbers, dtype=np.int64)),
         frame=np.repeat(np.asarray(numbers, dtype=np.int64), counts),
         label=np.asarray(codes, dtype=np.int64),
-        classes=tuple(canonical_class(name) for name in vocab),
+        classes=tuple(vocab),  # stored labels are canonical (domain.vru)
         score=np.asarray(
             [1.0 if d.confidence is None else d.confidence for d in dets], dtype=np.float64
         ),

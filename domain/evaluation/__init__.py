@@ -18,7 +18,6 @@ from domain.evaluation.coco import (
 )
 from domain.evaluation.inputs import (
     NO_TRACK,
-    VRU_CLASSES,
     DetectedObject,
     Detections,
     GroundTruth,
@@ -67,7 +66,6 @@ __all__ = [
     "MAX_DETECTIONS",
     "NO_TRACK",
     "RECALL_THRESHOLDS",
-    "VRU_CLASSES",
     "ApIntervals",
     "ClassAP",
     "ClassMetrics",

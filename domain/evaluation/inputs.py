@@ -23,16 +23,6 @@ BoolArray = npt.NDArray[np.bool_]
 NO_TRACK = -1
 """Track id used for rows that carry no track."""
 
-VRU_CLASSES: tuple[str, ...] = (
-    "pedestrian",
-    "cyclist",
-    "motorcyclist",
-    "wheelchair_user",
-    "scooter_rider",
-    "animal",
-    "other",
-)
-
 Box = tuple[float, float, float, float]
 
 

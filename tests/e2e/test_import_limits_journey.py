@@ -10,7 +10,7 @@ import msgspec
 import pytest
 from litestar.testing import TestClient
 
-from api.formats.import_limits import MAX_IMPORT_BYTES
+from formats.import_limits import MAX_IMPORT_BYTES
 from tests.e2e.helpers import api_client, write_video
 from tests.unit.import_files import lying_zip, zip_bomb
 from verity.settings import Settings

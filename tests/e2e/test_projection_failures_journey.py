@@ -15,9 +15,10 @@ import pytest
 from commands.annotations import CreateAnnotation, create_annotation
 from commands.application import Verity
 from commands.videos import RegisterUpload, register_upload
-from domain.annotations import Annotation, AnnotationDraft, BoundingBox, VruType
+from domain.annotations import Annotation, AnnotationDraft, BoundingBox
 from domain.projects import CENTRAL_STORE_ID
 from domain.videos import VideoMetadata
+from domain.vru import VruType
 from projections.failures import failures_of
 from projections.service import wait_until
 from tests.e2e.helpers import api_client

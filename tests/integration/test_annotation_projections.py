@@ -33,16 +33,11 @@ from commands.annotations import (
 from commands.application import Verity
 from commands.videos import RegisterUpload, register_upload
 from domain.annotation_sessions import SessionChanges, SessionStatus
-from domain.annotations import (
-    Annotation,
-    AnnotationChanges,
-    AnnotationDraft,
-    BoundingBox,
-    VruType,
-)
+from domain.annotations import Annotation, AnnotationChanges, AnnotationDraft, BoundingBox
 from domain.errors import DomainError
 from domain.projects import CENTRAL_STORE_ID
 from domain.videos import VideoMetadata
+from domain.vru import VruType
 from projections.annotations import current_annotations
 from projections.runner import ProjectionRunner
 from verity.bootstrap import open_application, projection_runners

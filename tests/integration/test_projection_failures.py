@@ -13,8 +13,9 @@ import pytest
 from psycopg_pool import ConnectionPool
 
 from commands.application import Verity
-from domain.annotations import Annotation, AnnotationChanges, BoundingBox, VruType
+from domain.annotations import Annotation, AnnotationChanges, BoundingBox
 from domain.projects import CameraView, Project, ProjectChanges, SignalType
+from domain.vru import VruType
 from projections.failures import failures_of
 from projections.projects import ProjectsProjection
 from projections.rows import Row

@@ -81,8 +81,8 @@ def lying_zip(declared: int = 100, actual: int = 60 * MiB, members: int = 8) -> 
 
 _MEASURE = """
 import json, sys
-from api.formats import FORMATS
-from api.formats.common import FormatError, VideoInfo
+from formats import FORMATS
+from formats.common import FormatError, VideoInfo
 
 def kib(key):
     with open("/proc/self/status") as f:
@@ -102,7 +102,7 @@ try:
     parsed = FORMATS[fmt].parse(data, video)
     outcome = {"drafts": len(parsed.drafts), "issues": len(parsed.issues)}
 except FormatError as err:
-    outcome = {"status": err.status, "message": err.message}
+    outcome = {"kind": err.kind.value, "message": err.message}
 print(json.dumps({"growth": (kib("VmHWM") - before) * 1024, **outcome}))
 """
 

@@ -14,9 +14,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from api.formats import FORMATS, coco, cvat, mot, verity_json, voc, yolo
-from api.formats.common import FormatError, VideoInfo
-from domain.annotations import AnnotationDraft, AnnotationState, BoundingBox, VruType
+from domain.annotations import AnnotationDraft, AnnotationState, BoundingBox
+from domain.vru import VruType
+from formats import FORMATS, coco, cvat, mot, verity_json, voc, yolo
+from formats.common import FormatError, VideoInfo
 
 pytestmark = pytest.mark.unit
 

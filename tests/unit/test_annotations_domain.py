@@ -14,12 +14,11 @@ from domain.annotations import (
     AnnotationState,
     BoundingBox,
     Source,
-    VruType,
     check_draft,
-    vru_type_of,
 )
 from domain.errors import Conflict, InvalidValue, NotFound
 from domain.tracks import interpolate_track, per_frame_boxes
+from domain.vru import VruType, vru_type_of
 
 pytestmark = pytest.mark.unit
 

@@ -13,7 +13,7 @@ import pytest
 
 from commands.application import Verity
 from commands.criteria import ConfigureCriteria, configure_criteria
-from commands.evaluation_inputs import counts_as_ground_truth, ground_truth_of
+from commands.evaluation_inputs import ground_truth_of
 from commands.evaluations import (
     EvaluateSession,
     GroundTruthChoice,
@@ -24,6 +24,7 @@ from commands.evaluations import (
 from domain.criteria import CriteriaValues
 from domain.errors import Conflict, InvalidValue, NotFound
 from domain.evaluations import Evaluation, Status
+from domain.ground_truth import counts_as_ground_truth
 from domain.projects import CameraView, Project, SignalType
 
 pytestmark = pytest.mark.unit

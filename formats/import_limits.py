@@ -18,11 +18,13 @@ Memory bound of one import, above the server's baseline:
 - at most PARALLEL_PARSES imports parse at once (the others wait), so the server holds at most
   PARALLEL_PARSES x (32 MiB + 256 MB) for imports, under 600 MB.
 
-Every refusal names its cap: 413 for a size or count, 422 for nesting, DTDs or a compression
-method we do not inflate.
+Every refusal names its cap, and says which kind of refusal it is (`Refusal`): over a size or
+count, or a feature we do not read (nesting, DTDs, a compression method).
 """
 
 from __future__ import annotations
+
+from enum import StrEnum
 
 MiB = 1024 * 1024
 
@@ -56,29 +58,44 @@ MAX_TEXT_LINES = 2 * MAX_IMPORT_ROWS
 """Lines of one text file (MOT, one YOLO label file), blank ones included."""
 
 
+class Refusal(StrEnum):
+    """Why a file is refused as a whole; the HTTP layer maps each to one status (api/errors.py)."""
+
+    UNREADABLE = "unreadable"
+    """Not the format it claims: bad JSON, XML, zip or text encoding (400)."""
+    TOO_LARGE = "too_large"
+    """Over a size or count cap above (413)."""
+    UNSUPPORTED = "unsupported"
+    """Readable, but uses what we refuse: nesting past MAX_NESTING, DTDs or entities, a zip
+    compression method we do not inflate, encryption (422)."""
+
+
 class FormatError(Exception):
-    """The file as a whole cannot be read (bad JSON/XML/zip, over a cap): 400 unless `status`
-    says otherwise, with where it broke."""
+    """The file as a whole cannot be read, with why (`kind`) and where it broke."""
 
     def __init__(
-        self, message: str, line: int | None = None, file: str | None = None, status: int = 400
+        self,
+        message: str,
+        line: int | None = None,
+        file: str | None = None,
+        kind: Refusal = Refusal.UNREADABLE,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.line = line
         self.file = file
-        self.status = status
+        self.kind = kind
 
 
 class ImportTooLarge(FormatError):
-    """The file is over one of the caps above: 413, naming the cap."""
+    """The file is over one of the caps above, naming the cap."""
 
     def __init__(self, message: str, file: str | None = None) -> None:
-        super().__init__(message, file=file, status=413)
+        super().__init__(message, file=file, kind=Refusal.TOO_LARGE)
 
 
 class ImportTooDeep(FormatError):
-    """The document nests deeper than MAX_NESTING (or uses a feature we refuse): 422."""
+    """The document nests deeper than MAX_NESTING (or uses a feature we refuse)."""
 
     def __init__(self, message: str, file: str | None = None) -> None:
-        super().__init__(message, file=file, status=422)
+        super().__init__(message, file=file, kind=Refusal.UNSUPPORTED)

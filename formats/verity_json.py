@@ -6,7 +6,9 @@ from typing import Any
 
 import msgspec
 
-from api.formats.common import (
+from domain.annotations import AnnotationDraft, AnnotationState, BoundingBox, Source
+from domain.errors import InvalidValue
+from formats.common import (
     FormatError,
     Location,
     Parsed,
@@ -16,10 +18,7 @@ from api.formats.common import (
     expand,
     seconds_of,
 )
-from api.formats.documents import decode_json
-from api.inputs import normalize_keys
-from domain.annotations import AnnotationDraft, AnnotationState, BoundingBox, Source
-from domain.errors import InvalidValue
+from formats.documents import decode_json
 
 MEDIA_TYPE = "application/json"
 EXTENSION = "json"
@@ -69,6 +68,26 @@ class JsonOut(msgspec.Struct, kw_only=True, rename="camel", omit_defaults=False)
 
 
 _encoder = msgspec.json.Encoder()
+_ROW_KEYS = {
+    **{
+        f.encode_name: f.name
+        for f in msgspec.structs.fields(JsonOut)
+        if f.name in JsonRow.__struct_fields__
+    },
+    **{name: name for name in JsonRow.__struct_fields__},
+}
+"""A row's keys in either spelling (camelCase as exported, snake_case as the original backend
+wrote) -> JsonRow's field names; the camel names are msgspec's own renaming of JsonOut."""
+
+
+def _row_fields(value: dict[Any, Any]) -> dict[str, Any]:
+    """The row's known fields by JsonRow's names; a snake_case key wins over its camel twin."""
+    out: dict[str, Any] = {}
+    for key, item in value.items():
+        name = _ROW_KEYS.get(key)
+        if name is not None and (name not in out or key == name):
+            out[name] = item
+    return out
 
 
 def export(states: list[AnnotationState], video: VideoInfo, interpolate: bool) -> bytes:
@@ -109,7 +128,7 @@ def _row(value: Any, video: VideoInfo) -> AnnotationDraft:
     if not isinstance(value, dict):
         raise InvalidValue("row", "row: expected a JSON object")
     try:
-        row = msgspec.convert(normalize_keys(value, JsonRow), JsonRow)
+        row = msgspec.convert(_row_fields(value), JsonRow)
     except msgspec.ValidationError as err:
         text = str(err)
         field = text.rsplit("`$.", 1)[-1].rstrip("`") if "`$." in text else "row"

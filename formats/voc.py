@@ -6,7 +6,9 @@ from collections import defaultdict
 from typing import Any
 from xml.etree.ElementTree import Element, SubElement, tostring
 
-from api.formats.common import (
+from domain.annotations import AnnotationDraft, AnnotationState, BoundingBox
+from domain.errors import InvalidValue
+from formats.common import (
     Location,
     Parsed,
     VideoInfo,
@@ -18,10 +20,8 @@ from api.formats.common import (
     imported_draft,
     number,
 )
-from api.formats.documents import parse_xml
-from api.formats.zips import BoundedZip, write_zip
-from domain.annotations import AnnotationDraft, AnnotationState, BoundingBox
-from domain.errors import InvalidValue
+from formats.documents import parse_xml
+from formats.zips import BoundedZip, write_zip
 
 MEDIA_TYPE = "application/zip"
 EXTENSION = "zip"

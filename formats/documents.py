@@ -19,7 +19,7 @@ import defusedxml.ElementTree as SafeET
 import msgspec
 from defusedxml.common import DefusedXmlException
 
-from api.formats.import_limits import (
+from formats.import_limits import (
     MAX_ITEMS,
     MAX_NESTING,
     MAX_TEXT_LINES,
@@ -50,7 +50,7 @@ def _too_many(kind: str, name: str) -> ImportTooLarge:
 
 
 def decode_json(data: bytes, name: str = "file") -> Any:
-    """The document as builtins; FormatError (400, 413, 422) naming what is wrong."""
+    """The document as builtins; FormatError (any `Refusal`) naming what is wrong."""
     if data.count(b",") + data.count(b"[") + data.count(b"{") + 1 > MAX_ITEMS:
         raise _too_many("JSON values", name)
     try:

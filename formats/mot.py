@@ -7,7 +7,10 @@ appearance; on import a track id becomes the detection id.
 
 from __future__ import annotations
 
-from api.formats.common import (
+from domain.annotations import AnnotationDraft, AnnotationState, BoundingBox
+from domain.errors import InvalidValue
+from domain.vru import VruType
+from formats.common import (
     VRU_ORDER,
     Location,
     Parsed,
@@ -19,9 +22,7 @@ from api.formats.common import (
     integer,
     number,
 )
-from api.formats.documents import text_lines
-from domain.annotations import AnnotationDraft, AnnotationState, BoundingBox, VruType
-from domain.errors import InvalidValue
+from formats.documents import text_lines
 
 _CELLS = 10
 """MOT ground truth has 9 columns, MOT15 detections 10; any further ones are not read."""

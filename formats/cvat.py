@@ -11,7 +11,8 @@ from collections import defaultdict
 from typing import Any
 from xml.etree.ElementTree import Element, SubElement, tostring
 
-from api.formats.common import (
+from domain.annotations import AnnotationDraft, AnnotationState, BoundingBox
+from formats.common import (
     VRU_ORDER,
     FormatError,
     Location,
@@ -25,8 +26,7 @@ from api.formats.common import (
     integer,
     number,
 )
-from api.formats.documents import parse_xml
-from domain.annotations import AnnotationDraft, AnnotationState, BoundingBox
+from formats.documents import parse_xml
 
 MEDIA_TYPE = "application/xml"
 EXTENSION = "xml"

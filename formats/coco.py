@@ -10,7 +10,10 @@ from typing import Any
 
 import msgspec
 
-from api.formats.common import (
+from domain.annotations import AnnotationDraft, AnnotationState, BoundingBox
+from domain.errors import InvalidValue
+from domain.vru import VruType
+from formats.common import (
     VRU_ORDER,
     FormatError,
     Location,
@@ -25,9 +28,7 @@ from api.formats.common import (
     integer,
     number,
 )
-from api.formats.documents import decode_json
-from domain.annotations import AnnotationDraft, AnnotationState, BoundingBox, VruType
-from domain.errors import InvalidValue
+from formats.documents import decode_json
 
 MEDIA_TYPE = "application/json"
 EXTENSION = "json"

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from api.formats.common import (
+from domain.annotations import AnnotationDraft, AnnotationState, BoundingBox
+from domain.errors import InvalidValue
+from domain.vru import VruType
+from formats.common import (
     VRU_ORDER,
     FormatError,
     Location,
@@ -18,10 +21,8 @@ from api.formats.common import (
     integer,
     number,
 )
-from api.formats.documents import text_lines
-from api.formats.zips import BoundedZip, write_zip
-from domain.annotations import AnnotationDraft, AnnotationState, BoundingBox, VruType
-from domain.errors import InvalidValue
+from formats.documents import text_lines
+from formats.zips import BoundedZip, write_zip
 
 MEDIA_TYPE = "application/zip"
 EXTENSION = "zip"

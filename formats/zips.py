@@ -3,8 +3,8 @@
 An archive's headers say how large each member is; a zip bomb lies or is honest about a huge
 size. So the member index is bounded before zipfile builds it, and each member is inflated in
 chunks whose bytes are counted as they come: past MAX_ENTRY_BYTES, MAX_UNCOMPRESSED_BYTES or
-MAX_COMPRESSION_RATIO the import stops (413), whatever the headers said. Members are read one
-at a time, so at most one member is ever held.
+MAX_COMPRESSION_RATIO the import stops (ImportTooLarge), whatever the headers said. Members are
+read one at a time, so at most one member is ever held.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import zipfile
 import zlib
 from types import TracebackType
 
-from api.formats.import_limits import (
+from formats.import_limits import (
     MAX_ARCHIVE_ENTRIES,
     MAX_COMPRESSION_RATIO,
     MAX_ENTRY_BYTES,
@@ -24,6 +24,7 @@ from api.formats.import_limits import (
     RATIO_FLOOR,
     FormatError,
     ImportTooLarge,
+    Refusal,
 )
 
 _CENTRAL_SIGNATURE = b"PK\x01\x02"
@@ -88,10 +89,12 @@ class BoundedZip:
                     f"file: zip entry {name!r} uses compression method {info.compress_type}; "
                     "only stored and deflated members are read",
                     file=name,
-                    status=422,
+                    kind=Refusal.UNSUPPORTED,
                 )
             if info.flag_bits & 0x1:
-                raise FormatError(f"file: zip entry {name!r} is encrypted", file=name, status=422)
+                raise FormatError(
+                    f"file: zip entry {name!r} is encrypted", file=name, kind=Refusal.UNSUPPORTED
+                )
             declared += info.file_size
             if info.file_size > MAX_ENTRY_BYTES:
                 raise self._entry_too_large(name)

@@ -14,16 +14,12 @@ from typing import Any
 
 import msgspec
 
-from api.formats.import_limits import MAX_IMPORT_ROWS, ImportTooLarge
-from api.formats.import_limits import FormatError as FormatError  # noqa: PLC0414 - re-exported
 from domain.annotations import (
     AnnotationDraft,
     AnnotationState,
     BoundingBox,
     Source,
-    VruType,
     check_draft,
-    vru_type_of,
 )
 from domain.errors import InvalidValue
 from domain.limits import (
@@ -38,12 +34,12 @@ from domain.limits import (
     Text,
 )
 from domain.tracks import interpolate_track
+from domain.vru import DETECTOR_NAMES, VruType, vru_type_of
+from formats.import_limits import MAX_IMPORT_ROWS, ImportTooLarge
+from formats.import_limits import FormatError as FormatError  # noqa: PLC0414 - re-exported
 
 VRU_ORDER: tuple[VruType, ...] = tuple(VruType)
 """Class ids of the id-based formats (COCO 1-based, YOLO 0-based, MOT 1-based) follow this."""
-
-DETECTOR_NAMES = {"person": VruType.PEDESTRIAN, "bicycle": VruType.CYCLIST}
-DETECTOR_NAMES["motorcycle"] = VruType.MOTORCYCLIST
 
 _DIGITS = re.compile(r"(\d+)(?!.*\d)")
 
@@ -82,7 +78,7 @@ class Parsed(msgspec.Struct, kw_only=True):
     def add(self, where: Location, make: Any) -> None:
         """Run `make()` (which builds and returns a draft); record an issue if it refuses.
 
-        Refuses the whole file (413) once it has more than MAX_IMPORT_ROWS rows, valid or not."""
+        Refuses the whole file (ImportTooLarge) past MAX_IMPORT_ROWS rows, valid or not."""
         self._make_room(where)
         try:
             draft = make()
