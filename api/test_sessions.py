@@ -37,7 +37,7 @@ from domain.limits import MAX_LIST, Fraction, Identifier, OptionalName, Text, To
 from domain.test_sessions import DEFAULT_IOU_THRESHOLD, DEFAULT_TOLERANCE_MS
 from projections import test_sessions as read
 from projections.evaluations import EvaluationRow, latest_recorded_of
-from projections.videos import get_video, videos_of_project
+from projections.videos import get_video, ground_truth_of_project
 
 
 class TestSessionIn(msgspec.Struct, kw_only=True):
@@ -179,23 +179,6 @@ def _video_of(data: TestSessionIn) -> UUID:
             "videoIds",
         )
     raise InputError("videoId: field is required", "videoId")
-
-
-async def _has_ground_truth(services: Services, video_id: UUID) -> bool:
-    """Annotations (when that read model exists) or auto-generated ground truth."""
-    async with services.read_pool.connection() as conn:
-        cur = await conn.execute("SELECT to_regclass('rm_annotations') IS NOT NULL", prepare=False)
-        row = await cur.fetchone()
-        if row and row[0]:
-            cur = await conn.execute(
-                "SELECT EXISTS (SELECT 1 FROM rm_annotations WHERE video_id = %s AND NOT deleted)",
-                (video_id,),
-            )
-            found = await cur.fetchone()
-            if found and found[0]:
-                return True
-        video = await get_video(conn, video_id)
-    return video is not None and video.ground_truth_generated
 
 
 async def _change(
@@ -380,11 +363,11 @@ class TestSessionsController(Controller):
         body = await request.body()  # optional: every field has a default
         data = decode_input(body, ExecuteTestIn) if body.strip() else ExecuteTestIn()
         async with services.read_pool.connection() as conn:
-            videos = await videos_of_project(conn, project_id)
-        candidates = [v.id for v in videos if data.video_id in (None, v.id)]
+            videos = await ground_truth_of_project(conn, project_id)
+        candidates = [v for v in videos if data.video_id in (None, v.id)]
         if data.video_id is not None and not candidates:
             raise NotFound("Video", data.video_id, f"Video {data.video_id} is not in this project")
-        chosen = [v for v in candidates if await _has_ground_truth(services, v)]
+        chosen = [v.id for v in candidates if v.has_ground_truth]
         if not chosen:
             raise InputError(
                 "No video with ground truth in this project; annotate a video first",

@@ -298,3 +298,25 @@ async def annotation_counts(conn: AsyncConnection[Any], video_id: UUID) -> tuple
     )
     row = await cur.fetchone()
     return (int(row[0]), int(row[1])) if row else (0, 0)
+
+
+class TimedBox(msgspec.Struct, frozen=True):
+    timestamp: float
+    vru_type: str
+    x: float
+    y: float
+    width: float
+    height: float
+    detection_id: str | None
+
+
+def boxes_of_session_video(conn: Connection[Any], session_id: UUID) -> list[TimedBox]:
+    """The live boxes on a test session's video in time order (the simulated camera's truth);
+    none for an unknown session."""
+    cur = conn.execute(
+        'SELECT a."timestamp", a.vru_type, a.x, a.y, a.width, a.height, a.detection_id'
+        " FROM rm_annotations a JOIN rm_test_sessions s ON s.video_id = a.video_id"
+        ' WHERE s.id = %s AND NOT a.deleted AND a.x IS NOT NULL ORDER BY a."timestamp"',
+        (session_id,),
+    )
+    return [TimedBox(*row) for row in cur.fetchall()]

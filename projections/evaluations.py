@@ -230,6 +230,16 @@ async def latest_recorded_of(
         return {row.session_id: row for row in await cur.fetchall()}
 
 
+async def completed_unevaluated(conn: AsyncConnection[Any]) -> list[UUID]:
+    """Completed sessions without a completion evaluation (for the evaluator's sweep)."""
+    cur = await conn.execute(
+        "SELECT s.id FROM rm_test_sessions s WHERE s.status = 'completed' AND NOT EXISTS"
+        " (SELECT 1 FROM rm_evaluations e WHERE e.session_id = s.id"
+        " AND e.trigger = 'completed')"
+    )
+    return [row[0] for row in await cur.fetchall()]
+
+
 class ComparisonRow(msgspec.Struct, frozen=True, kw_only=True):
     seq: int
     status: str

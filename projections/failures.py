@@ -170,6 +170,13 @@ async def list_failures(
     return [_failure_row(r) for r in await cur.fetchall()]
 
 
+def failure_count(conn: Connection[Any], projection: str) -> int:
+    row = conn.execute(
+        "SELECT count(*) FROM projection_failures WHERE projection = %s", (projection,)
+    ).fetchone()
+    return int(row[0]) if row else 0
+
+
 def failures_of(conn: Connection[Any], projection: str | None, limit: int) -> list[FailureRow]:
     """The same list for the command line."""
     cur = conn.execute(

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any, NamedTuple
 from uuid import UUID
 
+from psycopg import Connection
 from psycopg_pool import ConnectionPool
 
 EVENTS_TABLE = "verity_events"
@@ -32,6 +33,14 @@ class NotificationPage(list[StoredNotification]):
     reader knows that more events up to its `stop` may follow."""
 
     truncated: bool = False
+
+
+def event_count(conn: Connection[Any], topics: Sequence[str]) -> int:
+    """Stored events of these topics: what a rebuild of a read model will read."""
+    row = conn.execute(
+        f"SELECT count(*) FROM {EVENTS_TABLE} WHERE topic = ANY(%s)", (list(topics),)
+    ).fetchone()
+    return int(row[0]) if row else 0
 
 
 class NotificationLog:

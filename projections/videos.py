@@ -122,6 +122,25 @@ async def videos_of_project(conn: AsyncConnection[Any], project_id: UUID) -> lis
         return await cur.fetchall()
 
 
+class VideoGroundTruth(msgspec.Struct, frozen=True):
+    id: UUID
+    has_ground_truth: bool
+    """Live annotations, or ground truth generated for it."""
+
+
+async def ground_truth_of_project(
+    conn: AsyncConnection[Any], project_id: UUID
+) -> list[VideoGroundTruth]:
+    """A project's videos in `videos_of_project` order, each with whether it has ground truth."""
+    cur = await conn.execute(
+        "SELECT v.id, v.ground_truth_generated OR EXISTS (SELECT 1 FROM rm_annotations a"
+        " WHERE a.video_id = v.id AND NOT a.deleted) FROM rm_videos v"
+        " WHERE v.project_id = %s ORDER BY v.created_at, v.id",
+        (project_id,),
+    )
+    return [VideoGroundTruth(row[0], row[1]) for row in await cur.fetchall()]
+
+
 async def list_videos(
     conn: AsyncConnection[Any], unassigned: bool | None, skip: int, limit: int
 ) -> tuple[list[VideoRow], int]:

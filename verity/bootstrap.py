@@ -38,7 +38,8 @@ from projections.test_sessions import (
     session_progress,
 )
 from projections.videos import VideosProjection
-from verity.migrate import migrate
+from storage.migrate import migrate
+from storage.server import ping
 from verity.pools import guard, guard_async
 from verity.settings import Settings
 from verity.waiting import Stopped, close_nats, connect_nats, keep_running, open_when_ready
@@ -153,8 +154,7 @@ def projection_runners(
 
 
 async def _check_database(pool: AsyncConnectionPool[Any]) -> str | None:
-    async with pool.connection() as conn:
-        await conn.execute("SELECT 1")
+    await ping(pool)
     return None
 
 

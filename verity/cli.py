@@ -95,8 +95,8 @@ async def _stop_when_exiting(server: Any, stop: asyncio.Event) -> None:
 
 
 def migrate_command(settings: Settings) -> None:
+    from storage.migrate import migrate  # noqa: PLC0415
     from verity.bootstrap import servers  # noqa: PLC0415
-    from verity.migrate import migrate  # noqa: PLC0415
 
     with servers(settings) as endpoints:
         applied = migrate(endpoints.database_url)

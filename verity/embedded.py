@@ -60,8 +60,7 @@ from types import TracebackType
 from typing import Self
 from urllib.parse import quote
 
-import psycopg
-from psycopg import errors, sql
+from storage.server import ensure_database
 
 log = logging.getLogger(__name__)
 
@@ -455,13 +454,7 @@ class EmbeddedPostgres(_EmbeddedServer):
         """Create database `name` if missing; returns its URL."""
         if self._process is None:
             raise EmbeddedServerError("embedded postgres is not started")
-        with psycopg.connect(self.database_url("postgres"), autocommit=True) as conn:
-            exists = conn.execute(
-                "select 1 from pg_database where datname = %s", (name,)
-            ).fetchone()
-            if exists is None:
-                with contextlib.suppress(errors.DuplicateDatabase):
-                    conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
+        ensure_database(self.database_url("postgres"), name)
         return self.database_url(name)
 
     def _start(self) -> str:

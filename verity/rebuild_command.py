@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from enum import Enum
-from typing import Any
 
 from verity.settings import Settings
 
@@ -27,7 +26,8 @@ def rebuild_command(
     from psycopg_pool import ConnectionPool  # noqa: PLC0415 - keep other commands light
     from tqdm import tqdm  # noqa: PLC0415
 
-    from projections.failures import failures_of  # noqa: PLC0415
+    from projections.failures import failure_count, failures_of  # noqa: PLC0415
+    from projections.notifications import event_count  # noqa: PLC0415
     from projections.runner import ProjectionRunner  # noqa: PLC0415
     from verity.bootstrap import open_application, projection_runners, servers  # noqa: PLC0415
 
@@ -41,20 +41,13 @@ def rebuild_command(
                 raise SystemExit(f"unknown projection(s) {sorted(unknown)}; known: {known}")
             chosen = [r for r in runners if not names or r.name in names]
 
-            def count(sql: str, *params: Any) -> int:
-                with pool.connection() as conn:
-                    row = conn.execute(sql, params).fetchone()
-                return int(row[0]) if row else 0
-
             def failures(runner: ProjectionRunner) -> int:
-                return count(
-                    "SELECT count(*) FROM projection_failures WHERE projection = %s", runner.name
-                )
+                with pool.connection() as conn:
+                    return failure_count(conn, runner.name)
 
             def rebuild(line: int, runner: ProjectionRunner) -> str:
-                total = count(
-                    "SELECT count(*) FROM verity_events WHERE topic = ANY(%s)", runner.topics
-                )
+                with pool.connection() as conn:
+                    total = event_count(conn, runner.topics)
                 runner.reset()
                 with tqdm(total=total, desc=runner.name, unit="ev", position=line) as bar:
                     runner.catch_up(progress=bar.update)

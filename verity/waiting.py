@@ -23,6 +23,8 @@ from eventsourcing.persistence import PersistenceError
 from nats.aio.client import Client as NatsClient
 from psycopg.conninfo import conninfo_to_dict
 
+from storage.server import probe
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -150,16 +152,8 @@ async def keep_running(
             return
 
 
-async def _probe_postgres(url: str) -> None:
-    conn = await psycopg.AsyncConnection.connect(
-        url, connect_timeout=PROBE_TIMEOUT, autocommit=True
-    )
-    async with conn:
-        await conn.execute("SELECT 1")
-
-
 async def wait_for_postgres(url: str, stop: asyncio.Event) -> None:
-    await wait_for("PostgreSQL", postgres_location(url), lambda: _probe_postgres(url), stop)
+    await wait_for("PostgreSQL", postgres_location(url), lambda: probe(url, PROBE_TIMEOUT), stop)
 
 
 async def open_when_ready(

@@ -1,8 +1,8 @@
 """A simulated camera: publishes realistic frame messages for a test session over NATS.
 
-With ground truth for the session's video (rm_annotations, when that read model exists and has
-rows) it reports those boxes with pixel noise, misses some and adds the odd false positive;
-otherwise it invents a few pedestrians and cyclists crossing a 1920x1080 frame.
+With ground truth for the session's video (boxed annotations in the read model) it reports
+those boxes with pixel noise, misses some and adds the odd false positive; otherwise it invents a
+few pedestrians and cyclists crossing a 1920x1080 frame.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from nats.aio.client import Client as NatsClient
 
 from commands.device_messages import BoxIn, DetectionIn, FrameMessage
 from domain.vru import VRU_CLASSES, VruType
+from projections.annotations import boxes_of_session_video
 
 WIDTH, HEIGHT = 1920.0, 1080.0
 _encoder = msgspec.json.Encoder()
@@ -45,19 +46,11 @@ class Behaviour:
 def load_ground_truth(database_url: str, session_id: UUID) -> list[TruthBox]:
     """The session's video's live annotations with boxes, or [] when there are none (yet)."""
     with psycopg.connect(database_url) as conn:
-        found = conn.execute(
-            "SELECT to_regclass('rm_annotations') IS NOT NULL,"
-            " (SELECT video_id FROM rm_test_sessions WHERE id = %s)",
-            (session_id,),
-        ).fetchone()
-        if not found or not found[0] or found[1] is None:
-            return []
-        rows = conn.execute(
-            'SELECT "timestamp", vru_type, x, y, width, height, detection_id FROM rm_annotations'
-            ' WHERE video_id = %s AND NOT deleted AND x IS NOT NULL ORDER BY "timestamp"',
-            (found[1],),
-        ).fetchall()
-    return [TruthBox(r[0], r[1], (r[2], r[3], r[4], r[5]), r[6]) for r in rows]
+        boxes = boxes_of_session_video(conn, session_id)
+    return [
+        TruthBox(b.timestamp, b.vru_type, (b.x, b.y, b.width, b.height), b.detection_id)
+        for b in boxes
+    ]
 
 
 def _noisy(box: tuple[float, float, float, float], rng: random.Random, px: float) -> BoxIn:

@@ -47,7 +47,9 @@ from domain.ground_truth import counts_as_ground_truth
 from domain.running_evaluation import DetectionBatch, RunningEvaluation
 from domain.tracks import interpolate_track
 from projections.evaluation_sources import load_sources
+from projections.evaluations import completed_unevaluated
 from projections.test_sessions import session_detections, session_progress
+from storage.tracking import tracked_positions
 from workers.references import body_of
 
 log = logging.getLogger(__name__)
@@ -365,14 +367,9 @@ class Evaluator:
     async def sweep(self) -> None:
         """Completed sessions without a completion evaluation (a missed message, a restart)."""
         async with self.pool.connection() as conn:
-            cur = await conn.execute(
-                "SELECT s.id FROM rm_test_sessions s WHERE s.status = 'completed' AND NOT EXISTS"
-                " (SELECT 1 FROM rm_evaluations e WHERE e.session_id = s.id"
-                " AND e.trigger = 'completed')"
-            )
-            rows = await cur.fetchall()
-            positions = await _positions(conn)
-        for (sid,) in rows:
+            sessions = await completed_unevaluated(conn)
+            positions = await tracked_positions(conn, WATCHED)
+        for sid in sessions:
             self.completed.setdefault(
                 sid, (positions.get("test_sessions_v1", 0), EventMeta(actor=ACTOR))
             )
@@ -381,7 +378,7 @@ class Evaluator:
         if not self.completed:
             return
         async with self.pool.connection() as conn:
-            positions = await _positions(conn)
+            positions = await tracked_positions(conn, WATCHED)
         reached = min((positions.get(n, 0) for n in WATCHED), default=0)
         for sid, (position, meta) in list(self.completed.items()):
             if position > reached:
@@ -432,13 +429,6 @@ class Evaluator:
 def _fold(state: _Running, frames: Sequence[Frame]) -> Counts:
     """Off the event loop, so NATS keeps being read while a big batch is matched."""
     return state.evaluation.add(batch_of(frames, state.fps))
-
-
-async def _positions(conn: Any) -> dict[str, int]:
-    cur = await conn.execute(
-        "SELECT name, position FROM tracking WHERE name = ANY(%s)", (list(WATCHED),)
-    )
-    return {str(n): int(p) for n, p in await cur.fetchall()}
 
 
 def _uuid(value: str | None) -> UUID | None:

@@ -26,16 +26,18 @@ from typing import Any
 from uuid import UUID
 
 import anyio.to_thread
-import psycopg
 from nats.aio.client import Client as NatsClient
 from nats.errors import MaxPayloadError
 from nats.js.errors import APIError
 from psycopg_pool import ConnectionPool
 
 from projections.runner import NotificationReader, ensure_tracking
+from storage.commits import listen_for_commits
+from storage.store_identity import store_id
+from storage.tracking import save_position
 from workers.envelopes import MSG_ID, Envelope, encode, envelope, msg_id, subject_of
 from workers.references import REFERENCE_HEADER, reference_of
-from workers.store_identity import ForeignStream, description, feeding_store, store_id
+from workers.store_identity import ForeignStream, description, feeding_store
 from workers.streams import ensure_stream
 
 log = logging.getLogger(__name__)
@@ -134,10 +136,7 @@ class Relay:
 
     def _save_position(self, position: int) -> None:
         with self.pool.connection() as conn:
-            conn.execute(
-                "UPDATE tracking SET position = %s, updated_at = now() WHERE name = %s",
-                (position, self.name),
-            )
+            save_position(conn, self.name, position)
         self.position = position
 
     def _next_batch(self) -> list[Any]:
@@ -242,8 +241,7 @@ class Relay:
             await asyncio.wait_for(stop.wait(), seconds)
 
     async def _follow(self, stop: asyncio.Event) -> None:
-        async with await psycopg.AsyncConnection.connect(self.listen_url, autocommit=True) as conn:
-            await conn.execute('LISTEN "verity_events"')
+        async with listen_for_commits(self.listen_url) as commits:
             started = 0.0
             while not stop.is_set():
                 await asyncio.sleep(started + self.min_interval - time.monotonic())
@@ -251,5 +249,4 @@ class Relay:
                 await self.publish_pending()
                 self.last_error = None
                 self._backoff = 0.1
-                async for _ in conn.notifies(timeout=1.0, stop_after=1):
-                    break
+                await commits.wait(1.0)

@@ -9,7 +9,6 @@ a stream another store feeds, unless told to adopt it.
 from __future__ import annotations
 
 import re
-from typing import Any
 from uuid import UUID
 
 from nats.js import JetStreamContext
@@ -34,15 +33,6 @@ class ForeignStream(RuntimeError):
         self.stream = stream
         self.owner = owner
         self.store = store
-
-
-def store_id(conn: Any) -> UUID:
-    """This database's store id (migration 0012 makes it)."""
-    row = conn.execute("SELECT id FROM store_identity").fetchone()
-    if row is None:
-        msg = "store_identity is empty; run `verity migrate`"
-        raise RuntimeError(msg)
-    return UUID(str(row[0]))
 
 
 def description(store: UUID) -> str:

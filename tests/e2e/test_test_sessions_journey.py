@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from uuid import uuid4
 
 import pytest
 from litestar.testing import TestClient
@@ -194,6 +195,33 @@ def test_bad_input_is_refused_with_the_field_named(client: TestClient[Any], tmp_
 
     no_gt = client.post(f"/api/projects/{project_id}/execute-test")
     assert no_gt.status_code == 400 and "ground truth" in no_gt.json()["detail"]
+
+
+def test_execute_test_starts_on_the_first_project_video_with_ground_truth(
+    client: TestClient[Any], tmp_path: Path
+) -> None:
+    project_id, bare = project_with_video(client, tmp_path)
+    path = write_video(tmp_path / "second.mp4", size=(80, 60))
+    with path.open("rb") as f:
+        second = client.post(
+            f"/api/projects/{project_id}/videos", files={"file": ("second.mp4", f, "video/mp4")}
+        )
+    annotated = second.json()["id"]
+    box = {"x": 10, "y": 20, "width": 40, "height": 30}
+    body = {"frameNumber": 3, "timestamp": 0.3, "vruType": "cyclist", "boundingBox": box}
+    assert client.post(f"/api/videos/{annotated}/annotations", json=body).status_code == 200
+
+    started = client.post(f"/api/projects/{project_id}/execute-test")
+    assert started.status_code == 200, started.text
+    assert started.json()["video_id"] == annotated and started.json()["video_count"] == 1
+    session = client.get(f"/api/test-sessions/{started.json()['session_id']}").json()
+    assert session["videoId"] == annotated and session["status"] == "running"
+    chosen = client.post(f"/api/projects/{project_id}/execute-test", json={"videoId": bare})
+    assert chosen.status_code == 400 and "ground truth" in chosen.json()["detail"]
+    elsewhere = client.post(
+        f"/api/projects/{project_id}/execute-test", json={"videoId": str(uuid4())}
+    )
+    assert elsewhere.status_code == 404
 
 
 def test_a_running_session_can_be_failed_with_a_reason(

@@ -503,7 +503,7 @@ def test_stored_batches_are_lz4_compressed_and_detection_ids_are_derived_when_re
 def test_backends_of_the_database_flush_their_writes_as_they_go(database_url: str) -> None:
     """Migration 0010: a new session on the product's database gets backend_flush_after, so
     read-model writes do not pile up into a writeback burst that stalls every commit."""
-    from verity.migrate import migrate
+    from storage.migrate import migrate
 
     migrate(database_url)
     with psycopg.connect(database_url) as conn:

@@ -16,8 +16,8 @@ from commands.application import Verity
 from domain.projects import CENTRAL_STORE_ID, CameraView, Project, ProjectChanges, SignalType
 from domain.videos import Video, VideoMetadata
 from projections.runner import ProjectionRunner
+from storage.migrate import migrate
 from verity.bootstrap import open_application, projection_runners
-from verity.migrate import migrate
 
 pytestmark = pytest.mark.integration
 
