@@ -177,13 +177,6 @@ def check_box(box: BoundingBox, frame_size: tuple[int, int] | None, field: str =
             )
 
 
-def clamp_box(box: BoundingBox) -> BoundingBox:
-    """Remove sub-tolerance negative origins left by float arithmetic of normalised formats."""
-    if box.x >= 0 and box.y >= 0:
-        return box
-    return BoundingBox(max(box.x, 0.0), max(box.y, 0.0), box.width, box.height)
-
-
 def _check_fields(
     values: dict[str, Any], frame_size: tuple[int, int] | None, frame_count: int | None
 ) -> None:

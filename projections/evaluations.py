@@ -167,14 +167,6 @@ _SUMMARY_COLUMNS = _COLUMNS.replace(
 )
 
 
-async def get_evaluation(conn: AsyncConnection[Any], evaluation_id: UUID) -> EvaluationRow | None:
-    async with conn.cursor(row_factory=class_row(EvaluationRow)) as cur:
-        await cur.execute(
-            f"SELECT {_COLUMNS} FROM rm_evaluations WHERE id = %s", (evaluation_id,), prepare=True
-        )
-        return await cur.fetchone()
-
-
 async def latest_evaluation(
     conn: AsyncConnection[Any], session_id: UUID, *, with_report: bool = True
 ) -> EvaluationRow | None:

@@ -19,7 +19,7 @@ from domain.annotations import Annotation, AnnotationDraft, BoundingBox, VruType
 from domain.projects import CENTRAL_STORE_ID
 from domain.videos import VideoMetadata
 from projections.failures import failures_of
-from projections.service import wait_until
+from projections.service import ProjectionService
 from tests.e2e.helpers import api_client
 from verity.cli import main
 from verity.settings import Settings
@@ -28,6 +28,14 @@ pytestmark = pytest.mark.e2e
 
 POISON_FRAME = 2**40
 """Too large for rm_annotations.frame_number (`integer`)."""
+
+
+def wait_until(service: ProjectionService, position: int, timeout: float) -> None:
+    """Blocking wait for the read side: this test writes through a command outside the API."""
+    deadline = time.monotonic() + timeout
+    while service.position < position:
+        assert time.monotonic() < deadline, f"read side at {service.position}, not {position}"
+        time.sleep(0.005)
 
 
 def new_video(app: Verity) -> UUID:

@@ -20,7 +20,7 @@ from domain.annotations import (
     vru_type_of,
 )
 from domain.errors import Conflict, InvalidValue, NotFound
-from domain.tracks import interpolate_track, per_frame_boxes
+from domain.tracks import interpolate_track
 
 pytestmark = pytest.mark.unit
 
@@ -184,8 +184,6 @@ def test_track_keyframes_zero_and_ten_interpolate_eleven_boxes() -> None:
     assert [b.keyframe for b in boxes] == [True] + [False] * 9 + [True]
     assert boxes[5].box == BoundingBox(5, 10, 15, 10)
     assert boxes[5].timestamp == pytest.approx(0.5)
-    assert len(per_frame_boxes([k0, k10], interpolate=False)) == 2
-    assert len(per_frame_boxes([k0, k10], interpolate=True)) == 11
 
 
 def test_an_outside_keyframe_stops_interpolation() -> None:
