@@ -236,7 +236,9 @@ class AnnotationsController(Controller):
             try:
                 draft = draft_of(row, video.fps)
                 check_draft(
-                    draft, (video.width, video.height) if video.width and video.height else None
+                    draft,
+                    (video.width, video.height) if video.width and video.height else None,
+                    video.frame_count,
                 )
             except InvalidValue as err:
                 raise InputError(f"[{i}].{err.detail}", f"[{i}].{err.field}") from None

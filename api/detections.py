@@ -36,6 +36,7 @@ from domain.limits import (
 )
 from domain.vru import VruType
 from projections import test_sessions as read
+from projections.evaluations import detection_outcomes
 from projections.videos import get_video
 
 HTTP_DEVICE = "http"
@@ -111,7 +112,9 @@ class DetectionOut(msgspec.Struct, kw_only=True):
     screenshot_zoom_path: None = None
     has_visual_evidence: bool = False
     processing_time_ms: None = None
-    validation_result: None = None
+    validation_result: str | None = None
+    """`TP`, `FP` or `BELOW_THRESHOLD` in the newest recorded evaluation of its session; null
+    before one exists."""
 
 
 class SessionDetectionsOut(msgspec.Struct, kw_only=True):
@@ -144,7 +147,7 @@ class VideoDetectionsOut(msgspec.Struct, kw_only=True):
     limit: int
 
 
-def detection_out(d: read.DetectionRow) -> DetectionOut:
+def detection_out(d: read.DetectionRow, outcome: str | None = None) -> DetectionOut:
     box = None if d.box is None else BoxOut(x=d.box[0], y=d.box[1], width=d.box[2], height=d.box[3])
     return DetectionOut(
         id=d.id,
@@ -163,7 +166,16 @@ def detection_out(d: read.DetectionRow) -> DetectionOut:
         captured_at=d.captured_at,
         received_at=d.received_at,
         created_at=d.received_at,
+        validation_result=outcome,
     )
+
+
+async def _with_outcomes(
+    services: Services, session_ids: list[UUID], rows: list[read.DetectionRow]
+) -> list[DetectionOut]:
+    async with services.read_pool.connection() as conn:
+        outcomes = await detection_outcomes(conn, session_ids, [r.id for r in rows])
+    return [detection_out(r, outcomes.get(r.id)) for r in rows]
 
 
 _WIRE_PATH = re.compile(r"at `\$\.([^`]*)`")
@@ -308,7 +320,7 @@ class DetectionsController(Controller):
             test_session_name=session.name,
             video_id=session.video_id,
             total_detections=session.detection_count,
-            detections=[detection_out(r) for r in rows],
+            detections=await _with_outcomes(services, [session_id], rows),
             session_status=session.status,
             started_at=session.started_at,
             completed_at=session.completed_at,
@@ -343,7 +355,7 @@ class DetectionsController(Controller):
         return VideoDetectionsOut(
             video_id=video_id,
             total_detections=total,
-            detections=[detection_out(r) for r in rows],
+            detections=await _with_outcomes(services, [s.id for s in sessions], rows),
             detection_summary=DetectionSummary(
                 by_class=by_class, by_confidence=bands, with_screenshots=0
             ),

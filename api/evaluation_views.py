@@ -141,10 +141,6 @@ def headline_fractions(report: EvaluationReport) -> dict[str, Any]:
     }
 
 
-def interval_pair(low: float | None, high: float | None) -> list[float | None]:
-    return [low, high]
-
-
 def detailed(row: read.EvaluationRow, session: TestSessionRow) -> dict[str, Any]:
     report = report_of(row)
     return {

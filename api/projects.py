@@ -21,6 +21,7 @@ from domain.errors import InvalidValue, NotFound
 from domain.limits import Name, OptionalName, Text, WholeFrameRate
 from domain.projects import CameraView, ProjectChanges, ProjectStatus, SignalType
 from projections import projects as read
+from projections.test_sessions import session_ids_of_project
 from projections.videos import video_files_of_project
 
 _encoder = msgspec.json.Encoder()
@@ -145,7 +146,7 @@ class ProjectsController(Controller):
     @delete(
         "/{project_id:uuid}",
         operation_id="deleteProject",
-        summary="Delete a project and the videos it owns (P5)",
+        summary="Delete a project and the videos it owns (P5); 409 while it has test sessions",
         status_code=200,
     )
     async def delete_project(
@@ -154,7 +155,9 @@ class ProjectsController(Controller):
         services = services_of(state)
         async with services.read_pool.connection() as conn:
             videos = await video_files_of_project(conn, project_id)
-        cmd = DeleteProject(id=project_id, video_ids=tuple(vid for vid, _ in videos))
+        video_ids = tuple(vid for vid, _ in videos)
+        sessions = await session_ids_of_project(services.read_pool, project_id, video_ids)
+        cmd = DeleteProject(id=project_id, video_ids=video_ids, test_session_ids=tuple(sessions))
         position = await execute(services, request, delete_project_handler, cmd)
         for _, filename in videos:  # only once the deletions are stored
             (services.config.uploads_dir / filename).unlink(missing_ok=True)

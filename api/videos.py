@@ -121,7 +121,7 @@ def video_out(row: read.VideoRow, base_url: str) -> VideoOut:
         sha256=row.sha256,
         ground_truth_generated=row.ground_truth_generated,
         ground_truth_status="completed" if row.ground_truth_generated else "pending",
-        detection_count=0,
+        detection_count=row.detection_count,
         assigned=row.project_id != CENTRAL_STORE_ID,
         version=row.version,
     )

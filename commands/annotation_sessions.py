@@ -39,5 +39,6 @@ def start_session(cmd: StartSession, app: Verity) -> Position | None:
 
 def update_session(cmd: UpdateSession, app: Verity) -> Position | None:
     session = app.load(AnnotationSession, cmd.id, "Annotation session")
-    session.update(cmd.changes)
+    metadata = app.load(Video, session.video_id).metadata
+    session.update(cmd.changes, (metadata.frame_count or None) if metadata is not None else None)
     return app.commit(session)

@@ -81,12 +81,16 @@ class FailImport(msgspec.Struct, frozen=True, kw_only=True):
     reason: str
 
 
-def frame_size_of(app: Verity, video_id: UUID) -> tuple[int, int] | None:
-    """The live video's resolution when known; NotFound for a missing or deleted video."""
+def frames_of(app: Verity, video_id: UUID) -> tuple[tuple[int, int] | None, int | None]:
+    """The live video's resolution and frame count, each when known; NotFound for a missing or
+    deleted video."""
     video = app.load(Video, video_id)
     video.ensure_exists()
     m = video.metadata
-    return (m.width, m.height) if m is not None and m.width > 0 and m.height > 0 else None
+    if m is None:
+        return None, None
+    size = (m.width, m.height) if m.width > 0 and m.height > 0 else None
+    return size, m.frame_count if m.frame_count > 0 else None
 
 
 def _load_expecting(app: Verity, ident: UUID, expected: int | None) -> Annotation:
@@ -106,16 +110,18 @@ def _commit(app: Verity, annotation: Annotation) -> Position | None:
 
 
 def create_annotation(cmd: CreateAnnotation, app: Verity) -> Position | None:
-    check_draft(cmd.draft, frame_size_of(app, cmd.video_id))
+    check_draft(cmd.draft, *frames_of(app, cmd.video_id))
     return app.commit(Annotation.create(cmd.video_id, cmd.draft, cmd.id))
 
 
 def update_annotation(cmd: UpdateAnnotation, app: Verity) -> Position | None:
     annotation = _load_expecting(app, cmd.id, cmd.expected_version)
     annotation.ensure_exists()
-    touches_box = not isinstance(cmd.changes.box, msgspec.UnsetType)
-    frame_size = frame_size_of(app, annotation.video_id) if touches_box else None
-    annotation.update(cmd.changes, frame_size)
+    touches_frame = not isinstance(cmd.changes.box, msgspec.UnsetType) or not isinstance(
+        cmd.changes.frame_number, msgspec.UnsetType
+    )
+    frame_size, frame_count = frames_of(app, annotation.video_id) if touches_frame else (None, None)
+    annotation.update(cmd.changes, frame_size, frame_count)
     if cmd.validated is not None:
         annotation.validate(cmd.validated)
     return _commit(app, annotation)
@@ -157,7 +163,7 @@ def revert_annotation(cmd: RevertAnnotation, app: Verity) -> Position | None:
 
 
 def start_import(cmd: StartImport, app: Verity) -> Position | None:
-    frame_size_of(app, cmd.video_id)
+    frames_of(app, cmd.video_id)
     job: AnnotationImport = AnnotationImport._create(
         AnnotationImport.Started,
         id=cmd.id,
@@ -186,9 +192,9 @@ def create_annotations(
     With a job, each batch's transaction also records the job's progress, and the last one
     completes it.
     """
-    frame_size = frame_size_of(app, cmd.video_id)
+    frame_size, frame_count = frames_of(app, cmd.video_id)
     for draft in cmd.drafts:
-        check_draft(draft, frame_size)
+        check_draft(draft, frame_size, frame_count)
     job = app.load(AnnotationImport, cmd.job_id, "Import") if cmd.job_id else None
     ids: list[UUID] = []
     position: Position | None = None

@@ -39,10 +39,12 @@ class UpdateProject(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class DeleteProject(msgspec.Struct, frozen=True, kw_only=True):
-    """Delete a project and, in the same transaction, the videos it owns."""
+    """Delete a project and, in the same transaction, the videos it owns; refused while
+    `test_session_ids` (its sessions and those run on its videos) is not empty."""
 
     id: UUID
     video_ids: tuple[UUID, ...] = ()
+    test_session_ids: tuple[UUID, ...] = ()
 
 
 def create_project(cmd: CreateProject, app: Verity) -> Position | None:
@@ -74,7 +76,7 @@ def update_project(cmd: UpdateProject, app: Verity) -> Position | None:
 
 def delete_project(cmd: DeleteProject, app: Verity) -> Position | None:
     project = app.load(Project, cmd.id)
-    project.delete()
+    project.delete(cmd.test_session_ids)
     videos = [app.load(Video, vid) for vid in cmd.video_ids]
     for video in videos:
         if not video.deleted and video.project_id == cmd.id:

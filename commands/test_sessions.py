@@ -62,6 +62,7 @@ def create_test_session(cmd: CreateTestSession, app: Verity) -> Position | None:
 
 def start_test_session(cmd: ChangeSessionStatus, app: Verity) -> Position | None:
     session = app.load(TestSession, cmd.id, "Test session")
+    app.load(Project, session.project_id).ensure_exists()  # sessions left by older deletions
     session.start()
     return app.commit(session)
 

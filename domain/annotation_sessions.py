@@ -85,15 +85,24 @@ class AnnotationSession(VerityAggregate):
         kwargs.setdefault("video_id", self.video_id)
         super().trigger_event(event_class, **kwargs)
 
-    def update(self, requested: SessionChanges) -> bool:
+    def update(self, requested: SessionChanges, video_frames: int | None = None) -> bool:
+        """`video_frames`, the video's frame count when known, bounds both frame fields."""
         asked = requested.as_dict()
         frame = asked.get("current_frame")
         if frame is not None and frame < 0:
             raise InvalidValue("current_frame", f"current_frame: must be >= 0, got {frame}")
         total = asked.get("total_frames", self.total_frames)
-        if frame is not None and total is not None and frame > total:
+        asked_total = asked.get("total_frames")
+        if video_frames is not None and asked_total is not None and asked_total > video_frames:
             raise InvalidValue(
-                "current_frame", f"current_frame: {frame} is beyond the video's {total} frames"
+                "total_frames",
+                f"total_frames: {asked_total} is beyond the video's {video_frames} frames",
+            )
+        bounds = [n for n in (total, video_frames) if n is not None]
+        if frame is not None and bounds and frame > min(bounds):
+            raise InvalidValue(
+                "current_frame",
+                f"current_frame: {frame} is beyond the video's {min(bounds)} frames",
             )
         changed = {k: v for k, v in asked.items() if getattr(self, k) != v}
         if not changed:

@@ -148,17 +148,18 @@ def check_box(box: BoundingBox, frame_size: tuple[int, int] | None, field: str =
             )
 
 
-def clamp_box(box: BoundingBox) -> BoundingBox:
-    """Remove sub-tolerance negative origins left by float arithmetic of normalised formats."""
-    if box.x >= 0 and box.y >= 0:
-        return box
-    return BoundingBox(max(box.x, 0.0), max(box.y, 0.0), box.width, box.height)
-
-
-def _check_fields(values: dict[str, Any], frame_size: tuple[int, int] | None) -> None:
+def _check_fields(
+    values: dict[str, Any], frame_size: tuple[int, int] | None, frame_count: int | None
+) -> None:
     if "frame_number" in values and values["frame_number"] < 0:
         raise InvalidValue(
             "frame_number", f"frame_number: must be >= 0, got {values['frame_number']}"
+        )
+    if frame_count and values.get("frame_number", 0) >= frame_count:
+        raise InvalidValue(
+            "frame_number",
+            f"frame_number: {values['frame_number']} is beyond the video's {frame_count} frames"
+            f" (0 to {frame_count - 1})",
         )
     for name in ("timestamp", "end_timestamp"):
         if values.get(name) is not None:
@@ -172,9 +173,13 @@ def _check_fields(values: dict[str, Any], frame_size: tuple[int, int] | None) ->
         check_text(name, values.get(name))
 
 
-def check_draft(draft: AnnotationDraft, frame_size: tuple[int, int] | None) -> None:
+def check_draft(
+    draft: AnnotationDraft, frame_size: tuple[int, int] | None, frame_count: int | None = None
+) -> None:
+    """Refuse a bad value, naming its field; the box and frame are checked against the video's
+    size and length when those are known."""
     values = {f: getattr(draft, f) for f in draft.__struct_fields__}
-    _check_fields(values, frame_size)
+    _check_fields(values, frame_size, frame_count)
     if draft.end_timestamp is not None and draft.end_timestamp < draft.timestamp:
         raise InvalidValue(
             "end_timestamp",
@@ -318,13 +323,18 @@ class Annotation(VerityAggregate):
         if self.deleted:
             raise NotFound("Annotation", self.id, f"Annotation {self.id} was deleted")
 
-    def update(self, requested: AnnotationChanges, frame_size: tuple[int, int] | None) -> bool:
+    def update(
+        self,
+        requested: AnnotationChanges,
+        frame_size: tuple[int, int] | None,
+        frame_count: int | None = None,
+    ) -> bool:
         """Record only the fields whose value really changes; returns whether anything did."""
         self.ensure_exists()
         asked = requested.as_dict()
         if "validated" in asked or "deleted" in asked:
             raise InvalidValue("changes", "validated and deleted change through their own actions")
-        _check_fields(asked, frame_size)
+        _check_fields(asked, frame_size, frame_count)
         changed = {k: v for k, v in asked.items() if getattr(self, k) != v}
         end = changed.get("end_timestamp", self.end_timestamp)
         start = changed.get("timestamp", self.timestamp)

@@ -76,9 +76,3 @@ OptionalIdentifier = Annotated[str, Meta(max_length=MAX_IDENTIFIER, pattern=_NO_
 Label = Annotated[str, Meta(min_length=1, max_length=MAX_LABEL, pattern=_NO_CONTROL)]
 Text = Annotated[str, Meta(max_length=MAX_TEXT, pattern=_TEXT_CONTROL)]
 """Free text (descriptions, notes, reasons): up to 10,000 characters, no NUL."""
-
-
-def control_character_free(value: str, *, multiline: bool = False) -> bool:
-    """The same rule as the patterns above, for values that are not decoded by msgspec."""
-    allowed = {"\t", "\n", "\r"} if multiline else set()
-    return not any((ord(c) < 0x20 and c not in allowed) or c == "\x7f" for c in value)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from enum import StrEnum
 from uuid import UUID
 
@@ -125,10 +126,20 @@ class Project(VerityAggregate):
         for field, value in changes.as_dict().items():
             setattr(self, field, value)
 
-    def delete(self) -> None:
+    def delete(self, test_sessions: Sequence[UUID] = ()) -> None:
+        """Refused while test sessions belong to the project: their detections and evaluations
+        are evidence, so removing them from view is a decision for nobody's delete button."""
         self.ensure_exists()
         if self.is_central_store:
             raise Conflict("The Central Video Store cannot be deleted")
+        if test_sessions:
+            shown = ", ".join(str(s) for s in test_sessions[:5])
+            more = f" and {len(test_sessions) - 5} more" if len(test_sessions) > 5 else ""
+            raise Conflict(
+                f"Project {self.id} has {len(test_sessions)} test session(s) ({shown}{more}):"
+                " their detections and evaluations are kept as evidence, so the project cannot"
+                ' be deleted; set its status to "archived" instead'
+            )
         self._deleted()
 
     @event(Deleted)

@@ -7,8 +7,7 @@ interpolated across it.
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from uuid import UUID
 
 import msgspec
@@ -78,19 +77,4 @@ def interpolate_track(keyframes: Sequence[AnnotationState]) -> list[TrackBox]:
                     detection_id=k.detection_id,
                 )
             )
-    return out
-
-
-def per_frame_boxes(annotations: Iterable[AnnotationState], interpolate: bool) -> list[TrackBox]:
-    """All boxes of a video per frame: tracks interpolated when asked, loose boxes as they are."""
-    tracks: dict[str, list[AnnotationState]] = defaultdict(list)
-    out: list[TrackBox] = []
-    for a in annotations:
-        if a.detection_id is not None and interpolate:
-            tracks[a.detection_id].append(a)
-        else:
-            out.append(_as_keyframe(a))
-    for keyframes in tracks.values():
-        out.extend(interpolate_track(keyframes))
-    out.sort(key=lambda b: (b.frame_number, b.detection_id or "", str(b.annotation_id)))
     return out

@@ -202,7 +202,7 @@ def check_ranges(draft: AnnotationDraft) -> None:
 
 
 def checked(draft: AnnotationDraft, video: VideoInfo) -> AnnotationDraft:
-    check_draft(draft, video.frame_size)
+    check_draft(draft, video.frame_size, video.frame_count)
     check_ranges(draft)
     return draft
 

@@ -66,3 +66,6 @@ CREATE TABLE IF NOT EXISTS rm_evaluation_comparisons (
 );
 CREATE INDEX IF NOT EXISTS rm_evaluation_comparisons_status_idx
     ON rm_evaluation_comparisons (evaluation_id, status, seq);
+-- A detection's outcome, shown with it in the detection lists.
+CREATE INDEX IF NOT EXISTS rm_evaluation_comparisons_det_idx
+    ON rm_evaluation_comparisons (evaluation_id, det_ref);

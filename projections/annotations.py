@@ -289,17 +289,6 @@ async def track(conn: AsyncConnection[Any], detection_id: str) -> list[Annotatio
         return await cur.fetchall()
 
 
-async def annotation_counts(conn: AsyncConnection[Any], video_id: UUID) -> tuple[int, int]:
-    """(live annotations, validated live annotations) of a video."""
-    cur = await conn.execute(
-        "SELECT count(*), count(*) FILTER (WHERE validated) FROM rm_annotations"
-        " WHERE video_id = %s AND NOT deleted",
-        (video_id,),
-    )
-    row = await cur.fetchone()
-    return (int(row[0]), int(row[1])) if row else (0, 0)
-
-
 class TimedBox(msgspec.Struct, frozen=True):
     timestamp: float
     vru_type: str

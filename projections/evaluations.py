@@ -167,14 +167,6 @@ _SUMMARY_COLUMNS = _COLUMNS.replace(
 )
 
 
-async def get_evaluation(conn: AsyncConnection[Any], evaluation_id: UUID) -> EvaluationRow | None:
-    async with conn.cursor(row_factory=class_row(EvaluationRow)) as cur:
-        await cur.execute(
-            f"SELECT {_COLUMNS} FROM rm_evaluations WHERE id = %s", (evaluation_id,), prepare=True
-        )
-        return await cur.fetchone()
-
-
 async def latest_evaluation(
     conn: AsyncConnection[Any], session_id: UUID, *, with_report: bool = True
 ) -> EvaluationRow | None:
@@ -238,6 +230,26 @@ async def completed_unevaluated(conn: AsyncConnection[Any]) -> list[UUID]:
         " AND e.trigger = 'completed')"
     )
     return [row[0] for row in await cur.fetchall()]
+
+
+async def detection_outcomes(
+    conn: AsyncConnection[Any], session_ids: Iterable[UUID], detection_ids: Iterable[UUID]
+) -> dict[UUID, str]:
+    """Each detection's status (`TP`, `FP`, `BELOW_THRESHOLD`) in the newest recorded
+    evaluation of its session; detections no recorded evaluation scored are absent."""
+    sessions = list(session_ids)
+    refs = [str(d) for d in detection_ids]
+    if not sessions or not refs:
+        return {}
+    async with conn.cursor() as cur:
+        await cur.execute(
+            "SELECT det_ref, status FROM rm_evaluation_comparisons"
+            " WHERE evaluation_id IN (SELECT DISTINCT ON (session_id) id FROM rm_evaluations"
+            " WHERE status = 'recorded' AND session_id = ANY(%s)"
+            " ORDER BY session_id, created_at DESC, id DESC) AND det_ref = ANY(%s)",
+            (sessions, refs),
+        )
+        return {UUID(ref): status for ref, status in await cur.fetchall()}
 
 
 class ComparisonRow(msgspec.Struct, frozen=True, kw_only=True):

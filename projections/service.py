@@ -260,12 +260,3 @@ class _Waiter:
 def _resolve(future: asyncio.Future[None]) -> None:
     if not future.done():
         future.set_result(None)
-
-
-def wait_until(service: ProjectionService, position: int, timeout: float = 10.0) -> None:
-    """Blocking wait, for scripts and tests outside an event loop."""
-    deadline = time.monotonic() + timeout
-    while service.position < position:
-        if time.monotonic() > deadline:
-            raise ReadSideTimeout(position, service.position)
-        time.sleep(0.005)

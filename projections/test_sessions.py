@@ -321,6 +321,19 @@ async def list_test_sessions(
         return rows
 
 
+async def session_ids_of_project(
+    pool: AsyncConnectionPool[Any], project_id: UUID, video_ids: Sequence[UUID]
+) -> list[UUID]:
+    """Sessions of the project and sessions run on its videos (what deleting it would orphan)."""
+    async with pool.connection() as conn, conn.cursor() as cur:
+        await cur.execute(
+            "SELECT id FROM rm_test_sessions WHERE project_id = %s OR video_id = ANY(%s)"
+            " ORDER BY created_at, id",
+            (project_id, list(video_ids)),
+        )
+        return [row[0] for row in await cur.fetchall()]
+
+
 async def sessions_of_video(pool: AsyncConnectionPool[Any], video_id: UUID) -> list[TestSessionRow]:
     async with pool.connection() as conn, conn.cursor(row_factory=class_row(TestSessionRow)) as cur:
         await cur.execute(

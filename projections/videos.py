@@ -103,12 +103,15 @@ class VideoRow(msgspec.Struct, frozen=True, kw_only=True):
     created_at: datetime
     updated_at: datetime | None
     version: int
+    detection_count: int = 0
+    """Detections of every test session run on the video (read from `rm_test_sessions`)."""
 
 
 _COLUMNS = (
     "id, project_id, filename, original_name, size, sha256, fps, frame_count, duration,"
     " width, height, status, processing_status, ground_truth_generated, created_at,"
-    " updated_at, version"
+    " updated_at, version, (SELECT coalesce(sum(s.detection_count), 0)::bigint"
+    " FROM rm_test_sessions s WHERE s.video_id = rm_videos.id) AS detection_count"
 )
 
 

@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import psycopg
 from eventsourcing.postgres import PostgresApplicationRecorder
 from nats.aio.client import Client as NatsClient
 from psycopg.conninfo import conninfo_to_dict
@@ -335,11 +334,3 @@ def ingest_worker(
         subject_prefix=settings.detections_subject,
         live=live,
     )
-
-
-def database_exists(url: str) -> bool:
-    try:
-        with psycopg.connect(url, connect_timeout=3):
-            return True
-    except psycopg.OperationalError:
-        return False

@@ -131,6 +131,7 @@ def test_frontend_shapes_live_updates_and_ground_truth(
     ("body", "field"),
     [
         ({"frame_number": -1}, "frameNumber"),
+        ({"frame_number": 40}, "frame_number"),  # the video has frames 0 to 39
         ({"vru_type": "truck"}, "vru_type"),
         ({"bounding_box": {"x": 300, "y": 0, "width": 40, "height": 10}}, "box.width"),
         ({"bounding_box": {"x": 0, "y": 0, "width": 0, "height": 10}}, "box.width"),
@@ -324,6 +325,11 @@ def test_bad_import_files_store_nothing_unless_partial_is_asked(
             "vru_type": "cyclist",
             "bounding_box": {"x": 319, "y": 1, "width": 5, "height": 5},
         },
+        {
+            "frame_number": 900,
+            "vru_type": "cyclist",
+            "bounding_box": {"x": 1, "y": 1, "width": 5, "height": 5},
+        },
     ]
     data = msgspec.json.encode({"annotations": rows})
     refused = client.post(url, files={"file": ("a.json", data)}, params={"format": "json"})
@@ -334,13 +340,14 @@ def test_bad_import_files_store_nothing_unless_partial_is_asked(
         (1, "frame_number"),
         (2, "vru_type"),
         (3, "box.width"),
+        (4, "frame_number"),
     ]
     assert client.get(f"/api/videos/{vid}/annotations").json() == []
     partial = client.post(
         url, files={"file": ("a.json", data)}, params={"format": "json", "partial": "true"}
     )
     assert partial.status_code == 200 and partial.json()["imported"] == 1
-    assert len(partial.json()["errors"]) == 3
+    assert len(partial.json()["errors"]) == 4
 
     for fmt, content, expected in [
         ("json", b"{not json", "JSON"),
@@ -435,6 +442,12 @@ def test_annotation_sessions_count_from_annotation_events(
     assert (body["totalDetections"], body["validatedDetections"]) == (2, 1)
     bad = client.put(f"/api/annotation-sessions/{sid}", json={"current_frame": -1})
     assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "currentFrame"
+    for body, field in (
+        ({"total_frames": 900, "current_frame": 900}, "total_frames"),
+        ({"total_frames": None, "current_frame": 900}, "current_frame"),
+    ):
+        beyond = client.put(f"/api/annotation-sessions/{sid}", json=body)
+        assert beyond.status_code == 422 and beyond.json()["errors"][0]["field"] == field
     assert client.get(f"/api/annotation-sessions/{sid}").json()["totalDetections"] == 2
     assert (
         client.post(
@@ -450,15 +463,23 @@ def test_bulk_creation_checks_every_row_first(
     vid = video["id"]
     rows = [
         {**FRONTEND_BODY, "frame_number": f, "source": "detector", "confidence": 0.9}
-        for f in range(50)
+        for f in range(40)
     ]
     bad = [*rows[:5], {**FRONTEND_BODY, "vru_type": "tram"}]
     refused = client.post(f"/api/videos/{vid}/annotations/bulk", json=bad)
     assert refused.status_code == 422 and refused.json()["errors"][0]["field"] == "[5].vru_type"
+    beyond = client.post(
+        f"/api/videos/{vid}/annotations/bulk",
+        json=[*rows[:2], {**FRONTEND_BODY, "frame_number": 900}],
+    )
+    assert beyond.status_code == 422 and beyond.json()["errors"][0]["field"] == "[2].frame_number"
+    assert "40 frames" in beyond.json()["detail"]
     assert client.get(f"/api/videos/{vid}/annotations").json() == []
     created = client.post(f"/api/videos/{vid}/annotations/bulk", json=rows)
     assert created.status_code == 200, created.text
-    assert created.json()["created"] == 50
+    assert created.json()["created"] == 40
     listed = client.get(f"/api/videos/{vid}/annotations").json()
-    assert len(listed) == 50 and {a["source"] for a in listed} == {"detector"}
-    assert client.get(f"/api/videos/{vid}/ground-truth").json()["total_detections"] == 50
+    assert len(listed) == 40 and {a["source"] for a in listed} == {"detector"}
+    assert client.get(f"/api/videos/{vid}/ground-truth").json()["total_detections"] == 40
+    moved = client.put(f"/api/annotations/{listed[0]['id']}", json={"frame_number": 40})
+    assert moved.status_code == 422 and moved.json()["errors"][0]["field"] == "frame_number"

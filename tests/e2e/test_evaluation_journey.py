@@ -268,3 +268,25 @@ def test_bad_input_is_refused_with_the_field_or_the_missing_thing(
         "/api/validation/statistical/run", json={"test_session_id": sid, "confidence_level": 0.3}
     )
     assert level.status_code == 422 and "confidenceLevel" in level.json()["detail"]
+
+
+def test_detections_carry_their_outcome_and_videos_their_detection_count(
+    client: TestClient[Any], tmp_path: Path
+) -> None:
+    project_id, video_id = project_with_video(client, tmp_path)
+    annotate(client, video_id, 0)
+    sid = run_session(client, project_id, video_id, [[hit(x=12)], [hit(x=400, y=300)]])
+    video = client.get(f"/api/videos/{video_id}").json()
+    assert video["detectionCount"] == 2
+    listed = client.get(f"/api/projects/{project_id}/videos").json()
+    assert [v["detectionCount"] for v in listed] == [2]
+    before = client.get(f"/api/test-sessions/{sid}/detections").json()["detections"]
+    assert [d["validation_result"] for d in before] == [None, None]
+    assert client.post(f"/api/test-sessions/{sid}/complete").status_code == 200
+    assert wait_results(client, sid).status_code == 200
+    after = client.get(f"/api/test-sessions/{sid}/detections").json()["detections"]
+    assert [(d["frame_number"], d["validation_result"]) for d in after] == [(0, "TP"), (3, "FP")]
+    on_video = client.get(f"/api/videos/{video_id}/detections").json()["detections"]
+    assert {d["detection_id"]: d["validation_result"] for d in on_video} == {
+        d["detection_id"]: d["validation_result"] for d in after
+    }

@@ -20,7 +20,7 @@ from domain.projects import CENTRAL_STORE_ID
 from domain.videos import VideoMetadata
 from domain.vru import VruType
 from projections.failures import failures_of
-from projections.service import wait_until
+from projections.service import ProjectionService
 from tests.e2e.helpers import api_client
 from verity.cli import main
 from verity.settings import Settings
@@ -29,6 +29,14 @@ pytestmark = pytest.mark.e2e
 
 POISON_FRAME = 2**40
 """Too large for rm_annotations.frame_number (`integer`)."""
+
+
+def wait_until(service: ProjectionService, position: int, timeout: float) -> None:
+    """Blocking wait for the read side: this test writes through a command outside the API."""
+    deadline = time.monotonic() + timeout
+    while service.position < position:
+        assert time.monotonic() < deadline, f"read side at {service.position}, not {position}"
+        time.sleep(0.005)
 
 
 def new_video(app: Verity) -> UUID:

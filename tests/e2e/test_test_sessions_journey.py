@@ -243,3 +243,25 @@ def test_a_running_session_can_be_failed_with_a_reason(
     assert again.status_code == 409 and "failed" in again.json()["detail"]
     unknown = client.post("/api/test-sessions/00000000-0000-0000-0000-00000000abcd/fail")
     assert unknown.status_code == 404
+
+
+def test_a_project_with_test_sessions_is_kept_as_evidence(
+    client: TestClient[Any], tmp_path: Path
+) -> None:
+    project_id, video_id = project_with_video(client, tmp_path)
+    other = client.post("/api/projects", json={**PROJECT, "name": "Other"}).json()["id"]
+    on_video = client.post(
+        "/api/test-sessions", json={"name": "run", "projectId": other, "videoId": video_id}
+    ).json()["id"]
+    refused = client.delete(f"/api/projects/{project_id}")
+    assert refused.status_code == 409, refused.text
+    assert on_video in refused.json()["detail"] and "archived" in refused.json()["detail"]
+    assert client.get(f"/api/projects/{project_id}").status_code == 200
+    assert client.get(f"/api/videos/{video_id}").status_code == 200
+    own = client.post(
+        "/api/test-sessions", json={"name": "own", "projectId": project_id, "videoId": video_id}
+    ).json()["id"]
+    assert own in client.delete(f"/api/projects/{project_id}").json()["detail"]
+    assert client.post(f"/api/test-sessions/{own}/start").status_code == 200
+    empty = client.post("/api/projects", json={**PROJECT, "name": "Empty"}).json()["id"]
+    assert client.delete(f"/api/projects/{empty}").status_code == 200

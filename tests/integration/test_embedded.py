@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pwd
+import select
 import shutil
 import signal
 import subprocess
@@ -32,20 +34,33 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 STREAM = "EMBEDDED_TEST"
 
 
+STARTUP_BOUND = 300.0
+"""Seconds a child may take to start both servers before a test gives up: it waits for the
+child's report that they answer, so this only bounds a hang (initdb and both readiness waits
+allow up to ~150 s by design)."""
+EXIT_BOUND = 120.0
+"""Seconds an interrupted child may take to exit: its atexit hook stops NATS (up to 10 s) and
+PostgreSQL (up to 35 s, then SIGKILL) by design, and a busy machine stretches each step."""
+
+
 @pytest.fixture
 def tmp_path() -> Iterator[Path]:
     """A temp dir outside pytest's: run as root, postgres runs as another user, and any pytest
     session starting meanwhile (another checkout's, say) resets the root of pytest's temp
-    dirs to mode 0700, locking the server out of its data mid-test."""
+    dirs to mode 0700, locking the server out of its data mid-test. Whatever a failed test
+    left running on it is killed before it is removed."""
     path = Path(tempfile.mkdtemp(prefix="verity-embedded-"))
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
+    try:
+        yield path
+    finally:
+        _kill_processes_referencing(path)
+        shutil.rmtree(path, ignore_errors=True)
 
 
-def _processes_referencing(*paths: Path) -> list[str]:
-    """Live processes whose command line or working directory mentions one of `paths`."""
+def _referencing(*paths: Path) -> Iterator[tuple[int, str, str]]:
+    """(pid, command line, cwd) of live processes whose command line or working directory
+    mentions one of `paths`."""
     needles = [str(p) for p in paths]
-    found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
@@ -57,9 +72,23 @@ def _processes_referencing(*paths: Path) -> list[str]:
             cwd = os.readlink(entry / "cwd")
         except OSError:
             cwd = ""
-        if any(n in cmdline or cwd.startswith(n) for n in needles):
-            found.append(f"pid {entry.name}: {cmdline.strip()} (cwd {cwd})")
-    return found
+        if any(n in cmdline or cwd.startswith(n) for n in needles) and _alive(int(entry.name)):
+            yield int(entry.name), cmdline.strip(), cwd
+
+
+def _processes_referencing(*paths: Path) -> list[str]:
+    return [f"pid {pid}: {cmdline} (cwd {cwd})" for pid, cmdline, cwd in _referencing(*paths)]
+
+
+def _kill_processes_referencing(path: Path) -> None:
+    """SIGKILL what a failed test left behind on `path`: a server (its own process group, so
+    with its children) or a child python (in pytest's group, so alone)."""
+    for pid, _, _ in list(_referencing(path)):
+        with contextlib.suppress(ProcessLookupError):
+            if os.getpgid(pid) == pid:
+                os.killpg(pid, signal.SIGKILL)
+            else:
+                os.kill(pid, signal.SIGKILL)
 
 
 def _children(pid: int) -> set[int]:
@@ -212,7 +241,8 @@ time.sleep(600)
 def _start_and_kill_owner(
     data_dir: Path, where: str, sig: signal.Signals = signal.SIGKILL
 ) -> set[int]:
-    """Run the servers in a child python, send it `sig`, return the server pids."""
+    """Run the servers in a child python, wait for its report that they answer, send it `sig`
+    and wait for it to exit; return the server pids. The child never outlives this call."""
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     owner = subprocess.Popen(
         [sys.executable, "-c", _OWNER_SCRIPT, str(data_dir), where],
@@ -222,12 +252,17 @@ def _start_and_kill_owner(
     )
     try:
         assert owner.stdout is not None
-        line = owner.stdout.readline()
+        ready, _, _ = select.select([owner.stdout], [], [], STARTUP_BOUND)
+        assert ready, f"servers not started within {STARTUP_BOUND:.0f}s"
+        line = owner.stdout.readline()  # one whole line, flushed at once
         assert line, "owner process died before starting the servers"
         pids = set(json.loads(line))
-    finally:
         owner.send_signal(sig)
-        owner.wait(30)
+        owner.wait(EXIT_BOUND)
+    finally:
+        if owner.poll() is None:  # failed above: the tmp_path fixture kills its servers
+            owner.kill()
+            owner.wait()
     return pids
 
 
@@ -242,7 +277,7 @@ def test_killed_parent_takes_its_servers_down(tmp_path: Path) -> None:
 def test_interrupted_parent_stops_its_servers_at_exit(tmp_path: Path) -> None:
     # started off the main thread, so no PDEATHSIG: only the atexit hook can stop them
     pids = _start_and_kill_owner(tmp_path, "thread", signal.SIGINT)
-    assert _wait_dead(pids, timeout=1.0) == set()
+    assert _wait_dead(pids, timeout=10.0) == set()  # the exit waited for them: only reaping left
     assert _processes_referencing(tmp_path) == []
 
 

@@ -7,6 +7,7 @@ from uuid import uuid4
 import pytest
 
 from commands.application import Verity
+from domain.annotation_sessions import AnnotationSession, SessionChanges
 from domain.annotations import (
     Annotation,
     AnnotationChanges,
@@ -17,7 +18,7 @@ from domain.annotations import (
     check_draft,
 )
 from domain.errors import Conflict, InvalidValue, NotFound
-from domain.tracks import interpolate_track, per_frame_boxes
+from domain.tracks import interpolate_track
 from domain.vru import VruType, vru_type_of
 
 pytestmark = pytest.mark.unit
@@ -74,6 +75,32 @@ def test_box_outside_unknown_resolution_is_only_checked_for_sign() -> None:
         check_draft(draft(box=BoundingBox(1000, 1000, 5, 5)), (64, 48))
     with pytest.raises(InvalidValue):
         check_draft(draft(box=BoundingBox(-1, 0, 5, 5)), None)
+
+
+def test_frames_beyond_a_known_length_are_refused_naming_the_field() -> None:
+    check_draft(draft(frame_number=89), (64, 48), 90)
+    check_draft(draft(frame_number=900), (64, 48), None)  # accepted: length unknown
+    with pytest.raises(InvalidValue, match="beyond the video's 90 frames") as err:
+        check_draft(draft(frame_number=900), (64, 48), 90)
+    assert err.value.field == "frame_number"
+    annotation = Annotation.create(uuid4(), draft())
+    with pytest.raises(InvalidValue) as err:
+        annotation.update(AnnotationChanges(frame_number=90), None, 90)
+    assert err.value.field == "frame_number"
+    assert annotation.update(AnnotationChanges(notes="n"), None, 2)  # frame untouched
+
+
+def test_annotation_session_frames_stay_within_the_video() -> None:
+    session = AnnotationSession.start(uuid4(), uuid4(), None, 90)
+    assert session.update(SessionChanges(current_frame=90), 90)
+    for changes, field in (
+        (SessionChanges(current_frame=900), "current_frame"),
+        (SessionChanges(total_frames=900, current_frame=900), "total_frames"),
+        (SessionChanges(total_frames=None, current_frame=900), "current_frame"),
+    ):
+        with pytest.raises(InvalidValue) as err:
+            session.update(changes, 90)
+        assert err.value.field == field
 
 
 def test_edits_record_only_changed_fields_and_source_survives(app: Verity) -> None:
@@ -156,8 +183,6 @@ def test_track_keyframes_zero_and_ten_interpolate_eleven_boxes() -> None:
     assert [b.keyframe for b in boxes] == [True] + [False] * 9 + [True]
     assert boxes[5].box == BoundingBox(5, 10, 15, 10)
     assert boxes[5].timestamp == pytest.approx(0.5)
-    assert len(per_frame_boxes([k0, k10], interpolate=False)) == 2
-    assert len(per_frame_boxes([k0, k10], interpolate=True)) == 11
 
 
 def test_an_outside_keyframe_stops_interpolation() -> None:

@@ -32,7 +32,6 @@ from domain.limits import (
     MAX_IDENTIFIER,
     MAX_LIST,
     MAX_SECONDS,
-    control_character_free,
 )
 from domain.projects import CameraView, SignalType
 from domain.videos import VideoMetadata
@@ -70,6 +69,10 @@ def decode(data: bytes) -> FrameMessage | None:
         refused = err
     assert refused.reason in {"undecodable", "invalid"} and refused.detail
     return None
+
+
+def control_character_free(value: str) -> bool:
+    return not any(ord(c) < 0x20 or c == "\x7f" for c in value)
 
 
 def _identifier(value: str | None, *, colon: bool = True) -> None:

@@ -66,6 +66,16 @@ def test_deleted_project_cannot_be_updated_or_deleted_again() -> None:
         project.delete()
 
 
+def test_a_project_with_test_sessions_is_not_deleted() -> None:
+    project = new_project()
+    sessions = [uuid4() for _ in range(7)]
+    with pytest.raises(Conflict, match=f"7 test session.*{sessions[0]}.* and 2 more.*archived"):
+        project.delete(sessions)
+    assert not project.deleted and len(project.collect_events()) == 1
+    project.delete(())
+    assert project.deleted
+
+
 def test_central_store_is_protected() -> None:
     store = central_store()
     assert store.id == CENTRAL_STORE_ID

@@ -13,17 +13,18 @@ from hypothesis import strategies as st
 from commands.application import Verity
 from commands.detections import RecordFrames, record_frames
 from commands.device_messages import InvalidMessage, decode_frame, frame_schema
-from commands.projects import CreateProject, create_project
+from commands.projects import CreateProject, DeleteProject, create_project, delete_project
 from commands.test_sessions import (
     ChangeSessionStatus,
     CreateTestSession,
     complete_test_session,
     create_test_session,
+    start_test_session,
 )
 from commands.videos import RegisterUpload, register_upload
 from domain.detections import FrameBatch, fast_uuid5, frame_id
-from domain.errors import Conflict, InvalidValue
-from domain.projects import CameraView, SignalType
+from domain.errors import Conflict, InvalidValue, NotFound
+from domain.projects import CameraView, Project, SignalType
 from domain.test_sessions import SessionStatus, TestSession
 
 pytestmark = pytest.mark.unit
@@ -201,6 +202,28 @@ def test_record_frames_stores_once_and_refuses_closed_sessions() -> None:
     stranger = decode_frame(msgspec.json.encode({**wire, "sessionId": str(uuid4())}))
     unknown = record_frames(RecordFrames(frames=(stranger,), received_at=now), app)
     assert [r.reason for r in unknown.rejected] == ["unknown_session"]
+
+
+def test_a_session_of_a_deleted_project_cannot_be_started() -> None:
+    """Sessions orphaned before deletion was refused for projects with sessions."""
+    app = Verity(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
+    project = CreateProject(
+        name="p", camera_model="m", camera_view=CameraView.MULTI_ANGLE, signal_type=SignalType.GPIO
+    )
+    create_project(project, app)
+    video = RegisterUpload(
+        project_id=project.id, filename="f", original_name="f", size=1, sha256="x", metadata=None
+    )
+    register_upload(video, app)
+    cmd = CreateTestSession(name="s", project_id=project.id, video_id=video.id)
+    create_test_session(cmd, app)
+    with pytest.raises(Conflict, match="test session"):
+        delete_project(DeleteProject(id=project.id, test_session_ids=(cmd.id,)), app)
+    legacy = app.load(Project, project.id)
+    legacy.delete()  # as an older version did, sessions or not
+    app.commit(legacy)
+    with pytest.raises(NotFound, match="was deleted"):
+        start_test_session(ChangeSessionStatus(id=cmd.id), app)
 
 
 def test_create_refuses_bad_settings() -> None:
