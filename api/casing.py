@@ -6,7 +6,7 @@ from typing import Any
 
 import msgspec
 
-from api.inputs import to_camel
+from domain.casing import to_camel
 
 
 def camel(value: Any) -> Any:
