@@ -168,7 +168,8 @@ async def _fan_out_to_rooms(nc: NatsClient, settings: Settings, hub: RoomHub) ->
             log.exception("cannot fan out message on %s", msg.subject)
 
     # One subscription per aggregate that rooms hear of, not one on everything: frames
-    # (thousands a second, api/live.py SILENT) are then never delivered to this process.
+    # (thousands a second, projections/live_messages.py SILENT) are then never delivered to
+    # this process.
     for aggregate in aggregate_names():
         if aggregate not in SILENT:
             await nc.subscribe(f"{settings.events_subject}.{aggregate}.>", cb=on_event)
