@@ -10,10 +10,10 @@ from litestar import Controller, Request, get, post
 from litestar.datastructures import State
 from litestar.params import FromPath, JSONBody
 
-from api.casing import both_casings
 from api.inputs import InputDTO
 from api.services import caught_up, execute, services_of
 from commands.criteria import ConfigureCriteria, configure_criteria
+from domain.casing import with_snake_twins
 from domain.criteria import CriteriaValues
 from domain.errors import NotFound
 from projections.criteria import CriteriaRow, get_criteria
@@ -29,19 +29,32 @@ class CriteriaIn(msgspec.Struct, kw_only=True):
     max_latency_ms: float | None = 100.0
 
 
-def criteria_out(row: CriteriaRow) -> dict[str, Any]:
-    return both_casings(
-        {
-            "id": str(row.id),
-            "project_id": str(row.project_id),
-            "min_precision": row.min_precision,
-            "min_recall": row.min_recall,
-            "min_f1_score": row.min_f1_score,
-            "max_latency_ms": row.max_latency_ms,
-            "created_at": row.created_at.isoformat(),
-            "updated_at": row.updated_at.isoformat() if row.updated_at else None,
-            "version": row.version,
-        }
+@with_snake_twins
+class CriteriaOut(msgspec.Struct, kw_only=True, rename="camel"):
+    """camelCase (the frontend's PassFailCriteria) and snake_case (the original's M3 body)."""
+
+    id: str
+    project_id: str
+    min_precision: float | None
+    min_recall: float | None
+    min_f1_score: float | None
+    max_latency_ms: float | None
+    created_at: str
+    updated_at: str | None
+    version: int
+
+
+def criteria_out(row: CriteriaRow) -> CriteriaOut:
+    return CriteriaOut(
+        id=str(row.id),
+        project_id=str(row.project_id),
+        min_precision=row.min_precision,
+        min_recall=row.min_recall,
+        min_f1_score=row.min_f1_score,
+        max_latency_ms=row.max_latency_ms,
+        created_at=row.created_at.isoformat(),
+        updated_at=row.updated_at.isoformat() if row.updated_at else None,
+        version=row.version,
     )
 
 
@@ -69,7 +82,7 @@ class CriteriaController(Controller):
         request: Request[Any, Any, Any],
         project_id: FromPath[UUID],
         data: JSONBody[CriteriaIn],
-    ) -> dict[str, Any]:
+    ) -> CriteriaOut:
         services = services_of(state)
         cmd = ConfigureCriteria(
             project_id=project_id, values=CriteriaValues(**msgspec.structs.asdict(data))
@@ -79,11 +92,11 @@ class CriteriaController(Controller):
         return await _load(state, project_id)
 
     @get(operation_id="getCriteria", summary="The project's pass/fail criteria")
-    async def get_criteria(self, state: State, project_id: FromPath[UUID]) -> dict[str, Any]:
+    async def get_criteria(self, state: State, project_id: FromPath[UUID]) -> CriteriaOut:
         return await _load(state, project_id)
 
 
-async def _load(state: State, project_id: UUID) -> dict[str, Any]:
+async def _load(state: State, project_id: UUID) -> CriteriaOut:
     async with services_of(state).read_pool.connection() as conn:
         row = await get_criteria(conn, project_id)
         if row is None:

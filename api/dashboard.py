@@ -8,13 +8,14 @@ nothing has been evaluated yet. Never a stand-in constant.
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any
 
+import anyio.to_thread
+import msgspec
 from litestar import get
 from litestar.datastructures import State
 
-from api.casing import both_casings
 from api.services import services_of
+from domain.casing import with_snake_twins
 from domain.evaluation import FrameCounts, Interval, bootstrap_f1, wilson_interval
 from projections import dashboard as read
 from projections.evaluations import EvaluationRow, latest_recorded
@@ -22,8 +23,78 @@ from projections.evaluations import EvaluationRow, latest_recorded
 STABLE_BAND = 1.0
 """Percentage points within which a trend counts as stable."""
 
+Pair = list[float | None]
 
-def _pct_pair(interval: Interval) -> list[float | None]:
+
+class DashboardIntervals(msgspec.Struct, kw_only=True):
+    """Percent, 95%; snake_case keys, as the dashboard page reads them."""
+
+    precision: Pair
+    recall: Pair
+    f1_score: Pair
+    confidence_level: float
+    scale: str
+
+
+class Trend(msgspec.Struct, kw_only=True, rename="camel"):
+    """Newer half of the evaluations minus the older half, in percentage points."""
+
+    accuracy: float
+    detection_rate: float
+    performance: str
+    """improving | declining | stable"""
+    basis: int
+
+
+class SignalMetrics(msgspec.Struct, kw_only=True, rename="camel"):
+    total_signals: int
+    success_rate: float
+    avg_processing_time: float
+    detail: str
+
+
+@with_snake_twins
+class DashboardStats(msgspec.Struct, kw_only=True, rename="camel"):
+    """D1: camelCase and snake_case keys (the dashboard page reads snake_case)."""
+
+    project_count: int
+    video_count: int
+    test_count: int
+    test_session_count: int
+    total_detections: int
+    detection_event_count: int
+    average_accuracy: float
+    active_tests: int
+    evaluated_sessions: int
+    confidence_intervals: DashboardIntervals | None
+    trend_analysis: Trend
+    signal_processing_metrics: SignalMetrics
+
+
+class AccuracyPoint(msgspec.Struct, kw_only=True):
+    date: str
+    accuracy: float
+    sessions: int
+
+
+class ClassCount(msgspec.Struct, kw_only=True):
+    type: str
+    count: int
+
+
+class Activity(msgspec.Struct, kw_only=True):
+    date: str
+    activity: str
+    count: int
+
+
+class DashboardCharts(msgspec.Struct, kw_only=True, rename="camel"):
+    accuracy_trend: list[AccuracyPoint]
+    detections_by_type: list[ClassCount]
+    recent_activity: list[Activity]
+
+
+def _pct_pair(interval: Interval) -> Pair:
     return [None if v is None else round(100 * v, 4) for v in (interval.low, interval.high)]
 
 
@@ -31,10 +102,10 @@ def _mean(values: list[float]) -> float | None:
     return sum(values) / len(values) if values else None
 
 
-def _trend(rows: list[EvaluationRow]) -> dict[str, Any]:
+def _trend(rows: list[EvaluationRow]) -> Trend:
     """Newer half of the evaluations against the older half, in percentage points."""
     if len(rows) < 2:
-        return {"accuracy": 0.0, "detectionRate": 0.0, "performance": "stable", "basis": len(rows)}
+        return Trend(accuracy=0.0, detection_rate=0.0, performance="stable", basis=len(rows))
     half = len(rows) // 2
     old, new = rows[:half], rows[half:]
 
@@ -49,28 +120,26 @@ def _trend(rows: list[EvaluationRow]) -> dict[str, Any]:
         performance = "improving"
     elif acc < -STABLE_BAND:
         performance = "declining"
-    return {
-        "accuracy": acc,
-        "detectionRate": delta("recall"),
-        "performance": performance,
-        "basis": len(rows),
-    }
+    return Trend(
+        accuracy=acc, detection_rate=delta("recall"), performance=performance, basis=len(rows)
+    )
 
 
-def _intervals(rows: list[EvaluationRow]) -> dict[str, Any]:
-    """Pooled over sessions: Wilson on summed counts; F1 bootstrapped with sessions as units."""
+def _intervals(rows: list[EvaluationRow]) -> DashboardIntervals:
+    """Pooled over sessions: Wilson on summed counts; F1 bootstrapped with sessions as units.
+    CPU-bound: called off the event loop."""
     tp = [r.tp or 0 for r in rows]
     fp = [r.fp or 0 for r in rows]
     fn = [r.fn or 0 for r in rows]
     t, p, n = sum(tp), sum(fp), sum(fn)
     units = FrameCounts(frames=tuple(range(len(rows))), tp=tuple(tp), fp=tuple(fp), fn=tuple(fn))
-    return {
-        "precision": _pct_pair(wilson_interval(t, t + p)),
-        "recall": _pct_pair(wilson_interval(t, t + n)),
-        "f1_score": _pct_pair(bootstrap_f1(units, n_resamples=1000)),
-        "confidence_level": 0.95,
-        "scale": "percent",
-    }
+    return DashboardIntervals(
+        precision=_pct_pair(wilson_interval(t, t + p)),
+        recall=_pct_pair(wilson_interval(t, t + n)),
+        f1_score=_pct_pair(bootstrap_f1(units, n_resamples=1000)),
+        confidence_level=0.95,
+        scale="percent",
+    )
 
 
 @get(
@@ -86,33 +155,33 @@ def _intervals(rows: list[EvaluationRow]) -> dict[str, Any]:
     ),
     tags=["dashboard"],
 )
-async def dashboard_stats(state: State) -> dict[str, Any]:
+async def dashboard_stats(state: State) -> DashboardStats:
     services = services_of(state)
     async with services.read_pool.connection() as conn:
         c = await read.counts(conn)
         rows = await latest_recorded(conn)
     accuracies = [r.accuracy for r in rows if r.accuracy is not None]
     average = _mean(accuracies)
-    body = {
-        "project_count": c.projects,
-        "video_count": c.videos,
-        "test_count": c.sessions,
-        "test_session_count": c.sessions,
-        "total_detections": c.detections,
-        "detection_event_count": c.detections,
-        "average_accuracy": 0.0 if average is None else round(100 * average, 4),
-        "active_tests": c.active_sessions,
-        "evaluated_sessions": len(rows),
-        "confidence_intervals": _intervals(rows) if rows else None,
-        "trend_analysis": _trend(rows),
-        "signal_processing_metrics": {
-            "totalSignals": 0,
-            "successRate": 0.0,
-            "avgProcessingTime": 0.0,
-            "detail": "no signals have been processed",
-        },
-    }
-    return both_casings(body)
+    intervals = await anyio.to_thread.run_sync(_intervals, rows) if rows else None
+    return DashboardStats(
+        project_count=c.projects,
+        video_count=c.videos,
+        test_count=c.sessions,
+        test_session_count=c.sessions,
+        total_detections=c.detections,
+        detection_event_count=c.detections,
+        average_accuracy=0.0 if average is None else round(100 * average, 4),
+        active_tests=c.active_sessions,
+        evaluated_sessions=len(rows),
+        confidence_intervals=intervals,
+        trend_analysis=_trend(rows),
+        signal_processing_metrics=SignalMetrics(
+            total_signals=0,
+            success_rate=0.0,
+            avg_processing_time=0.0,
+            detail="no signals have been processed",
+        ),
+    )
 
 
 @get(
@@ -121,7 +190,7 @@ async def dashboard_stats(state: State) -> dict[str, Any]:
     summary="Dashboard charts (D2): accuracy per day, detections per class, recent activity",
     tags=["dashboard"],
 )
-async def dashboard_charts(state: State) -> dict[str, Any]:
+async def dashboard_charts(state: State) -> DashboardCharts:
     services = services_of(state)
     async with services.read_pool.connection() as conn:
         rows = await latest_recorded(conn)
@@ -131,13 +200,11 @@ async def dashboard_charts(state: State) -> dict[str, Any]:
     for r in rows:
         if r.accuracy is not None and r.recorded_at is not None:
             per_day[r.recorded_at.date().isoformat()].append(r.accuracy)
-    return {
-        "accuracyTrend": [
-            {"date": day, "accuracy": round(100 * sum(v) / len(v), 4), "sessions": len(v)}
+    return DashboardCharts(
+        accuracy_trend=[
+            AccuracyPoint(date=day, accuracy=round(100 * sum(v) / len(v), 4), sessions=len(v))
             for day, v in sorted(per_day.items())
         ],
-        "detectionsByType": [{"type": k, "count": n} for k, n in by_class],
-        "recentActivity": [
-            {"date": d.isoformat(), "activity": a, "count": n} for d, a, n in activity
-        ],
-    }
+        detections_by_type=[ClassCount(type=k, count=n) for k, n in by_class],
+        recent_activity=[Activity(date=d.isoformat(), activity=a, count=n) for d, a, n in activity],
+    )

@@ -9,6 +9,7 @@ from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
+from api.evaluation_views import NotReady
 from domain.errors import Conflict, DomainError, InvalidValue, NotFound
 from formats.import_limits import FormatError, Refusal
 from projections.service import ReadSideTimeout
@@ -67,6 +68,12 @@ def read_side_timeout(_: Request[Any, Any, Any], exc: ReadSideTimeout) -> Respon
     return Response(_body(detail, position=exc.position), status_code=202)
 
 
+def not_ready(_: Request[Any, Any, Any], exc: NotReady) -> Response[Any]:
+    """Results that will exist, but not yet (a session still running, an evaluation being
+    written): 202 with `detail`, JSON whatever the route's media type."""
+    return Response(exc.body, status_code=202, media_type=MediaType.JSON)
+
+
 def unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return Response(
@@ -81,5 +88,6 @@ exception_handlers: Any = {
     HTTPException: http_error,
     FormatError: file_refused,
     ReadSideTimeout: read_side_timeout,
+    NotReady: not_ready,
     Exception: unexpected,
 }

@@ -6,9 +6,16 @@ from typing import Any
 from uuid import UUID
 
 import msgspec
-from litestar import MediaType, Request, Response
+from litestar import Request
 
-from api.casing import camel
+from api.result_dtos import (
+    CountOut,
+    DetailedOut,
+    HeadlineFractions,
+    IntervalsOut,
+    PendingOut,
+    PinOut,
+)
 from api.services import Services, caught_up, execute
 from commands.application import Verity
 from commands.evaluations import (
@@ -20,8 +27,10 @@ from commands.evaluations import (
     evaluate_session,
     rerun_evaluation,
 )
+from domain.casing import as_camel
 from domain.errors import Conflict, NotFound
 from domain.evaluation import EvaluationReport
+from domain.evaluation.verdict import Criteria, Verdict
 from projections import evaluations as read
 from projections.evaluation_sources import load_sources
 from projections.test_sessions import TestSessionRow, get_test_session
@@ -43,29 +52,31 @@ def report_of(row: read.EvaluationRow) -> EvaluationReport:
     return msgspec.convert(row.report, EvaluationReport)
 
 
-def pending(session: TestSessionRow, detail: str) -> Response[Any]:
-    """202: the results will exist, but not yet."""
-    body = {
-        "detail": detail,
-        "status": session.status,
-        "sessionId": str(session.id),
-        "session_id": str(session.id),
-    }
-    # JSON whatever the route's own media type (the chart route answers SVG once ready).
-    return Response(body, status_code=202, media_type=MediaType.JSON)
+class NotReady(Exception):
+    """The results will exist, but not yet: api/errors.py answers 202 with `body` (JSON,
+    whatever the route's own media type: the chart route answers SVG once ready)."""
+
+    def __init__(self, session: TestSessionRow, detail: str) -> None:
+        super().__init__(detail)
+        self.body = PendingOut(detail=detail, status=session.status, session_id=str(session.id))
+
+
+def pending(session: TestSessionRow, detail: str) -> NotReady:
+    return NotReady(session, detail)
 
 
 async def evaluation_or_wait(
     services: Services, session: TestSessionRow, *, with_report: bool = True
-) -> read.EvaluationRow | Response[Any]:
-    """The session's newest recorded evaluation, a 202 while it is not ready, 409 if it failed."""
+) -> read.EvaluationRow:
+    """The session's newest recorded evaluation; NotReady (202) while it is not ready,
+    Conflict (409) if it failed."""
     async with services.read_pool.connection() as conn:
         row = await read.latest_evaluation(conn, session.id, with_report=with_report)
     if session.status in RUNNING:
-        return pending(session, f"Test session {session.id} is still running")
+        raise pending(session, f"Test session {session.id} is still running")
     if row is None:
         if session.status in WAITING or session.status == "completed":
-            return pending(
+            raise pending(
                 session,
                 f"Test session {session.id} has not been evaluated yet (status "
                 f"{session.status}); it is evaluated when it completes",
@@ -77,7 +88,7 @@ async def evaluation_or_wait(
     if row.status == "failed":
         raise Conflict(row.failure or f"Evaluation {row.id} failed")
     if row.status != "recorded":
-        return pending(session, f"Evaluation {row.id} is being written")
+        raise pending(session, f"Evaluation {row.id} is being written")
     return row
 
 
@@ -122,55 +133,64 @@ def percent(value: float | None) -> float:
     return 0.0 if value is None else round(100.0 * value, 4)
 
 
-def headline_fractions(report: EvaluationReport) -> dict[str, Any]:
+def headline_fractions(report: EvaluationReport) -> HeadlineFractions:
     c, coco = report.counts, report.coco
-    return {
-        "ap": coco.ap,
-        "ap50": coco.ap50,
-        "ap75": coco.ap75,
-        "ar100": coco.ar100,
-        "precision": c.precision,
-        "recall": c.recall,
-        "f1Score": c.f1,
-        "accuracy": c.accuracy,
-        "truePositives": c.tp,
-        "falsePositives": c.fp,
-        "falseNegatives": c.fn,
-        "totalDetections": c.tp + c.fp,
-        "totalGroundTruth": c.tp + c.fn,
-    }
+    return HeadlineFractions(
+        ap=coco.ap,
+        ap50=coco.ap50,
+        ap75=coco.ap75,
+        ar100=coco.ar100,
+        precision=c.precision,
+        recall=c.recall,
+        f1_score=c.f1,
+        accuracy=c.accuracy,
+        true_positives=c.tp,
+        false_positives=c.fp,
+        false_negatives=c.fn,
+        total_detections=c.tp + c.fp,
+        total_ground_truth=c.tp + c.fn,
+    )
 
 
-def detailed(row: read.EvaluationRow, session: TestSessionRow) -> dict[str, Any]:
+def verdict_of(stored: dict[str, Any] | None) -> Verdict | None:
+    """A verdict as the read model stores it (JSON), in its camelCase view."""
+    return None if stored is None else as_camel(msgspec.convert(stored, Verdict))
+
+
+def detailed_fields(row: read.EvaluationRow, session: TestSessionRow) -> dict[str, Any]:
+    """The fields of `DetailedOut` (and of the export, which adds the comparison rows)."""
     report = report_of(row)
     return {
-        "sessionId": str(session.id),
-        "sessionStatus": session.status,
-        "evaluationId": str(row.id),
-        "evaluatedAt": row.recorded_at.isoformat() if row.recorded_at else None,
+        "session_id": str(session.id),
+        "session_status": session.status,
+        "evaluation_id": str(row.id),
+        "evaluated_at": row.recorded_at.isoformat() if row.recorded_at else None,
         "trigger": row.trigger,
-        "basedOn": str(row.based_on) if row.based_on else None,
+        "based_on": str(row.based_on) if row.based_on else None,
         "scale": "fraction",
         "metrics": headline_fractions(report),
-        "intervals": {
-            "precision": camel(report.precision_interval),
-            "recall": camel(report.recall_interval),
-            "f1Score": camel(report.f1_interval),
-            "ap": camel(report.ap_interval),
-            "ap50": camel(report.ap50_interval),
-        },
-        "latency": camel(report.latency),
-        "temporalOffset": camel(report.offset),
-        "tracking": camel(report.tracking),
-        "perClass": camel(report.per_class),
-        "confusion": camel(report.confusion),
-        "curve": camel(report.curve),
-        "verdict": camel(row.verdict),
-        "criteria": camel(row.criteria),
-        "parameters": camel(report.config),
-        "groundTruth": {
-            "position": row.gt_position,
-            "annotations": row.gt_annotations,
-        },
-        "detections": {"count": row.detections_count},
+        "intervals": IntervalsOut(
+            precision=as_camel(report.precision_interval),
+            recall=as_camel(report.recall_interval),
+            f1_score=as_camel(report.f1_interval),
+            ap=as_camel(report.ap_interval),
+            ap50=as_camel(report.ap50_interval),
+        ),
+        "latency": as_camel(report.latency),
+        "temporal_offset": as_camel(report.offset),
+        "tracking": None if report.tracking is None else as_camel(report.tracking),
+        "per_class": tuple(as_camel(c) for c in report.per_class),
+        "confusion": as_camel(report.confusion),
+        "curve": as_camel(report.curve),
+        "verdict": verdict_of(row.verdict),
+        "criteria": None
+        if row.criteria is None
+        else as_camel(msgspec.convert(row.criteria, Criteria)),
+        "parameters": as_camel(report.config),
+        "ground_truth": PinOut(position=row.gt_position, annotations=row.gt_annotations),
+        "detections": CountOut(count=row.detections_count),
     }
+
+
+def detailed(row: read.EvaluationRow, session: TestSessionRow) -> DetailedOut:
+    return DetailedOut(**detailed_fields(row, session))

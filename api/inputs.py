@@ -15,6 +15,7 @@ from litestar.dto import DTOConfig, DTOFieldDefinition, MsgspecDTO
 from litestar.exceptions import HTTPException
 from litestar.params import Parameter
 
+from domain.casing import to_camel, to_snake
 from domain.limits import MAX_PAGE, MAX_SKIP
 
 T = TypeVar("T")
@@ -23,7 +24,6 @@ SkipQuery = Annotated[int, Parameter(ge=0, le=MAX_SKIP, description="Rows to ski
 """`skip` of every list endpoint. Query parameters are checked by Litestar, which reads these
 bounds rather than msgspec's, so the `domain.limits` range is restated here once."""
 LimitQuery = Annotated[int, Parameter(ge=1, le=MAX_PAGE, description="Most rows to return")]
-_CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])([A-Z])")
 _FIELD_IN_MESSAGE = re.compile(r" - at `\$\.?([^`]*)`$")
 
 
@@ -35,15 +35,6 @@ class InputError(HTTPException):
     def __init__(self, detail: str, field: str | None = None, status_code: int = 422) -> None:
         extra = {"errors": [{"field": field, "message": detail}]} if field else None
         super().__init__(detail=detail, status_code=status_code, extra=extra)
-
-
-def to_snake(name: str) -> str:
-    return _CAMEL_BOUNDARY.sub(lambda m: "_" + m.group(1).lower(), name)
-
-
-def to_camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(p[:1].upper() + p[1:] for p in rest)
 
 
 def _struct_in(tp: Any) -> type[msgspec.Struct] | None:

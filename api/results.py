@@ -17,12 +17,13 @@ from uuid import UUID
 import msgspec
 from litestar import Controller, MediaType, Request, Response, get, post
 from litestar.datastructures import State
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, FromQuery, JSONBody, Parameter
 
-from api.casing import camel
 from api.charts import confusion_svg, pr_curve_svg
 from api.evaluation_views import (
     detailed,
+    detailed_fields,
     evaluation_or_wait,
     headline_fractions,
     percent,
@@ -32,13 +33,34 @@ from api.evaluation_views import (
     session_or_404,
 )
 from api.inputs import InputDTO, LimitQuery, SkipQuery
+from api.result_dtos import (
+    ComparisonOut,
+    ComparisonsOut,
+    DetailedOut,
+    DetectionRef,
+    EvaluatedOut,
+    EvaluationSummaryOut,
+    ExportOut,
+    Labelled,
+    PendingOut,
+    PinOut,
+    RerunOut,
+    ResultsOut,
+)
 from api.services import services_of
 from commands.evaluations import EvaluateSession, GroundTruthChoice, RerunEvaluation
+from domain.casing import as_camel
 from domain.errors import Conflict
 from domain.limits import Fraction
 from projections import evaluations as read
 
 SVG = "image/svg+xml"
+PENDING = {
+    202: ResponseSpec(
+        data_container=PendingOut,
+        description="The session runs or its evaluation is not stored yet; `detail` says which",
+    )
+}
 
 GROUND_TRUTH_RULE = (
     " Ground truth: the video's annotations that are not deleted and are human-made (source "
@@ -82,18 +104,18 @@ _CSV_COLUMNS = (
 )
 
 
-def _comparison_out(r: read.ComparisonRow) -> dict[str, Any]:
-    return {
-        "status": r.status,
-        "frame": r.frame,
-        "timestamp": r.time_s,
-        "groundTruth": None if r.gt_ref is None else {"ref": r.gt_ref, "label": r.gt_label},
-        "detection": None
+def _comparison_out(r: read.ComparisonRow) -> ComparisonOut:
+    return ComparisonOut(
+        status=r.status,
+        frame=r.frame,
+        timestamp=r.time_s,
+        ground_truth=None if r.gt_ref is None else Labelled(ref=r.gt_ref, label=r.gt_label),
+        detection=None
         if r.det_ref is None
-        else {"ref": r.det_ref, "label": r.det_label, "confidence": r.confidence},
-        "iou": r.iou,
-        "offsetMs": r.offset_ms,
-    }
+        else DetectionRef(ref=r.det_ref, label=r.det_label, confidence=r.confidence),
+        iou=r.iou,
+        offset_ms=r.offset_ms,
+    )
 
 
 class ResultsController(Controller):
@@ -111,43 +133,29 @@ class ResultsController(Controller):
             "runs or before its evaluation is stored; 404 for an unknown session; 409 when the "
             "evaluation could not run (e.g. no ground truth)."
         ),
-        responses={},
+        responses=PENDING,
     )
-    async def results(self, state: State, session_id: FromPath[UUID]) -> Response[Any]:
+    async def results(self, state: State, session_id: FromPath[UUID]) -> ResultsOut:
         services = services_of(state)
         session = await session_or_404(services, session_id)
         row = await evaluation_or_wait(services, session, with_report=False)
-        if isinstance(row, Response):
-            return row
         tp, fp, fn = row.tp or 0, row.fp or 0, row.fn or 0
-        body = {
-            "test_session_id": str(session.id),
-            "session_id": str(session.id),
-            "accuracy": percent(row.accuracy),
-            "precision": percent(row.precision),
-            "recall": percent(row.recall),
-            "f1_score": percent(row.f1),
-            "total_detections": tp + fp,
-            "true_positives": tp,
-            "false_positives": fp,
-            "false_negatives": fn,
-            "status": session.status,
-            "verdict": row.outcome,
-            "evaluation_id": str(row.id),
-            "evaluated_at": row.recorded_at.isoformat() if row.recorded_at else None,
-        }
-        camel_keys = {
-            "testSessionId": body["test_session_id"],
-            "sessionId": body["session_id"],
-            "f1Score": body["f1_score"],
-            "totalDetections": body["total_detections"],
-            "truePositives": tp,
-            "falsePositives": fp,
-            "falseNegatives": fn,
-            "evaluationId": body["evaluation_id"],
-            "evaluatedAt": body["evaluated_at"],
-        }
-        return Response({**body, **camel_keys})
+        return ResultsOut(
+            test_session_id=str(session.id),
+            session_id=str(session.id),
+            accuracy=percent(row.accuracy),
+            precision=percent(row.precision),
+            recall=percent(row.recall),
+            f1_score=percent(row.f1),
+            total_detections=tp + fp,
+            true_positives=tp,
+            false_positives=fp,
+            false_negatives=fn,
+            status=session.status,
+            verdict=row.outcome,
+            evaluation_id=str(row.id),
+            evaluated_at=row.recorded_at.isoformat() if row.recorded_at else None,
+        )
 
     @get(
         "/detailed-results",
@@ -163,44 +171,44 @@ class ResultsController(Controller):
             "ground truth's time (ms) of matched detections. `groundTruth.position`: the global "
             "event position the pinned ground truth was read at." + GROUND_TRUTH_RULE
         ),
+        responses=PENDING,
     )
-    async def detailed_results(self, state: State, session_id: FromPath[UUID]) -> Response[Any]:
+    async def detailed_results(self, state: State, session_id: FromPath[UUID]) -> DetailedOut:
         services = services_of(state)
         session = await session_or_404(services, session_id)
-        row = await evaluation_or_wait(services, session)
-        if isinstance(row, Response):
-            return row
-        return Response(detailed(row, session))
+        return detailed(await evaluation_or_wait(services, session), session)
 
     @get(
         "/evaluations",
         operation_id="listTestSessionEvaluations",
         summary="Every evaluation of a session, newest first (fractions 0-1)",
     )
-    async def evaluations(self, state: State, session_id: FromPath[UUID]) -> list[dict[str, Any]]:
+    async def evaluations(
+        self, state: State, session_id: FromPath[UUID]
+    ) -> list[EvaluationSummaryOut]:
         services = services_of(state)
         await session_or_404(services, session_id)
         async with services.read_pool.connection() as conn:
             rows = await read.session_evaluations(conn, session_id)
         return [
-            {
-                "id": str(r.id),
-                "trigger": r.trigger,
-                "basedOn": str(r.based_on) if r.based_on else None,
-                "status": r.status,
-                "createdAt": r.created_at.isoformat(),
-                "groundTruthPosition": r.gt_position,
-                "groundTruthAnnotations": r.gt_annotations,
-                "detections": r.detections_count,
-                "precision": r.precision,
-                "recall": r.recall,
-                "f1Score": r.f1,
-                "accuracy": r.accuracy,
-                "ap": r.ap,
-                "ap50": r.ap50,
-                "ap75": r.ap75,
-                "verdict": r.outcome,
-            }
+            EvaluationSummaryOut(
+                id=str(r.id),
+                trigger=r.trigger,
+                based_on=str(r.based_on) if r.based_on else None,
+                status=r.status,
+                created_at=r.created_at.isoformat(),
+                ground_truth_position=r.gt_position,
+                ground_truth_annotations=r.gt_annotations,
+                detections=r.detections_count,
+                precision=r.precision,
+                recall=r.recall,
+                f1_score=r.f1,
+                accuracy=r.accuracy,
+                ap=r.ap,
+                ap50=r.ap50,
+                ap75=r.ap75,
+                verdict=r.outcome,
+            )
             for r in rows
         ]
 
@@ -214,6 +222,7 @@ class ResultsController(Controller):
             "ground-truth object nothing matched), BELOW_THRESHOLD (a detection under the "
             "confidence threshold). `offsetMs` = detection time minus ground-truth time."
         ),
+        responses=PENDING,
     )
     async def comparisons(
         self,
@@ -222,43 +231,38 @@ class ResultsController(Controller):
         skip: SkipQuery = 0,
         limit: LimitQuery = 100,
         status: Annotated[str | None, Parameter(pattern="^(TP|FP|FN|BELOW_THRESHOLD)$")] = None,
-    ) -> Response[Any]:
+    ) -> ComparisonsOut:
         services = services_of(state)
         session = await session_or_404(services, session_id)
         row = await evaluation_or_wait(services, session, with_report=False)
-        if isinstance(row, Response):
-            return row
         async with services.read_pool.connection() as conn:
             total, rows = await read.comparisons(
                 conn, row.id, status=status, offset=skip, limit=limit
             )
-        return Response(
-            {
-                "sessionId": str(session.id),
-                "evaluationId": str(row.id),
-                "total": total,
-                "skip": skip,
-                "limit": limit,
-                "items": [_comparison_out(r) for r in rows],
-            }
+        return ComparisonsOut(
+            session_id=str(session.id),
+            evaluation_id=str(row.id),
+            total=total,
+            skip=skip,
+            limit=limit,
+            items=[_comparison_out(r) for r in rows],
         )
 
     @get(
         "/export",
         operation_id="exportTestSessionResults",
         summary="Export the newest evaluation: CSV (comparison rows) or JSON (everything)",
+        responses=PENDING,
     )
     async def export(
         self,
         state: State,
         session_id: FromPath[UUID],
         format: FromQuery[ExportFormat] = ExportFormat.JSON,  # noqa: A002
-    ) -> Response[Any]:
+    ) -> Response[ExportOut | str]:
         services = services_of(state)
         session = await session_or_404(services, session_id)
         row = await evaluation_or_wait(services, session)
-        if isinstance(row, Response):
-            return row
         async with services.read_pool.connection() as conn:
             _, rows = await read.comparisons(conn, row.id, offset=0, limit=None)
         name = f"test-session-{session.id}-results"
@@ -273,7 +277,9 @@ class ResultsController(Controller):
                 media_type="text/csv",
                 headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
             )
-        body = {**detailed(row, session), "comparisons": [_comparison_out(r) for r in rows]}
+        body = ExportOut(
+            **detailed_fields(row, session), comparisons=[_comparison_out(r) for r in rows]
+        )
         return Response(
             body,
             media_type=MediaType.JSON,
@@ -285,15 +291,14 @@ class ResultsController(Controller):
         operation_id="getTestSessionChart",
         summary="PR curve (`pr-curve`) or confusion matrix (`confusion`) as an SVG image",
         media_type=SVG,
+        responses=PENDING,
     )
     async def chart(
         self, state: State, session_id: FromPath[UUID], kind: FromPath[ChartKind]
-    ) -> Response[Any]:
+    ) -> Response[str]:
         services = services_of(state)
         session = await session_or_404(services, session_id)
         row = await evaluation_or_wait(services, session)
-        if isinstance(row, Response):
-            return row
         report = report_of(row)
         title = f"Test session {session.name}"
         svg = (
@@ -326,7 +331,7 @@ class ResultsController(Controller):
         request: Request[Any, Any, Any],
         session_id: FromPath[UUID],
         data: JSONBody[EvaluateIn | None] = None,
-    ) -> dict[str, Any]:
+    ) -> EvaluatedOut | RerunOut:
         services = services_of(state)
         session = await session_or_404(services, session_id)
         body = data or EvaluateIn()
@@ -338,16 +343,16 @@ class ResultsController(Controller):
                     session_id=session.id, confidence_threshold=body.confidence_threshold
                 ),
             )
-            return {
-                "sessionId": str(session.id),
-                "evaluationId": str(done.evaluation_id),
-                "groundTruth": {
-                    "position": done.ground_truth.position,
-                    "annotations": len(done.ground_truth.annotations),
-                },
-                "metrics": headline_fractions(done.report),
-                "verdict": camel(done.verdict),
-            }
+            return EvaluatedOut(
+                session_id=str(session.id),
+                evaluation_id=str(done.evaluation_id),
+                ground_truth=PinOut(
+                    position=done.ground_truth.position,
+                    annotations=len(done.ground_truth.annotations),
+                ),
+                metrics=headline_fractions(done.report),
+                verdict=None if done.verdict is None else as_camel(done.verdict),
+            )
         previous = body.evaluation_id
         if previous is None:
             async with services.read_pool.connection() as conn:
@@ -364,18 +369,19 @@ class ResultsController(Controller):
             session.id,
             RerunEvaluation(evaluation_id=previous, ground_truth=body.ground_truth),
         )
-        return {
-            "sessionId": str(session.id),
-            "evaluationId": str(rerun.evaluated.evaluation_id),
-            "basedOn": str(rerun.based_on),
-            "groundTruth": rerun.ground_truth.value,
-            "pinned": {
-                "position": rerun.evaluated.ground_truth.position,
-                "annotations": len(rerun.evaluated.ground_truth.annotations),
-            },
-            "previous": camel(rerun.previous),
-            "current": camel(rerun.current),
-            "changes": camel(rerun.changes),
-            "groundTruthChanges": camel(rerun.ground_truth_changes),
-            "verdict": camel(rerun.evaluated.verdict),
-        }
+        verdict = rerun.evaluated.verdict
+        return RerunOut(
+            session_id=str(session.id),
+            evaluation_id=str(rerun.evaluated.evaluation_id),
+            based_on=str(rerun.based_on),
+            ground_truth=rerun.ground_truth.value,
+            pinned=PinOut(
+                position=rerun.evaluated.ground_truth.position,
+                annotations=len(rerun.evaluated.ground_truth.annotations),
+            ),
+            previous=as_camel(rerun.previous),
+            current=as_camel(rerun.current),
+            changes={k: as_camel(v) for k, v in rerun.changes.items()},
+            ground_truth_changes=as_camel(rerun.ground_truth_changes),
+            verdict=None if verdict is None else as_camel(verdict),
+        )

@@ -17,16 +17,18 @@ from litestar import WebSocket, websocket
 from litestar.datastructures import State
 from litestar.exceptions import WebSocketDisconnect
 
-from api.live import ws_messages
 from api.services import services_of
+from projections.envelopes import AnyEnvelope, decoder
+from projections.live_messages import LiveHeader, gateway_reply, stored_event_messages
 
 log = logging.getLogger(__name__)
 
 ROOM_PATTERN = re.compile(
     r"^(dashboard|(project|video|test_session|annotation_session|annotation):[0-9a-fA-F-]{36})$"
 )
-_encoder = msgspec.json.Encoder()
 QUEUE_LIMIT = 1000
+_envelope_decoder = decoder(dict[str, Any])
+_live_decoder = msgspec.json.Decoder(LiveHeader)
 
 
 class ClientMessage(msgspec.Struct, kw_only=True):
@@ -34,13 +36,6 @@ class ClientMessage(msgspec.Struct, kw_only=True):
     event: str | None = None
     room: str | None = None
     data: dict[str, Any] | None = None
-
-
-class LiveMessage(msgspec.Struct):
-    """Published on `<prefix>.live.*` by workers: already the message clients receive."""
-
-    event: str
-    room: str
 
 
 class Client:
@@ -91,52 +86,49 @@ class RoomHub:
     def on_live(self, payload: bytes) -> None:
         """A ready WebSocket message from the live subject (not a stored event): pass it on."""
         self.received += 1
-        message = msgspec.json.decode(payload, type=LiveMessage)
-        self.publish(message.room, payload)
+        self.publish(_live_decoder.decode(payload).room, payload)
 
     def on_envelope(self, payload: bytes) -> None:
         self.received += 1
-        self._fan_out(msgspec.json.decode(payload))
+        self._fan_out(_envelope_decoder.decode(payload))
 
     async def on_stored(self, payload: bytes) -> None:
         """A relayed event; one too large for NATS came as a reference, read from the store."""
         self.received += 1
-        envelope = msgspec.json.decode(payload)
-        if envelope.get("reference") and self.resolve is not None:
-            envelope = msgspec.json.decode(await self.resolve(envelope["position"]))
+        envelope = _envelope_decoder.decode(payload)
+        if envelope.reference and self.resolve is not None:
+            envelope = _envelope_decoder.decode(await self.resolve(envelope.position))
         self._fan_out(envelope)
 
-    def _fan_out(self, envelope: dict[str, Any]) -> None:
-        for room, message in ws_messages(envelope):
+    def _fan_out(self, envelope: AnyEnvelope) -> None:
+        for room, message in stored_event_messages(envelope):
             self.publish(room, message)
-
-
-def _reply(event: str, room: str | None = None, **data: Any) -> str:
-    return _encoder.encode({"event": event, "room": room, "data": data}).decode()
 
 
 def _handle(hub: RoomHub, client: Client, raw: str) -> str | None:
     try:
         msg = msgspec.json.decode(raw, type=ClientMessage)
     except (msgspec.DecodeError, msgspec.ValidationError) as err:
-        return _reply("error", detail=f"Message is not a JSON object of the expected shape: {err}")
+        return gateway_reply(
+            "error", detail=f"Message is not a JSON object of the expected shape: {err}"
+        )
     action = (msg.action or msg.event or "").removesuffix("_room")
     room = msg.room or (msg.data or {}).get("room")
     if action == "ping":
-        return _reply("pong")
+        return gateway_reply("pong")
     if action not in ("join", "leave"):
-        return _reply("error", detail=f"Unknown action {action!r}; use join, leave or ping")
+        return gateway_reply("error", detail=f"Unknown action {action!r}; use join, leave or ping")
     if not isinstance(room, str) or not ROOM_PATTERN.match(room):
-        return _reply(
+        return gateway_reply(
             "error",
             detail="room: expected 'dashboard' or '<project|video|test_session|"
             "annotation_session>:<uuid>'",
         )
     if action == "join":
         hub.join(client, room)
-        return _reply("joined", room)
+        return gateway_reply("joined", room)
     hub.leave(client, room)
-    return _reply("left", room)
+    return gateway_reply("left", room)
 
 
 async def _pump(client: Client, socket: WebSocket[Any, Any, Any]) -> None:
@@ -150,7 +142,7 @@ async def websocket_gateway(socket: WebSocket[Any, Any, Any], state: State) -> N
     hub: RoomHub = services_of(state).hub
     await socket.accept()
     client = Client()
-    await socket.send_data(_reply("connection_status", status="connected"), mode="text")
+    await socket.send_data(gateway_reply("connection_status", status="connected"), mode="text")
     sender = asyncio.create_task(_pump(client, socket))
     try:
         while True:

@@ -28,15 +28,14 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import uuid4
 
-import msgspec
 import numpy as np
 
 from domain.evaluation import EvaluationConfig, evaluate, make_detections, make_ground_truth
 from domain.running_evaluation import RunningEvaluation
+from projections.envelopes import Envelope, encode
 from workers.evaluator import Evaluator, _Running
 
 CLASSES = ("pedestrian", "cyclist", "motorcyclist", "scooter_rider", "animal")
-_enc = msgspec.json.Encoder()
 
 
 def make_data(seed: int, n_frames: int, n_gt: int = 20, n_tp: int = 15, n_fp: int = 5) -> Any:
@@ -96,7 +95,20 @@ def envelopes(session: str, det: Any, n_frames: int) -> list[bytes]:
             "detections": detections,
             "frameNumber": f,
         }
-        out.append(_enc.encode({"position": f + 1, "type": "recorded", "data": data}))
+        env = Envelope(
+            position=f + 1,
+            id=str(uuid4()),
+            aggregate="device_frame",
+            aggregate_id=str(uuid4()),
+            version=1,
+            type="recorded",
+            occurred_at=now,
+            actor="bench",
+            correlation_id=None,
+            causation_id=None,
+            data=data,
+        )
+        out.append(encode(env))
     return out
 
 

@@ -9,7 +9,6 @@ camelCase is the documented spelling and is decoded by one prebuilt typed decode
 
 from __future__ import annotations
 
-import re
 import types
 import typing
 from datetime import UTC, datetime
@@ -18,6 +17,7 @@ from uuid import UUID
 
 import msgspec
 
+from domain.casing import to_snake
 from domain.detections import Box, Detection
 from domain.limits import (
     MAX_IDENTIFIER,
@@ -38,8 +38,6 @@ DeviceId = Annotated[
 ]
 """An `Identifier` without `:`, which separates the parts of the message id."""
 MAX_DETECTIONS = MAX_LIST
-
-_CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])([A-Z])")
 
 
 class BoxIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, gc=False):
@@ -143,7 +141,7 @@ def _camel_keys(value: Any, tp: Any) -> Any:
         for key, item in value.items():
             field = by_name.get(key) if isinstance(key, str) else None
             if field is None and isinstance(key, str):
-                field = by_name.get(_CAMEL_BOUNDARY.sub(lambda m: "_" + m.group(1).lower(), key))
+                field = by_name.get(to_snake(key))
             if field is None:
                 out[key] = item  # unknown: let the decoder name it
             elif field.encode_name not in out or key == field.encode_name:

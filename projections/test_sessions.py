@@ -394,10 +394,20 @@ async def confidence_bands(
     return {"high": int(high), "medium": int(medium), "low": int(low)}
 
 
+class SessionCounts(msgspec.Struct, frozen=True, kw_only=True):
+    """A session's counts and 0-100 progress (newest frame's time over the video's duration),
+    for live `test_progress` messages."""
+
+    status: str
+    frame_count: int
+    detection_count: int
+    progress: float
+
+
 async def session_progress(
     pool: AsyncConnectionPool[Any], session_ids: Sequence[UUID]
-) -> dict[UUID, dict[str, Any]]:
-    """Counts and 0-100 progress per session, for live `test_progress` messages."""
+) -> dict[UUID, SessionCounts]:
+    """Counts and progress per session."""
     async with pool.connection() as conn:
         cur = await conn.execute(
             "SELECT s.id, s.status, s.frame_count, s.detection_count, s.last_frame_timestamp,"
@@ -406,13 +416,13 @@ async def session_progress(
             (list(session_ids),),
         )
         rows = await cur.fetchall()
-    out: dict[UUID, dict[str, Any]] = {}
+    out: dict[UUID, SessionCounts] = {}
     for sid, status, frames, detections, last, duration in rows:
         progress = 100.0 * last / duration if last is not None and duration else 0.0
-        out[sid] = {
-            "status": status,
-            "frameCount": frames,
-            "detectionCount": detections,
-            "progress": round(min(progress, 100.0), 1),
-        }
+        out[sid] = SessionCounts(
+            status=status,
+            frame_count=frames,
+            detection_count=detections,
+            progress=round(min(progress, 100.0), 1),
+        )
     return out

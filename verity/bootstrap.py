@@ -15,7 +15,6 @@ from nats.aio.client import Client as NatsClient
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
-from api.live import SILENT
 from api.services import ApiConfig, Services
 from api.ws import RoomHub
 from commands.application import Verity
@@ -25,7 +24,9 @@ from domain.catalogue import event_classes
 from projections.annotation_sessions import AnnotationSessionsProjection
 from projections.annotations import AnnotationsProjection
 from projections.criteria import CriteriaProjection
+from projections.envelopes import aggregate_names
 from projections.evaluations import EvaluationsProjection
+from projections.live_messages import SILENT
 from projections.notifications import NotificationLog
 from projections.projects import ProjectsProjection
 from projections.runner import AnyProjection, ProjectionRunner
@@ -42,7 +43,6 @@ from storage.server import ping
 from verity.pools import guard, guard_async
 from verity.settings import Settings
 from verity.waiting import Stopped, close_nats, connect_nats, keep_running, open_when_ready
-from workers.envelopes import aggregate_names
 from workers.evaluator import Evaluator
 from workers.ingest import DURABLE as INGEST_DURABLE
 from workers.ingest import IngestWorker
@@ -167,7 +167,8 @@ async def _fan_out_to_rooms(nc: NatsClient, settings: Settings, hub: RoomHub) ->
             log.exception("cannot fan out message on %s", msg.subject)
 
     # One subscription per aggregate that rooms hear of, not one on everything: frames
-    # (thousands a second, api/live.py SILENT) are then never delivered to this process.
+    # (thousands a second, projections/live_messages.py SILENT) are then never delivered to
+    # this process.
     for aggregate in aggregate_names():
         if aggregate not in SILENT:
             await nc.subscribe(f"{settings.events_subject}.{aggregate}.>", cb=on_event)

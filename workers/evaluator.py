@@ -21,7 +21,6 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -46,77 +45,31 @@ from domain.events import EventMeta
 from domain.ground_truth import counts_as_ground_truth
 from domain.running_evaluation import DetectionBatch, RunningEvaluation
 from domain.tracks import interpolate_track
+from projections.envelopes import BatchData, BatchFrame, FrameData, decoder
 from projections.evaluation_sources import load_sources
 from projections.evaluations import completed_unevaluated
-from projections.test_sessions import session_detections, session_progress
+from projections.live_messages import (
+    completed_message,
+    live_subject,
+    progress_message,
+    session_room,
+)
+from projections.test_sessions import SessionCounts, session_detections, session_progress
 from storage.tracking import tracked_positions
 from workers.references import body_of
 
 log = logging.getLogger(__name__)
-_encoder = msgspec.json.Encoder()
 ACTOR = "evaluator"
 WATCHED = ("test_sessions_v1", "detections_v1", "annotations_v1")
 
 Publish = Callable[[str, bytes], Awaitable[None]]
 
 
-class FrameDetection(msgspec.Struct, gc=False):
-    """One detection of a relayed frame; its label key is read in either casing, because the
-    envelope camelCases dict keys but not those of structs nested in tuples."""
-
-    class_label: str | None = None
-    camel_label: str | None = msgspec.field(default=None, name="classLabel")
-    confidence: float | None = None
-    box: tuple[float, float, float, float] | None = None
-
-    @property
-    def label(self) -> str:
-        return self.class_label or self.camel_label or ""
-
-
-class FrameData(msgspec.Struct, rename="camel"):
-    session_id: UUID
-    video_time: float
-    frame_number: int | None = None
-    detections: list[FrameDetection] = msgspec.field(default_factory=list)
-
-
-class FrameEnvelope(msgspec.Struct):
-    position: int
-    data: FrameData
-
-
-class SessionEnvelope(msgspec.Struct, rename="camel"):
-    position: int
-    type: str
-    aggregate_id: UUID
-    id: str | None = None
-    correlation_id: str | None = None
-
-
-class BatchFrame(msgspec.Struct, gc=False):
-    """A frame inside a relayed `frame_batch.recorded` event (Struct keys: snake_case)."""
-
-    video_time: float
-    frame_number: int | None = None
-    detections: list[FrameDetection] = msgspec.field(default_factory=list)
-
-
-class BatchData(msgspec.Struct, rename="camel"):
-    session_id: UUID
-    frames: list[BatchFrame] = msgspec.field(default_factory=list)
-
-
-class BatchEnvelope(msgspec.Struct):
-    position: int
-    data: BatchData
-
-
 Frame = FrameData | BatchFrame
 
-_frame_decoder = msgspec.json.Decoder(FrameEnvelope)
-_batch_decoder = msgspec.json.Decoder(BatchEnvelope)
-_session_decoder = msgspec.json.Decoder(SessionEnvelope)
+_frame_decoder = decoder(FrameData)
+_batch_decoder = decoder(BatchData)
+_session_decoder = decoder(msgspec.Raw)
 
 
 def batch_of(frames: Sequence[Frame], fps: float | None) -> DetectionBatch:
@@ -129,7 +82,7 @@ def batch_of(frames: Sequence[Frame], fps: float | None) -> DetectionBatch:
     dets = [d for f in frames for d in f.detections]
     nan_box = (np.nan, np.nan, np.nan, np.nan)
     vocab: dict[str, int] = {}
-    codes = [vocab.setdefault(d.label, len(vocab)) for d in dets]
+    codes = [vocab.setdefault(d.class_label, len(vocab)) for d in dets]
     return DetectionBatch(
         frames=np.unique(np.asarray(numbers, dtype=np.int64)),
         frame=np.repeat(np.asarray(numbers, dtype=np.int64), counts),
@@ -141,57 +94,6 @@ def batch_of(frames: Sequence[Frame], fps: float | None) -> DetectionBatch:
         box=np.asarray([d.box or nan_box for d in dets], dtype=np.float64).reshape(-1, 4),
         time_s=np.repeat(np.asarray([f.video_time for f in frames], dtype=np.float64), counts),
     )
-
-
-def progress_data(
-    session_id: UUID, counts: Counts, running: RunningEvaluation, frames: int
-) -> dict[str, Any]:
-    has_gt = len(running.gt) > 0
-    sid = str(session_id)
-    return {
-        "sessionId": sid,
-        "session_id": sid,
-        "running": True,
-        "framesEvaluated": int(running.frames_seen),
-        "framesThisTick": frames,
-        "truePositives": counts.tp,
-        "falsePositives": counts.fp,
-        "falseNegatives": counts.fn,
-        "precision": counts.precision if has_gt else None,
-        "recall": counts.recall if has_gt else None,
-        "f1Score": counts.f1 if has_gt else None,
-        "groundTruthObjects": len(running.gt),
-        "scale": "fraction",
-        "timestamp": datetime.now(UTC).isoformat(),
-    }
-
-
-def completed_data(session_id: UUID, done: Evaluated) -> dict[str, Any]:
-    c = done.report.counts
-
-    def pct(v: float | None) -> float:
-        return 0.0 if v is None else round(100 * v, 4)
-
-    sid = str(session_id)
-    results = {
-        "accuracy": pct(c.accuracy),
-        "precision": pct(c.precision),
-        "recall": pct(c.recall),
-        "f1Score": pct(c.f1),
-        "truePositives": c.tp,
-        "falsePositives": c.fp,
-        "falseNegatives": c.fn,
-        "totalDetections": c.tp + c.fp,
-        "verdict": None if done.verdict is None else done.verdict.outcome.value,
-    }
-    return {
-        "test_session_id": sid,
-        "testSessionId": sid,
-        "sessionId": sid,
-        "evaluationId": str(done.evaluation_id),
-        "results": results,
-        "timestamp": datetime.now(UTC).isoformat(),
-    }
 
 
 class _Running:
@@ -236,6 +138,8 @@ class Evaluator:
         except (msgspec.DecodeError, msgspec.ValidationError):
             log.warning("evaluator: undecodable frame envelope skipped")
             return
+        if env.data is None:  # a reference: `subscribe` resolves them, so never here
+            return
         self.buffer[env.data.session_id].append(env.data)
         self.frames += 1
 
@@ -244,6 +148,8 @@ class Evaluator:
             env = _batch_decoder.decode(payload)
         except (msgspec.DecodeError, msgspec.ValidationError):
             log.warning("evaluator: undecodable frame batch envelope skipped")
+            return
+        if env.data is None:
             return
         self.buffer[env.data.session_id].extend(env.data.frames)
         self.frames += len(env.data.frames)
@@ -258,9 +164,9 @@ class Evaluator:
             meta = EventMeta(
                 actor=ACTOR, correlation_id=_uuid(env.correlation_id), causation_id=_uuid(env.id)
             )
-            self.completed[env.aggregate_id] = (env.position, meta)
+            self.completed[UUID(env.aggregate_id)] = (env.position, meta)
         elif env.type == "failed":
-            self.running.pop(env.aggregate_id, None)
+            self.running.pop(UUID(env.aggregate_id), None)
 
     async def subscribe(self, nc: Any, events_subject: str) -> None:
         """Core-NATS subscriptions to the relayed events this worker reacts to."""
@@ -321,23 +227,21 @@ class Evaluator:
     async def progress(self) -> None:
         """Fold every buffered frame into its session's running figures; publish them."""
         pending, self.buffer = self.buffer, defaultdict(list)
-        messages: dict[UUID, dict[str, Any]] = {}
+        figures: dict[UUID, tuple[Counts, RunningEvaluation, int]] = {}
         for sid, frames in pending.items():
             state = self.running.get(sid) or await self._start(sid)
             if state is None:  # not in the read model yet: keep the frames for the next tick
                 self.buffer[sid][:0] = frames
                 continue
             counts = await anyio.to_thread.run_sync(_fold, state, frames)
-            messages[sid] = progress_data(sid, counts, state.evaluation, len(frames))
-        if not messages:
+            figures[sid] = (counts, state.evaluation, len(frames))
+        if not figures:
             return
-        stored = await self._stored_counts(list(messages))
-        for sid, data in messages.items():
-            await self._live(
-                "test_progress", f"test_session:{sid}", {**stored.get(sid, {}), **data}
-            )
+        stored = await self._stored_counts(list(figures))
+        for sid, running in figures.items():
+            await self._live(session_room(sid), progress_message(sid, stored.get(sid), running))
 
-    async def _stored_counts(self, sessions: list[UUID]) -> dict[UUID, dict[str, Any]]:
+    async def _stored_counts(self, sessions: list[UUID]) -> dict[UUID, SessionCounts]:
         """The read model's counts and 0-100 progress, so one message carries everything."""
         if self.pool is None:  # a pool-less evaluator (the benchmark) has no read model
             return {}
@@ -415,15 +319,13 @@ class Evaluator:
             return  # another evaluator recorded it first
         if isinstance(done, Evaluated):
             self.evaluated += 1
-            data = completed_data(sid, done)
-            for room in (f"test_session:{sid}", "dashboard"):
-                await self._live("test_completed", room, data)
+            for room in (session_room(sid), "dashboard"):
+                await self._live(room, completed_message(sid, done, room))
         elif isinstance(done, str):
             log.info("session %s completed but cannot be evaluated: %s", sid, done)
 
-    async def _live(self, event: str, room: str, data: dict[str, Any]) -> None:
-        subject = f"{self.live_prefix}.{room.replace(':', '.')}"
-        await self.publish(subject, _encoder.encode({"event": event, "room": room, "data": data}))
+    async def _live(self, room: str, message: bytes) -> None:
+        await self.publish(live_subject(self.live_prefix, room), message)
 
 
 def _fold(state: _Running, frames: Sequence[Frame]) -> Counts:

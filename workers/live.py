@@ -22,30 +22,24 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime
-from typing import Any
 from uuid import UUID
 
-import msgspec
-
 from commands.device_messages import FrameMessage
+from projections.live_messages import (
+    detection_message,
+    live_subject,
+    progress_message,
+    session_room,
+)
+from projections.test_sessions import SessionCounts
 
 log = logging.getLogger(__name__)
 IDLE = 1.0
 """Seconds the sender sleeps when nothing is folded up (frames being noted wake it)."""
 MIN_WAIT = 0.001
-_encoder = msgspec.json.Encoder()
 
 Publish = Callable[[str, bytes], Awaitable[None]]
-Counts = Callable[[Sequence[UUID]], Awaitable[dict[UUID, dict[str, Any]]]]
-
-
-def live_subject(prefix: str, room: str) -> str:
-    return f"{prefix}.{room.replace(':', '.')}"
-
-
-def live_message(event: str, room: str, data: dict[str, Any]) -> bytes:
-    return _encoder.encode({"event": event, "room": room, "data": data})
+Counts = Callable[[Sequence[UUID]], Awaitable[dict[UUID, SessionCounts]]]
 
 
 class _Pending:
@@ -64,32 +58,6 @@ class _Pending:
         is) or no newer frame within `interval / 4` after it was up (a stream that ended)."""
         waited = now - self.last_sent
         return waited >= interval and (self.fresh or waited >= interval * 1.25)
-
-
-def _frame_data(session: UUID, frame: FrameMessage, pending: _Pending) -> dict[str, Any]:
-    return {
-        "sessionId": str(session),
-        "session_id": str(session),
-        "deviceId": frame.device_id,
-        "seq": frame.seq,
-        "frameNumber": frame.frame_number,
-        "timestamp": frame.timestamp,
-        "capturedAt": frame.captured_at.isoformat() if frame.captured_at else None,
-        "modelVersion": frame.model_version,
-        "detections": [
-            {
-                "classLabel": d.class_label,
-                "confidence": d.confidence,
-                "box": None if d.box is None else msgspec.structs.asdict(d.box),
-                "trackId": d.track_id,
-                "validationResult": "PENDING",
-            }
-            for d in frame.detections
-        ],
-        "coalesced": pending.frames - 1,
-        "coalescedDetections": pending.detections - len(frame.detections),
-        "sentAt": datetime.now(UTC).isoformat(),
-    }
 
 
 class LiveCoalescer:
@@ -125,7 +93,7 @@ class LiveCoalescer:
 
     async def _send_due(self) -> None:
         now = time.monotonic()
-        due: list[tuple[UUID, dict[str, Any]]] = []
+        due: list[tuple[UUID, bytes]] = []
         for sid, pending in self.sessions.items():
             latest = pending.latest
             if latest is None:
@@ -134,28 +102,24 @@ class LiveCoalescer:
             pending.fresh = False  # looked at: from now on only a newer frame is fresh
             if not ready:
                 continue
-            due.append((sid, _frame_data(sid, latest, pending)))
+            due.append((sid, detection_message(latest, pending.frames, pending.detections)))
             pending.frames = pending.detections = 0
             pending.latest = None
             pending.last_sent = now
         if not due:
             return
-        for sid, data in due:  # the detections first: the counts cost a read-model query
-            room = f"test_session:{sid}"
-            await self.publish(
-                live_subject(self.prefix, room), live_message("detection_event", room, data)
-            )
+        for sid, message in due:  # the detections first: the counts cost a read-model query
+            await self.publish(live_subject(self.prefix, session_room(sid)), message)
             self.sent += 1
         counts = await self._counts([sid for sid, _ in due])
         for sid, _ in due:
             if sid in counts:
-                room = f"test_session:{sid}"
-                progress = {"sessionId": str(sid), "session_id": str(sid), **counts[sid]}
                 await self.publish(
-                    live_subject(self.prefix, room), live_message("test_progress", room, progress)
+                    live_subject(self.prefix, session_room(sid)),
+                    progress_message(sid, counts[sid]),
                 )
 
-    async def _counts(self, sessions: list[UUID]) -> dict[UUID, dict[str, Any]]:
+    async def _counts(self, sessions: list[UUID]) -> dict[UUID, SessionCounts]:
         if self.counts is None:
             return {}
         try:

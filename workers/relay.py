@@ -31,12 +31,13 @@ from nats.errors import MaxPayloadError
 from nats.js.errors import APIError
 from psycopg_pool import ConnectionPool
 
+from projections.envelopes import Envelope, encode, envelope, reference_of
 from projections.runner import NotificationReader, ensure_tracking
 from storage.commits import listen_for_commits
 from storage.store_identity import store_id
 from storage.tracking import save_position
-from workers.envelopes import MSG_ID, Envelope, encode, envelope, msg_id, subject_of
-from workers.references import REFERENCE_HEADER, reference_of
+from workers.envelopes import MSG_ID, msg_id, subject_of
+from workers.references import REFERENCE_HEADER
 from workers.store_identity import ForeignStream, description, feeding_store
 from workers.streams import ensure_stream
 
@@ -158,7 +159,7 @@ class Relay:
             payload = self._refer(env, headers, size, reason)
         return _Outgoing(position, subject_of(env, self.subject_prefix), headers, payload, size)
 
-    def _refer(self, env: Envelope, headers: dict[str, str], size: int, reason: str) -> bytes:
+    def _refer(self, env: Envelope[Any], headers: dict[str, str], size: int, reason: str) -> bytes:
         log.warning(
             "event at position %d (%s.%s) relayed as a reference: %s",
             env.position,

@@ -225,7 +225,7 @@ def test_completion_results_reruns_and_statistics(
     assert 0 < body["p_value"] <= 1 and body["pValue"] == body["p_value"]
     batch = client.post("/api/results/batch-analysis", json={"sessionIds": [sid, second]})
     assert batch.status_code == 200, batch.text
-    assert len(batch.json()["sessions"]) == 2 and len(batch.json()["paired_comparisons"]) == 1
+    assert len(batch.json()["sessions"]) == 2 and len(batch.json()["pairedComparisons"]) == 1
 
 
 def test_bad_input_is_refused_with_the_field_or_the_missing_thing(

@@ -26,12 +26,13 @@ from api.services import services_of
 from commands.application import Verity
 from commands.projects import CreateProject, create_project
 from domain.projects import CameraView, Project, SignalType
+from projections.envelopes import stored_envelope
 from projections.notifications import NotificationLog
 from tests.conftest import fresh_database
 from tests.e2e.helpers import api_client, next_event
 from verity.bootstrap import open_application
 from verity.settings import Settings
-from workers.references import REFERENCE_HEADER, body_of, stored_envelope
+from workers.references import REFERENCE_HEADER, body_of
 from workers.relay import Relay
 from workers.store_identity import description
 from workers.streams import ensure_stream

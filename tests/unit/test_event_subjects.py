@@ -8,9 +8,9 @@ import sys
 
 import pytest
 
-from api.live import _NAMES, SILENT
 from domain.test_sessions import TestSession
-from workers.envelopes import aggregate_names, names_of
+from projections.envelopes import aggregate_names, names_of
+from projections.live_messages import NAMES, SILENT
 
 pytestmark = pytest.mark.unit
 
@@ -29,9 +29,12 @@ AGGREGATES = [
 
 
 def test_every_aggregate_is_listed_even_where_no_domain_module_was_imported() -> None:
-    """In a fresh interpreter only workers.envelopes is imported: the listing must import
+    """In a fresh interpreter only projections.envelopes is imported: the listing must import
     the domain modules itself, or a process would miss aggregates it never loaded."""
-    code = "import json; from workers.envelopes import aggregate_names as a; print(json.dumps(a()))"
+    code = (
+        "import json; from projections.envelopes import aggregate_names as a;"
+        " print(json.dumps(a()))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert json.loads(out.stdout) == AGGREGATES
     # here other tests may have defined aggregates of their own besides the domain's
@@ -40,7 +43,7 @@ def test_every_aggregate_is_listed_even_where_no_domain_module_was_imported() ->
 
 def test_the_fan_out_hears_every_room_event_and_no_frame() -> None:
     heard = set(aggregate_names()) - SILENT
-    assert {aggregate for aggregate, _ in _NAMES} <= heard
+    assert {aggregate for aggregate, _ in NAMES} <= heard
     assert {"test_session", "project", "video"} <= heard
     assert not {"device_frame", "frame_batch"} & heard
 

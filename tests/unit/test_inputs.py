@@ -7,8 +7,9 @@ from typing import Annotated
 import msgspec
 import pytest
 
-from api.inputs import InputError, decode_input, to_camel, to_snake
+from api.inputs import InputError, decode_input
 from api.projects import ProjectIn
+from domain.casing import to_camel, to_snake
 from domain.projects import CameraView
 
 pytestmark = pytest.mark.unit

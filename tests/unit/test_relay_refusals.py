@@ -16,9 +16,9 @@ from nats.js.errors import (
 )
 
 from api.ws import Client, RoomHub
+from projections.envelopes import Envelope, reference_of
 from verity.settings import Settings
-from workers.envelopes import Envelope, msg_id
-from workers.references import reference_of
+from workers.envelopes import msg_id
 from workers.relay import refused_for_good
 from workers.store_identity import description, owner_of
 
@@ -42,7 +42,7 @@ def test_only_a_refusal_of_the_message_itself_is_for_good() -> None:
         assert not refused_for_good(passing), passing
 
 
-def envelope(data: dict[str, object]) -> Envelope:
+def envelope(data: dict[str, object]) -> Envelope[dict[str, object]]:
     return Envelope(
         position=42,
         id=str(uuid4()),

@@ -1,0 +1,326 @@
+"""Every WebSocket message clients receive, built here only (contract section 4 names).
+
+`{"event": NAME, "room": ROOM, "data": {...}}` with camelCase data keys; `session_id` /
+`test_session_id` twins where the original's pages read them (contract section 4). Stored events
+become messages in `stored_event_messages` (the API's fan-out); workers publish the rest —
+`detection_event`, `test_progress`, `test_completed` — already built, on the live subject.
+Here, beside the envelope, so api/ and workers/ build the same bytes.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Generic, TypeVar
+from uuid import UUID
+
+import msgspec
+from msgspec import UNSET, UnsetType
+
+from commands.device_messages import BoxIn, FrameMessage
+from commands.evaluations import Evaluated
+from domain.evaluation import Counts
+from domain.running_evaluation import RunningEvaluation
+from projections.envelopes import AnyEnvelope
+from projections.test_sessions import SessionCounts
+
+D = TypeVar("D")
+_encoder = msgspec.json.Encoder()
+
+
+class LiveMessage(msgspec.Struct, Generic[D]):
+    event: str
+    room: str | None
+    data: D
+
+
+class LiveHeader(msgspec.Struct):
+    """What the gateway reads of a ready message from the live subject."""
+
+    event: str
+    room: str
+
+
+def encode(event: str, room: str | None, data: Any) -> bytes:
+    return _encoder.encode(LiveMessage(event, room, data))
+
+
+def live_subject(prefix: str, room: str) -> str:
+    """`<prefix>.test_session.<id>` for room `test_session:<id>`."""
+    return f"{prefix}.{room.replace(':', '.')}"
+
+
+def session_room(session_id: UUID | str) -> str:
+    return f"test_session:{session_id}"
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+# --- detection_event ------------------------------------------------------------------------
+
+
+class LiveDetection(msgspec.Struct, kw_only=True, rename="camel"):
+    class_label: str
+    confidence: float | None
+    box: BoxIn | None
+    track_id: str | None
+    validation_result: str = "PENDING"
+
+
+class DetectionEventData(msgspec.Struct, kw_only=True, rename="camel"):
+    """The newest stored frame of a session; `coalesced` further frames were folded in."""
+
+    session_id: str
+    session_id_snake: str = msgspec.field(name="session_id")
+    device_id: str
+    seq: int
+    frame_number: int | None
+    timestamp: float
+    captured_at: str | None
+    model_version: str | None
+    detections: list[LiveDetection]
+    coalesced: int
+    coalesced_detections: int
+    sent_at: str
+
+
+def detection_message(frame: FrameMessage, frames: int, detections: int) -> bytes:
+    """`frame`, standing for `frames` frames with `detections` detections in all."""
+    sid = str(frame.session_id)
+    data = DetectionEventData(
+        session_id=sid,
+        session_id_snake=sid,
+        device_id=frame.device_id,
+        seq=frame.seq,
+        frame_number=frame.frame_number,
+        timestamp=frame.timestamp,
+        captured_at=frame.captured_at.isoformat() if frame.captured_at else None,
+        model_version=frame.model_version,
+        detections=[
+            LiveDetection(
+                class_label=d.class_label, confidence=d.confidence, box=d.box, track_id=d.track_id
+            )
+            for d in frame.detections
+        ],
+        coalesced=frames - 1,
+        coalesced_detections=detections - len(frame.detections),
+        sent_at=now(),
+    )
+    return encode("detection_event", session_room(sid), data)
+
+
+# --- test_progress --------------------------------------------------------------------------
+
+
+class ProgressData(msgspec.Struct, kw_only=True, rename="camel"):
+    """The read model's counts (ingest), the evaluator's running figures, or both."""
+
+    session_id: str
+    session_id_snake: str = msgspec.field(name="session_id")
+    status: str | UnsetType = UNSET
+    frame_count: int | UnsetType = UNSET
+    detection_count: int | UnsetType = UNSET
+    progress: float | UnsetType = UNSET
+    running: bool | UnsetType = UNSET
+    frames_evaluated: int | UnsetType = UNSET
+    frames_this_tick: int | UnsetType = UNSET
+    true_positives: int | UnsetType = UNSET
+    false_positives: int | UnsetType = UNSET
+    false_negatives: int | UnsetType = UNSET
+    precision: float | UnsetType | None = UNSET
+    """Fractions 0-1; None until the video has ground truth."""
+    recall: float | UnsetType | None = UNSET
+    f1_score: float | UnsetType | None = UNSET
+    ground_truth_objects: int | UnsetType = UNSET
+    scale: str | UnsetType = UNSET
+    timestamp: str | UnsetType = UNSET
+
+
+def progress_message(
+    session_id: UUID,
+    counts: SessionCounts | None = None,
+    figures: tuple[Counts, RunningEvaluation, int] | None = None,
+) -> bytes:
+    """`counts` from the read model and/or running `figures` (counts so far, the running
+    evaluation, frames folded in this tick)."""
+    sid = str(session_id)
+    fields: dict[str, Any] = {} if counts is None else msgspec.structs.asdict(counts)
+    if figures is not None:
+        c, running, frames = figures
+        has_gt = len(running.gt) > 0
+        fields.update(
+            running=True,
+            frames_evaluated=int(running.frames_seen),
+            frames_this_tick=frames,
+            true_positives=c.tp,
+            false_positives=c.fp,
+            false_negatives=c.fn,
+            precision=c.precision if has_gt else None,
+            recall=c.recall if has_gt else None,
+            f1_score=c.f1 if has_gt else None,
+            ground_truth_objects=len(running.gt),
+            scale="fraction",
+            timestamp=now(),
+        )
+    data = ProgressData(session_id=sid, session_id_snake=sid, **fields)
+    return encode("test_progress", session_room(sid), data)
+
+
+# --- test_completed -------------------------------------------------------------------------
+
+
+class CompletedResults(msgspec.Struct, kw_only=True, rename="camel"):
+    """Percentages 0-100, as the Results page reads them (contract decision 3)."""
+
+    accuracy: float
+    precision: float
+    recall: float
+    f1_score: float
+    true_positives: int
+    false_positives: int
+    false_negatives: int
+    total_detections: int
+    verdict: str | None
+
+
+class CompletedData(msgspec.Struct, kw_only=True, rename="camel"):
+    test_session_id_snake: str = msgspec.field(name="test_session_id")
+    test_session_id: str
+    session_id: str
+    evaluation_id: str
+    results: CompletedResults
+    timestamp: str
+
+
+def _pct(v: float | None) -> float:
+    return 0.0 if v is None else round(100 * v, 4)
+
+
+def completed_message(session_id: UUID, done: Evaluated, room: str) -> bytes:
+    c = done.report.counts
+    sid = str(session_id)
+    data = CompletedData(
+        test_session_id_snake=sid,
+        test_session_id=sid,
+        session_id=sid,
+        evaluation_id=str(done.evaluation_id),
+        results=CompletedResults(
+            accuracy=_pct(c.accuracy),
+            precision=_pct(c.precision),
+            recall=_pct(c.recall),
+            f1_score=_pct(c.f1),
+            true_positives=c.tp,
+            false_positives=c.fp,
+            false_negatives=c.fn,
+            total_detections=c.tp + c.fp,
+            verdict=None if done.verdict is None else done.verdict.outcome.value,
+        ),
+        timestamp=now(),
+    )
+    return encode("test_completed", room, data)
+
+
+# --- stored events --------------------------------------------------------------------------
+
+# (aggregate, event type) -> contract event name; others are named `<aggregate>_<type>`
+NAMES: dict[tuple[str, str], str] = {
+    ("project", "created"): "project_created",
+    ("project", "updated"): "project_updated",
+    ("project", "deleted"): "project_deleted",
+    ("video", "uploaded"): "video_uploaded",
+    ("video", "metadata_extracted"): "video_processed",
+    ("video", "linked"): "video_linked",
+    ("video", "unlinked"): "video_unlinked",
+    ("video", "deleted"): "video_deleted",
+    ("annotation", "created"): "annotation_created",
+    ("annotation", "box_moved"): "annotation_updated",
+    ("annotation", "class_changed"): "annotation_updated",
+    ("annotation", "flags_changed"): "annotation_updated",
+    ("annotation", "changed"): "annotation_updated",
+    ("annotation", "reverted"): "annotation_updated",
+    ("annotation", "restored"): "annotation_updated",
+    ("annotation", "validated"): "annotation_validated",
+    ("annotation", "unvalidated"): "annotation_validated",
+    ("annotation_session", "created"): "annotation_session_created",
+    ("annotation_session", "updated"): "annotation_progress_update",
+    ("annotation_import", "started"): "import_progress",
+    ("annotation_import", "progressed"): "import_progress",
+    ("annotation_import", "completed"): "import_progress",
+    ("annotation_import", "failed"): "import_progress",
+}
+
+SILENT = frozenset({"device_frame", "frame_batch"})
+"""Aggregates whose events reach WebSockets another way: detections arrive coalesced on the
+live subject (workers/live.py), not one message per stored frame."""
+
+_SESSION_STATUS = {
+    "created": "created",
+    "started": "running",
+    "stopped": "stopped",
+    "completed": "completed",
+    "failed": "failed",
+}
+_SESSION_DASHBOARD = {
+    "started": "test_session_started",
+    "completed": "test_session_completed",
+    "failed": "test_session_failed",
+}
+
+
+def _rooms(env: AnyEnvelope, data: dict[str, Any]) -> list[str]:
+    aggregate, ident = env.aggregate, env.aggregate_id
+    rooms = [f"{aggregate}:{ident}"]
+    if aggregate == "project" or (aggregate == "video" and env.type == "uploaded"):
+        rooms.append("dashboard")
+    rooms.extend(f"project:{data[k]}" for k in ("projectId", "previousProjectId") if k in data)
+    if aggregate.startswith("annotation") and "videoId" in data:
+        rooms.append(f"video:{data['videoId']}")
+    return rooms
+
+
+def _stamp(env: AnyEnvelope) -> dict[str, Any]:
+    return {
+        "timestamp": env.occurred_at,
+        "version": env.version,
+        "position": env.position,
+        "actor": env.actor,
+    }
+
+
+def _test_session_messages(env: AnyEnvelope, data: dict[str, Any]) -> list[tuple[str, bytes]]:
+    """`test_session_update` in the session's room; started/completed on the dashboard."""
+    ident, kind = env.aggregate_id, env.type
+    status = _SESSION_STATUS.get(kind, kind)
+    body = {
+        "sessionId": ident,
+        "session_id": ident,
+        "status": status,
+        "message": f"Test session {status}",
+        **data,
+        **_stamp(env),
+    }
+    messages = [(session_room(ident), "test_session_update")]
+    if kind in _SESSION_DASHBOARD:
+        messages.append(("dashboard", _SESSION_DASHBOARD[kind]))
+    if "projectId" in data:
+        messages.append((f"project:{data['projectId']}", "test_session_created"))
+    return [(room, encode(name, room, body)) for room, name in messages]
+
+
+def stored_event_messages(env: AnyEnvelope) -> list[tuple[str, bytes]]:
+    """Encoded messages for every room that should hear the stored event `env`."""
+    aggregate, kind, data = env.aggregate, env.type, env.data or {}
+    if aggregate in SILENT:
+        return []
+    if aggregate == "test_session":
+        return _test_session_messages(env, data)
+    name = NAMES.get((aggregate, kind), f"{aggregate}_{kind}")
+    id_key = f"{aggregate.split('_')[0]}Id" if "_" not in aggregate else "id"
+    body = {id_key: env.aggregate_id, **data, **_stamp(env)}
+    return [(room, encode(name, room, body)) for room in dict.fromkeys(_rooms(env, data))]
+
+
+def gateway_reply(event: str, room: str | None = None, **data: Any) -> str:
+    """The gateway's own answers: connection_status, joined, left, pong, error."""
+    return encode(event, room, data).decode()
