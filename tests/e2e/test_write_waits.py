@@ -265,10 +265,16 @@ def test_every_write_answers_and_reads_back_what_it_wrote(
         # deletions
         _, got = trip.write("DELETE", f"/api/videos/{other['id']}", f"/api/videos/{other['id']}")
         assert got is None
+        # a project with test sessions is kept (their evidence); one without is deleted
+        spare, _ = trip.write("POST", "/api/projects", by_id, json=PROJECT)
+        owned, _ = upload(trip, f"/api/projects/{spare['id']}/videos", clip)
         _, got = trip.write(
-            "DELETE", f"/api/projects/{pid}", f"/api/projects/{pid}", f"/api/videos/{vid}"
+            "DELETE",
+            f"/api/projects/{spare['id']}",
+            f"/api/projects/{spare['id']}",
+            f"/api/videos/{owned['id']}",
         )
         assert got is None
-        assert trip.client.get(f"/api/videos/{vid}").status_code == 404
+        assert trip.client.get(f"/api/videos/{owned['id']}").status_code == 404
 
     assert all(trip.waited), "a write waited for nothing"
