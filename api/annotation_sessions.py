@@ -83,7 +83,7 @@ class AnnotationSessionsController(Controller):
             video_id=data.video_id, project_id=data.project_id, annotator_id=data.annotator_id
         )
         position = await run_command(services, request, start_session, cmd)
-        await caught_up(services, position)
+        await caught_up(services, position, "annotation_sessions_v1")
         return await _session(services, cmd.id)
 
     @get("/{session_id:uuid}", operation_id="getAnnotationSession", summary="A session (S2)")
@@ -110,5 +110,5 @@ class AnnotationSessionsController(Controller):
         )
         cmd = UpdateSession(id=session_id, changes=changes)
         position = await run_command(services, request, update_session, cmd)
-        await caught_up(services, position)
+        await caught_up(services, position, "annotation_sessions_v1")
         return await _session(services, session_id)

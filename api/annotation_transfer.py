@@ -250,7 +250,7 @@ class AnnotationTransferController(Controller):
                 rejected=len(parsed.issues),
             )
             position = await run_command(services, request, start_import, start)
-            await caught_up(services, position)
+            await caught_up(services, position, "annotations_v1")
             cmd = CreateAnnotations(
                 video_id=video_id, drafts=drafts, job_id=start.id, batch_size=IMPORT_BATCH
             )
@@ -268,7 +268,7 @@ class AnnotationTransferController(Controller):
         # Small enough for one transaction: all rows are stored, or none.
         cmd = CreateAnnotations(video_id=video_id, drafts=drafts, batch_size=max(len(drafts), 1))
         ids, position = await run_command(services, request, create_annotations, cmd)
-        await caught_up(services, position)
+        await caught_up(services, position, "annotations_v1")
         return Response(
             ImportResult(
                 imported=len(ids), errors=parsed.issues, status="completed", total=len(drafts)

@@ -211,7 +211,7 @@ class AnnotationsController(Controller):
         video = await load_video(services, video_id)
         cmd = CreateAnnotation(video_id=video_id, draft=draft_of(data, video.fps))
         position = await run_command(services, request, create_annotation, cmd)
-        await caught_up(services, position)
+        await caught_up(services, position, "annotations_v1")
         return await respond(services, cmd.id)
 
     @post(
@@ -245,7 +245,7 @@ class AnnotationsController(Controller):
             drafts.append(draft)
         cmd = CreateAnnotations(video_id=video_id, drafts=tuple(drafts))
         ids, position = await run_command(services, request, create_annotations, cmd)
-        await caught_up(services, position)
+        await caught_up(services, position, "annotations_v1")
         return BulkOut(created=len(ids), ids=ids)
 
     @get(
@@ -305,7 +305,7 @@ class AnnotationsController(Controller):
             expected_version=expected,
         )
         position = await guarded(services, request, update_annotation, cmd, from_header)
-        await caught_up(services, position)
+        await caught_up(services, position, "annotations_v1")
         return await respond(services, annotation_id)
 
     @delete(
@@ -327,7 +327,7 @@ class AnnotationsController(Controller):
         expected, from_header = version_from(request.headers.get("if-match"), expected_version)
         cmd = DeleteAnnotation(id=annotation_id, expected_version=expected)
         position = await guarded(services, request, delete_annotation, cmd, from_header)
-        await caught_up(services, position)
+        await caught_up(services, position, "annotations_v1")
         return Message(message="Annotation deleted successfully")
 
     @post(
@@ -343,7 +343,7 @@ class AnnotationsController(Controller):
         expected, from_header = version_from(request.headers.get("if-match"), None)
         cmd = RestoreAnnotation(id=annotation_id, expected_version=expected)
         position = await guarded(services, request, restore_annotation, cmd, from_header)
-        await caught_up(services, position)
+        await caught_up(services, position, "annotations_v1")
         return await respond(services, annotation_id)
 
     @patch(
@@ -367,7 +367,7 @@ class AnnotationsController(Controller):
         expected, from_header = version_from(request.headers.get("if-match"), body.expected_version)
         cmd = ValidateAnnotation(id=annotation_id, validated=flag, expected_version=expected)
         position = await guarded(services, request, validate_annotation, cmd, from_header)
-        await caught_up(services, position)
+        await caught_up(services, position, "annotations_v1")
         return await respond(services, annotation_id)
 
     @get(
@@ -441,7 +441,7 @@ class AnnotationsController(Controller):
         expected, from_header = version_from(request.headers.get("if-match"), data.expected_version)
         cmd = RevertAnnotation(id=annotation_id, version=data.version, expected_version=expected)
         position = await guarded(services, request, revert_annotation, cmd, from_header)
-        await caught_up(services, position)
+        await caught_up(services, position, "annotations_v1")
         async with services.read_pool.connection() as conn:
             row = await read.get_annotation(conn, annotation_id, include_deleted=True)
         if row is None:

@@ -88,7 +88,7 @@ class CriteriaController(Controller):
             project_id=project_id, values=CriteriaValues(**msgspec.structs.asdict(data))
         )
         position = await execute(services, request, configure_criteria, cmd)
-        await caught_up(services, position)
+        await caught_up(services, position, "criteria_v1")
         return await _load(state, project_id)
 
     @get(operation_id="getCriteria", summary="The project's pass/fail criteria")

@@ -106,7 +106,7 @@ async def run_evaluation(
         return evaluate_session(c, app, sources)
 
     done = await execute(services, request, handler, cmd)
-    await caught_up(services, done.position)
+    await caught_up(services, done.position, "evaluations_v1")
     return done
 
 
@@ -124,7 +124,7 @@ async def run_rerun(
         return rerun_evaluation(c, app, sources)
 
     done = await execute(services, request, handler, cmd)
-    await caught_up(services, done.evaluated.position)
+    await caught_up(services, done.evaluated.position, "evaluations_v1")
     return done
 
 

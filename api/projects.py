@@ -118,7 +118,7 @@ class ProjectsController(Controller):
         services = services_of(state)
         cmd = CreateProject(**msgspec.structs.asdict(data))
         position = await execute(services, request, create_project_handler, cmd)
-        await caught_up(services, position)
+        await caught_up(services, position, "projects_v1")
         return await load_project(state, cmd.id)
 
     @put(
@@ -140,7 +140,7 @@ class ProjectsController(Controller):
         changes = ProjectChanges(**msgspec.structs.asdict(data))
         cmd = UpdateProject(id=project_id, changes=changes)
         position = await execute(services, request, update_project_handler, cmd)
-        await caught_up(services, position)
+        await caught_up(services, position, "projects_v1")
         return await load_project(state, project_id)
 
     @delete(
@@ -161,5 +161,5 @@ class ProjectsController(Controller):
         position = await execute(services, request, delete_project_handler, cmd)
         for _, filename in videos:  # only once the deletions are stored
             (services.config.uploads_dir / filename).unlink(missing_ok=True)
-        await caught_up(services, position)
+        await caught_up(services, position, "projects_v1", "videos_v1")
         return Message(message="Project deleted successfully")

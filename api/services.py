@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 from uuid import UUID, uuid4
 
 import anyio.to_thread
@@ -83,9 +83,27 @@ async def execute(
     return await anyio.to_thread.run_sync(run_as, meta_of(request), handler, cmd, services.app)
 
 
-async def caught_up(services: Services, position: Position | None, *read_models: str) -> None:
-    """Wait (bounded) until the read models include `position`, so a GET sees the write.
+ReadModel = Literal[
+    "projects_v1",
+    "videos_v1",
+    "test_sessions_v1",
+    "detections_v1",
+    "annotations_v1",
+    "annotation_sessions_v1",
+    "criteria_v1",
+    "evaluations_v1",
+]
+"""The read models' names (projections' `name`; a unit test keeps the two lists equal)."""
 
-    `read_models` names the ones the caller's answer and follow-up reads depend on; without
-    names it waits for all of them."""
-    await services.read_side.wait_for(position, services.config.read_wait_timeout, read_models)
+
+async def caught_up(
+    services: Services, position: Position | None, read_model: ReadModel, *more: ReadModel
+) -> None:
+    """Wait (bounded) until the named read models include `position`, so a GET sees the write.
+
+    Name the read models that project this write's events and that the answer or the obvious
+    follow-up GET reads; no more (each waits for its own projection), and there is no default:
+    a new route must choose."""
+    await services.read_side.wait_for(
+        position, services.config.read_wait_timeout, (read_model, *more)
+    )

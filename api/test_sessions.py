@@ -191,7 +191,7 @@ async def _change(
     services = services_of(state)
     cmd = ChangeSessionStatus(id=session_id, reason=reason)
     position: Position | None = await execute(services, request, handler, cmd)
-    await caught_up(services, position)
+    await caught_up(services, position, "test_sessions_v1")
     return session_out(await load_session(services, session_id))
 
 
@@ -246,7 +246,7 @@ class TestSessionsController(Controller):
             description=data.description,
         )
         position = await execute(services, request, create_test_session, cmd)
-        await caught_up(services, position)
+        await caught_up(services, position, "test_sessions_v1")
         return session_out(await load_session(services, cmd.id))
 
     @get(
@@ -384,7 +384,7 @@ class TestSessionsController(Controller):
             start=True,
         )
         position = await execute(services, request, create_test_session, cmd)
-        await caught_up(services, position)
+        await caught_up(services, position, "test_sessions_v1")
         return ExecuteTestOut(
             session_id=cmd.id,
             status="started",

@@ -159,7 +159,7 @@ async def _upload(
     except BaseException:
         received.path.unlink(missing_ok=True)  # nothing stored: no event, so no file either
         raise
-    await caught_up(services, position)
+    await caught_up(services, position, "videos_v1")
     row = await _load_video(services, video_id)
     out = video_out(row, services.config.base_url)
     return VideoUploadOut(**msgspec.structs.asdict(out), message="Video uploaded successfully")
@@ -253,7 +253,7 @@ class VideosController(Controller):
         row = await _load_video(services, video_id)
         position = await execute(services, request, delete_video_handler, DeleteVideo(id=video_id))
         _remove_file(services, row.filename)
-        await caught_up(services, position)
+        await caught_up(services, position, "videos_v1")
         return Message(message="Video deleted successfully")
 
     @get(
@@ -303,7 +303,7 @@ class VideosController(Controller):
         services = services_of(state)
         cmd = LinkVideos(project_id=project_id, video_ids=tuple(data.video_ids))
         result = await execute(services, request, link_videos_handler, cmd)
-        await caught_up(services, result.position)
+        await caught_up(services, result.position, "videos_v1")
         return LinkOut(
             message=f"Successfully linked {result.linked} videos to project",
             linked_count=result.linked,
@@ -326,5 +326,5 @@ class VideosController(Controller):
         services = services_of(state)
         cmd = UnlinkVideo(project_id=project_id, video_id=video_id)
         position = await execute(services, request, unlink_video_handler, cmd)
-        await caught_up(services, position)
+        await caught_up(services, position, "videos_v1")
         return Message(message="Video unlinked successfully")

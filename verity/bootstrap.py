@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import gc
 import logging
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,24 +32,17 @@ from projections.projects import ProjectsProjection
 from projections.runner import AnyProjection, ProjectionRunner
 from projections.service import ProjectionService
 from projections.shared_decoding import SharedDecoding
-from projections.test_sessions import (
-    DetectionsProjection,
-    TestSessionsProjection,
-    session_progress,
-)
+from projections.test_sessions import DetectionsProjection, TestSessionsProjection
 from projections.videos import VideosProjection
 from storage.migrate import migrate
 from storage.server import ping
 from verity.pools import guard, guard_async
 from verity.settings import Settings
-from verity.waiting import Stopped, close_nats, connect_nats, keep_running, open_when_ready
-from workers.evaluator import Evaluator
+from verity.waiting import close_nats, connect_nats, open_when_ready
+from verity.worker_registry import RunningWorkers, WorkerContext, serve_workers
 from workers.ingest import DURABLE as INGEST_DURABLE
-from workers.ingest import IngestWorker
 from workers.ingest_consumer import ingest_consumer
-from workers.live import LiveCoalescer
 from workers.references import resolve
-from workers.relay import Relay
 
 log = logging.getLogger(__name__)
 
@@ -183,87 +176,107 @@ async def _fan_out_to_rooms(nc: NatsClient, settings: Settings, hub: RoomHub) ->
 
 
 @contextlib.asynccontextmanager
+async def connected(
+    settings: Settings,
+    endpoints: Endpoints,
+    stop: asyncio.Event,
+    *,
+    client_name: str,
+    read_pool_size: int,
+    write_pool_size: int,
+    decode: Callable[[Verity], Callable[[Any], Any]] = lambda app: app.mapper.to_domain_event,
+) -> AsyncIterator[WorkerContext]:
+    """What every process running workers opens, in one order: the event store (migrated),
+    the pools, NATS; closed in reverse on exit.
+
+    Waits for PostgreSQL and NATS while they are down; setting `stop` (a signal) ends that
+    wait with Stopped."""
+    app = await open_when_ready(
+        endpoints.database_url, stop, lambda url: open_application(url, settings.db_pool_size)
+    )
+    async with contextlib.AsyncExitStack() as opened:
+        opened.callback(app.close)
+        write_pool: ConnectionPool[Any] = guard(
+            ConnectionPool(endpoints.database_url, min_size=1, max_size=write_pool_size, open=True)
+        )
+        opened.callback(write_pool.close)
+        read_pool: AsyncConnectionPool[Any] = guard_async(
+            AsyncConnectionPool(
+                endpoints.database_url,
+                min_size=min(2, read_pool_size),
+                max_size=read_pool_size,
+                open=False,
+                kwargs={"autocommit": True},  # reads are single statements: skip BEGIN/COMMIT
+            )
+        )
+        await read_pool.open()
+        opened.push_async_callback(read_pool.close)
+        nc = await connect_nats(endpoints.nats_url, client_name, stop)
+        opened.push_async_callback(close_nats, nc)
+        yield WorkerContext(
+            settings=settings,
+            database_url=endpoints.database_url,
+            app=app,
+            nc=nc,
+            read_pool=read_pool,
+            write_pool=write_pool,
+            decode=decode(app),
+        )
+
+
+@contextlib.asynccontextmanager
 async def running(
     settings: Settings,
     endpoints: Endpoints,
     *,
     with_projections: bool = True,
-    with_relay: bool = True,
-    with_ingest: bool = True,
-    with_evaluator: bool = True,
+    workers: Collection[str] | None = None,
     stop: asyncio.Event | None = None,
 ) -> AsyncIterator[Services]:
     """Everything `verity serve` runs in one process, torn down in reverse on exit.
 
-    Start-up waits for PostgreSQL and NATS while they are down; setting `stop` (a signal)
-    ends that wait with Stopped, and later stops the workers."""
+    `workers` (default: those the VERITY_SERVE_* settings enable) are built and run exactly
+    as `verity worker NAME` runs them (verity/worker_registry.py). Start-up waits for
+    PostgreSQL and NATS while they are down; setting `stop` (a signal) ends that wait with
+    Stopped, and later stops the workers."""
     stop = asyncio.Event() if stop is None else stop
-    app = await open_when_ready(
-        endpoints.database_url, stop, lambda url: open_application(url, settings.db_pool_size)
-    )
-    write_pool: ConnectionPool[Any] = guard(
-        ConnectionPool(  # a connection per runner thread + relay
-            endpoints.database_url, min_size=1, max_size=len(PROJECTIONS) + 3, open=True
+    async with connected(
+        settings,
+        endpoints,
+        stop,
+        client_name="verity-api",
+        read_pool_size=settings.db_pool_size,
+        write_pool_size=len(PROJECTIONS) + 3,  # a connection per runner thread + relay
+        decode=lambda app: SharedDecoding(app.mapper.to_domain_event),
+    ) as ctx:
+        runners = await asyncio.to_thread(
+            projection_runners, ctx.app, ctx.write_pool, settings.projection_batch_size, ctx.decode
         )
-    )
-    read_pool: AsyncConnectionPool[Any] = guard_async(
-        AsyncConnectionPool(
-            endpoints.database_url,
-            min_size=2,
-            max_size=settings.db_pool_size,
-            open=False,
-            kwargs={"autocommit": True},  # reads are single statements: skip BEGIN/COMMIT trips
-        )
-    )
-    await read_pool.open()
-    decode = SharedDecoding(app.mapper.to_domain_event)
-    runners = await asyncio.to_thread(
-        projection_runners, app, write_pool, settings.projection_batch_size, decode
-    )
-    read_side = ProjectionService(runners, endpoints.database_url)
-    if with_projections:
-        await asyncio.to_thread(read_side.catch_up_once)
-        read_side.start()
-    try:
-        nc = await connect_nats(endpoints.nats_url, "verity-api", stop)
-    except Stopped:
-        read_side.stop()
-        await read_pool.close()
-        write_pool.close()
-        app.close()
-        raise
-    hub = RoomHub(resolve=lambda position: resolve(app, position))
-    tasks: list[asyncio.Task[None]] = []
+        read_side = ProjectionService(runners, endpoints.database_url)
+        if with_projections:
+            await asyncio.to_thread(read_side.catch_up_once)
+            read_side.start()
+        hub = RoomHub(resolve=lambda position: resolve(ctx.app, position))
+        started = RunningWorkers(stop)
+        try:
+            await _fan_out_to_rooms(ctx.nc, settings, hub)
+            await started.start(ctx, serve_workers(settings) if workers is None else workers)
+            yield _services(ctx, read_side, hub, started)
+        finally:
+            await started.close()
+            read_side.stop()
 
-    await _fan_out_to_rooms(nc, settings, hub)
-    relay = Relay(
-        nc,
-        NotificationLog(write_pool),
-        decode,
-        write_pool,
-        endpoints.database_url,
-        settings.events_stream,
-        settings.events_subject,
-        adopt_stream=settings.relay_adopt_stream,
-    )
-    if with_relay:
-        tasks.append(asyncio.create_task(keep_running("relay", relay.run, stop), name="relay"))
-    ingest = ingest_worker(nc, app, settings, read_pool)
-    if with_ingest:
-        tasks.append(asyncio.create_task(keep_running("ingest", ingest.run, stop), name="ingest"))
-    evaluator = await start_evaluator(nc, app, settings, read_pool, stop, tasks, with_evaluator)
+
+def _services(
+    ctx: WorkerContext, read_side: ProjectionService, hub: RoomHub, workers: RunningWorkers
+) -> Services:
+    settings, read_pool, nc = ctx.settings, ctx.read_pool, ctx.nc
 
     async def check_nats() -> str | None:
         return None if nc.is_connected else "disconnected"
 
-    async def check_relay() -> str | None:
-        return relay.last_error if with_relay else None
-
-    async def check_ingest() -> str | None:
-        return ingest.stats.last_error if with_ingest else None
-
-    services = Services(
-        app=app,
+    return Services(
+        app=ctx.app,
         read_pool=read_pool,
         read_side=read_side,
         config=ApiConfig(
@@ -275,63 +288,10 @@ async def running(
         health_checks=(
             ("database", lambda: _check_database(read_pool)),
             ("nats", check_nats),
-            ("relay", check_relay),
-            ("ingest", check_ingest),
-            ("evaluator", evaluator.health),
+            *workers.health_checks(),
         ),
         hub=hub,
         ingest_consumer=lambda: ingest_consumer(
             nc.jetstream(), settings.detections_stream, INGEST_DURABLE
         ),
-    )
-    try:
-        yield services
-    finally:
-        stop.set()
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await close_nats(nc)
-        read_side.stop()
-        await read_pool.close()
-        write_pool.close()
-        app.close()
-
-
-async def start_evaluator(
-    nc: NatsClient,
-    app: Verity,
-    settings: Settings,
-    read_pool: AsyncConnectionPool[Any],
-    stop: asyncio.Event,
-    tasks: list[asyncio.Task[None]],
-    enabled: bool = True,
-) -> Evaluator:
-    """The evaluator: completion evaluations and running figures on the live subject."""
-    evaluator = Evaluator(app, read_pool, nc.publish, settings.live_subject)
-    if enabled:
-        await evaluator.subscribe(nc, settings.events_subject)
-        tasks.append(asyncio.create_task(evaluator.run(stop), name="evaluator"))
-    return evaluator
-
-
-def ingest_worker(
-    nc: NatsClient, app: Verity, settings: Settings, read_pool: AsyncConnectionPool[Any]
-) -> IngestWorker:
-    """The device ingest worker, publishing coalesced live messages for the WebSockets."""
-
-    async def publish(subject: str, payload: bytes) -> None:
-        await nc.publish(subject, payload)
-
-    live = LiveCoalescer(
-        publish,
-        settings.live_subject,
-        counts=lambda ids: session_progress(read_pool, ids),
-    )
-    return IngestWorker(
-        nc,
-        app,
-        stream=settings.detections_stream,
-        subject_prefix=settings.detections_subject,
-        live=live,
     )

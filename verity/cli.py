@@ -12,10 +12,11 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any, NoReturn
 from uuid import UUID
 
-from verity.device_commands import device_schema_command, ingest_command, simulate_command
-from verity.evaluator_command import evaluator_command
+from verity.device_commands import device_schema_command, simulate_command
 from verity.rebuild_command import RebuildMode, rebuild_command
 from verity.settings import Settings
+from verity.worker_command import worker_command
+from verity.worker_registry import WORKERS
 
 
 def _interrupt(signum: int, _frame: Any) -> NoReturn:
@@ -40,6 +41,7 @@ def _describe(settings: Settings, database_url: str, nats_url: str) -> str:
 
 
 def serve(settings: Settings) -> None:
+    """The API with projections and the workers the VERITY_SERVE_* settings enable."""
     import uvicorn  # noqa: PLC0415 - keep `verity migrate` light
 
     from api.app import create_app  # noqa: PLC0415
@@ -61,14 +63,7 @@ def serve(settings: Settings) -> None:
             stop = asyncio.Event()
             watcher = asyncio.create_task(_stop_when_exiting(server, stop))
             try:
-                async with running(
-                    settings,
-                    endpoints,
-                    with_ingest=settings.serve_ingest,
-                    with_relay=settings.serve_relay,
-                    with_evaluator=settings.serve_evaluator,
-                    stop=stop,
-                ) as svc:
+                async with running(settings, endpoints, stop=stop) as svc:
                     settle_heap()
                     yield svc
             finally:
@@ -103,58 +98,6 @@ def migrate_command(settings: Settings) -> None:
         print("applied: " + (", ".join(applied) if applied else "nothing (up to date)"))
 
 
-def relay_command(settings: Settings) -> None:
-    from psycopg_pool import ConnectionPool  # noqa: PLC0415
-
-    from projections.notifications import NotificationLog  # noqa: PLC0415
-    from verity.bootstrap import open_application, servers, settle_heap  # noqa: PLC0415
-    from verity.pools import guard  # noqa: PLC0415
-    from verity.waiting import (  # noqa: PLC0415
-        Stopped,
-        close_nats,
-        connect_nats,
-        keep_running,
-        nats_location,
-        open_when_ready,
-        postgres_location,
-        stop_on_signals,
-    )
-    from workers.relay import Relay  # noqa: PLC0415
-
-    async def main(database_url: str, nats_url: str) -> None:
-        stop = asyncio.Event()
-        stop_on_signals(stop)
-        try:
-            app = await open_when_ready(database_url, stop, open_application)
-        except Stopped:
-            return
-        try:
-            nc = await connect_nats(nats_url, "verity-relay", stop)
-        except Stopped:
-            app.close()
-            return
-        with guard(ConnectionPool(database_url, min_size=1, max_size=2)) as pool:
-            relay = Relay(
-                nc,
-                NotificationLog(pool),
-                app.mapper.to_domain_event,
-                pool,
-                database_url,
-                settings.events_stream,
-                settings.events_subject,
-                adopt_stream=settings.relay_adopt_stream,
-            )
-            settle_heap()
-            await keep_running("relay", relay.run, stop)
-        await close_nats(nc)
-        app.close()
-
-    with servers(settings) as endpoints:
-        db, mq = postgres_location(endpoints.database_url), nats_location(endpoints.nats_url)
-        print(f"relay: {db} -> {mq}", flush=True)
-        asyncio.run(main(endpoints.database_url, endpoints.nats_url))
-
-
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="verity", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -177,8 +120,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         const=RebuildMode.RETRY_FAILURES,
         help="apply those events again (after a fix) instead of rebuilding",
     )
-    worker = sub.add_parser("worker", help="run one worker alone")
-    worker.add_argument("name", choices=["relay", "ingest", "evaluator"])
+    worker = sub.add_parser(
+        "worker",
+        help="run one worker alone, as `serve` runs it",
+        description="\n".join(f"{name}: {entry.help}" for name, entry in WORKERS.items()),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    worker.add_argument("name", choices=list(WORKERS))
     simulate = sub.add_parser("simulate-device", help="publish a test session's frames over NATS")
     simulate.add_argument("--session", type=UUID, required=True, help="test session id")
     simulate.add_argument("--fps", type=float, default=30.0, help="frames per second (0: max)")
@@ -200,12 +148,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             migrate_command(settings)
         elif args.command == "rebuild":
             rebuild_command(settings, args.projections, args.mode or RebuildMode.REBUILD)
-        elif args.command == "worker" and args.name == "ingest":
-            ingest_command(settings)
-        elif args.command == "worker" and args.name == "evaluator":
-            evaluator_command(settings)
         elif args.command == "worker":
-            relay_command(settings)
+            worker_command(settings, args.name)
         elif args.command == "simulate-device":
             simulate_command(
                 settings, args.session, args.fps, args.duration, args.device, args.seed

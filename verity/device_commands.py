@@ -1,4 +1,4 @@
-"""CLI commands around devices: the ingest worker alone, a simulated device, the wire schema."""
+"""CLI commands around devices: a simulated device, the wire schema."""
 
 from __future__ import annotations
 
@@ -8,56 +8,6 @@ import sys
 from uuid import UUID
 
 from verity.settings import Settings
-
-
-def ingest_command(settings: Settings) -> None:
-    """`verity worker ingest`: the device ingest worker alone (scale out by starting more)."""
-    from verity.bootstrap import open_application, servers, settle_heap  # noqa: PLC0415
-    from verity.waiting import (  # noqa: PLC0415 - keep other commands light
-        Stopped,
-        close_nats,
-        connect_nats,
-        keep_running,
-        open_when_ready,
-        postgres_location,
-        stop_on_signals,
-    )
-    from workers.ingest import IngestWorker  # noqa: PLC0415
-    from workers.live import LiveCoalescer  # noqa: PLC0415
-
-    async def main(database_url: str, nats_url: str) -> None:
-        stop = asyncio.Event()
-        stop_on_signals(stop)
-        try:
-            app = await open_when_ready(database_url, stop, open_application)
-        except Stopped:
-            return
-        try:
-            nc = await connect_nats(nats_url, "verity-ingest", stop)
-        except Stopped:
-            app.close()
-            return
-
-        async def publish(subject: str, payload: bytes) -> None:
-            await nc.publish(subject, payload)
-
-        worker = IngestWorker(
-            nc,
-            app,
-            stream=settings.detections_stream,
-            subject_prefix=settings.detections_subject,
-            live=LiveCoalescer(publish, settings.live_subject),
-        )
-        settle_heap()
-        await keep_running("ingest", worker.run, stop)
-        await close_nats(nc)
-        app.close()
-        print(f"ingest stopped: {worker.stats}", flush=True)
-
-    with servers(settings) as endpoints:
-        where = postgres_location(endpoints.database_url)
-        print(f"ingest: {settings.detections_subject}.* -> {where}", flush=True)
-        asyncio.run(main(endpoints.database_url, endpoints.nats_url))
 
 
 def simulate_command(

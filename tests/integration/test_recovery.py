@@ -223,7 +223,9 @@ def test_ingest_started_while_postgres_is_down_waits_then_starts(
             worker.proc.kill()
 
 
-@pytest.mark.parametrize("command", [["serve"], ["worker", "relay"]])
+@pytest.mark.parametrize(
+    "command", [["serve"], ["worker", "relay"], ["worker", "ingest"], ["worker", "evaluator"]]
+)
 def test_sigterm_while_waiting_for_nats_stops_within_two_seconds(
     command: list[str], tmp_path: Path, database_url: str, nats_prefix: str
 ) -> None:
