@@ -69,7 +69,10 @@ Frame = FrameData | BatchFrame
 
 _frame_decoder = decoder(FrameData)
 _batch_decoder = decoder(BatchData)
-_session_decoder = decoder(msgspec.Raw)
+_session_decoder = decoder(dict[str, Any])
+"""Session events are small; only the envelope's header is read (msgspec cannot take `Raw`
+in the envelope's optional `data`: every such decode failed and completions waited for the
+sweep)."""
 
 
 def batch_of(frames: Sequence[Frame], fps: float | None) -> DetectionBatch:
