@@ -30,6 +30,7 @@ from api.services import Services, request_id
 from api.test_sessions import TestSessionsController
 from api.uploads import served_name_guard
 from api.validation import ValidationController
+from api.video_quality import VideoQualityController
 from api.videos import VideosController
 from api.ws import websocket_gateway
 
@@ -70,6 +71,7 @@ def create_app(services_factory: ServicesFactory, uploads_dir: Path) -> Litestar
             health,
             ProjectsController,
             VideosController,
+            VideoQualityController,
             AnnotationsController,
             AnnotationTransferController,
             AnnotationSessionsController,

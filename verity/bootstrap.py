@@ -50,6 +50,7 @@ from workers.ingest_consumer import ingest_consumer
 from workers.live import LiveCoalescer
 from workers.references import resolve
 from workers.relay import Relay
+from workers.video import build_video_worker
 
 log = logging.getLogger(__name__)
 
@@ -191,6 +192,7 @@ async def running(
     with_relay: bool = True,
     with_ingest: bool = True,
     with_evaluator: bool = True,
+    with_video: bool = True,
     stop: asyncio.Event | None = None,
 ) -> AsyncIterator[Services]:
     """Everything `verity serve` runs in one process, torn down in reverse on exit.
@@ -252,6 +254,9 @@ async def running(
     if with_ingest:
         tasks.append(asyncio.create_task(keep_running("ingest", ingest.run, stop), name="ingest"))
     evaluator = await start_evaluator(nc, app, settings, read_pool, stop, tasks, with_evaluator)
+    video = build_video_worker(nc, app, settings)
+    if with_video:
+        tasks.append(asyncio.create_task(keep_running("video", video.run, stop), name="video"))
 
     async def check_nats() -> str | None:
         return None if nc.is_connected else "disconnected"
@@ -261,6 +266,9 @@ async def running(
 
     async def check_ingest() -> str | None:
         return ingest.stats.last_error if with_ingest else None
+
+    async def check_video() -> str | None:
+        return video.stats.last_error if with_video else None
 
     services = Services(
         app=app,
@@ -278,6 +286,7 @@ async def running(
             ("relay", check_relay),
             ("ingest", check_ingest),
             ("evaluator", evaluator.health),
+            ("video", check_video),
         ),
         hub=hub,
         ingest_consumer=lambda: ingest_consumer(

@@ -16,6 +16,7 @@ from verity.device_commands import device_schema_command, ingest_command, simula
 from verity.evaluator_command import evaluator_command
 from verity.rebuild_command import RebuildMode, rebuild_command
 from verity.settings import Settings
+from verity.video_command import video_command
 
 
 def _interrupt(signum: int, _frame: Any) -> NoReturn:
@@ -67,6 +68,7 @@ def serve(settings: Settings) -> None:
                     with_ingest=settings.serve_ingest,
                     with_relay=settings.serve_relay,
                     with_evaluator=settings.serve_evaluator,
+                    with_video=settings.serve_video,
                     stop=stop,
                 ) as svc:
                     settle_heap()
@@ -178,7 +180,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         help="apply those events again (after a fix) instead of rebuilding",
     )
     worker = sub.add_parser("worker", help="run one worker alone")
-    worker.add_argument("name", choices=["relay", "ingest", "evaluator"])
+    worker.add_argument("name", choices=["relay", "ingest", "evaluator", "video"])
     simulate = sub.add_parser("simulate-device", help="publish a test session's frames over NATS")
     simulate.add_argument("--session", type=UUID, required=True, help="test session id")
     simulate.add_argument("--fps", type=float, default=30.0, help="frames per second (0: max)")
@@ -204,6 +206,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             ingest_command(settings)
         elif args.command == "worker" and args.name == "evaluator":
             evaluator_command(settings)
+        elif args.command == "worker" and args.name == "video":
+            video_command(settings)
         elif args.command == "worker":
             relay_command(settings)
         elif args.command == "simulate-device":
