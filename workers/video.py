@@ -42,7 +42,6 @@ from commands.video_quality import (
 from domain.errors import NotFound
 from domain.events import EventMeta
 from domain.video_quality import SAMPLE_COUNT, QualityAssessment
-from projections.envelopes import decoder
 from projections.live_messages import live_subject, video_progress_message
 from workers.video_sampling import Progress, Undecodable, assess_file
 
@@ -64,7 +63,17 @@ WAIT_FOR_STREAM = 0.5
 Publish = Callable[[str, bytes], Awaitable[None]]
 Assess = Callable[[Path, int, Progress | None], QualityAssessment]
 
-_envelope = decoder(msgspec.Raw)
+
+
+class _Uploaded(msgspec.Struct, rename="camel"):
+    """What the worker reads of a relayed `video.uploaded` envelope (a reference has it too)."""
+
+    id: str
+    aggregate_id: UUID
+    correlation_id: str | None = None
+
+
+_envelope = msgspec.json.Decoder(_Uploaded)
 
 
 @dataclass
@@ -155,20 +164,19 @@ class VideoWorker:
         """One upload: settle the message once its outcome is stored (or proves unneeded)."""
         try:
             env = _envelope.decode(msg.data)
-            video_id = UUID(env.aggregate_id)
-        except (msgspec.DecodeError, msgspec.ValidationError, ValueError):
-            log.warning("video worker: undecodable upload envelope dropped: %r", msg.data[:200])
+        except (msgspec.DecodeError, msgspec.ValidationError) as err:
+            log.warning("video worker: undecodable upload envelope dropped (%s)", err)
             await msg.term()
             return
         meta = EventMeta(
             actor=ACTOR, correlation_id=_uuid(env.correlation_id), causation_id=_uuid(env.id)
         )
         try:
-            await self.process(video_id, meta, msg)
+            await self.process(env.aggregate_id, meta, msg)
         except Exception as err:  # the store is away: try again later, maybe elsewhere
             self.stats.retried += 1
             self.stats.last_error = f"{type(err).__name__}: {err}"
-            log.exception("video worker: %s not processed; it will be retried", video_id)
+            log.exception("video worker: %s not processed; it will be retried", env.aggregate_id)
             await msg.nak(delay=RETRY_DELAY)
             return
         self.stats.last_error = None
