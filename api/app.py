@@ -17,6 +17,7 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from api.annotation_sessions import AnnotationSessionsController
 from api.annotation_transfer import AnnotationTransferController
 from api.annotations import AnnotationsController
+from api.candidate_review import CandidateReviewController
 from api.criteria import CriteriaController
 from api.dashboard import dashboard_charts, dashboard_stats
 from api.detections import DetectionsController
@@ -76,6 +77,7 @@ def create_app(services_factory: ServicesFactory, uploads_dir: Path) -> Litestar
             AnnotationTransferController,
             AnnotationSessionsController,
             GroundTruthController,
+            CandidateReviewController,
             TestSessionsController,
             DetectionsController,
             CriteriaController,
