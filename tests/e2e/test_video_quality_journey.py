@@ -4,6 +4,10 @@ the lifecycle uploaded -> processing -> completed | failed, on real PostgreSQL a
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -190,3 +194,36 @@ def test_video_worker_alone_records_each_assessment_once(
         assert topics(quiet, vid).count("QualityAssessed") == 1
         assert topics(quiet, vid).count("ProcessingStarted") == 1
         assert client.get(f"/api/video-library/quality-assessment/{vid}").status_code == 200
+
+
+def test_verity_worker_video_runs_alone_and_stops_on_sigterm(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """`verity worker video` as its own process beside an API that does not run one."""
+    quiet = msgspec.structs.replace(settings, serve_video=False)
+    env = {
+        **os.environ,
+        "VERITY_DATABASE_URL": settings.database_url or "",
+        "VERITY_NATS_URL": settings.nats_url or "",
+        "VERITY_NATS_PREFIX": settings.nats_prefix,
+        "VERITY_DATA_DIR": str(settings.data_dir),
+    }
+    log = tmp_path / "worker.log"
+    with api_client(quiet) as client:
+        vid = upload_file(client, "/api/videos", video_of(tmp_path / "a.mp4", street())).json()[
+            "id"
+        ]
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "verity.cli", "worker", "video"],
+            env=env,
+            stdout=log.open("ab"),
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            done = wait_for_video(client, vid, {"completed", "failed"}, timeout=90)
+            assert done["status"] == "completed", log.read_text()[-2000:]
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            code = proc.wait(timeout=30)
+    assert code == 0, log.read_text()[-2000:]
+    assert "video worker stopped" in log.read_text()
