@@ -19,7 +19,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 from uuid import UUID
 
 import anyio.to_thread
@@ -53,16 +53,18 @@ ACK_WAIT = 60.0
 """Seconds an unacked upload is held before JetStream hands it to another worker."""
 HEARTBEAT = 10.0
 """While assessing, the worker tells JetStream it is still working this often."""
-MAX_DELIVER = 100
-"""Deliveries of one upload before JetStream gives up on it (the database kept failing)."""
+MAX_DELIVER = 1000
+"""Deliveries of one upload before JetStream gives up on it: only a store that keeps failing
+naks (a video's own failure is recorded), so at `RETRY_DELAY` apart this outlasts a database
+outage of half an hour."""
 RETRY_DELAY = 2.0
 PROGRESS_EVERY = 0.25
 """Seconds between live progress messages of one video."""
 WAIT_FOR_STREAM = 0.5
 
+C = TypeVar("C")
 Publish = Callable[[str, bytes], Awaitable[None]]
 Assess = Callable[[Path, int, Progress | None], QualityAssessment]
-
 
 
 class _Uploaded(msgspec.Struct, rename="camel"):
@@ -203,11 +205,12 @@ class VideoWorker:
             reason = str(err) if isinstance(err, Undecodable) else f"{type(err).__name__}: {err}"
             log.warning("video %s cannot be assessed: %s", video_id, reason)
             failed = FailVideoProcessing(video_id=video_id, reason=reason)
-            await anyio.to_thread.run_sync(run_as, meta, fail_video_processing, failed, self.app)
-            self.stats.failed += 1
+            if await self._record(meta, fail_video_processing, failed):
+                self.stats.failed += 1
             return
         record = RecordVideoQuality(video_id=video_id, assessment=assessment)
-        await anyio.to_thread.run_sync(run_as, meta, record_video_quality, record, self.app)
+        if not await self._record(meta, record_video_quality, record):
+            return
         self.stats.assessed += 1
         log.info(
             "video %s assessed in %.2fs: score %.2f %s",
@@ -216,6 +219,18 @@ class VideoWorker:
             assessment.score,
             ",".join(assessment.flags) or "no flags",
         )
+
+    async def _record(self, meta: EventMeta, handler: Callable[[C, Verity], Any], cmd: C) -> bool:
+        """Store an outcome; False when nothing was stored: another worker's outcome came first,
+        or the video was deleted meanwhile."""
+        try:
+            position = await anyio.to_thread.run_sync(run_as, meta, handler, cmd, self.app)
+        except NotFound:
+            position = None
+        if position is None:
+            self.stats.skipped += 1
+            return False
+        return True
 
     async def _assess(self, video_id: UUID, path: Path, msg: Msg | None) -> QualityAssessment:
         """The assessment in a thread; meanwhile heartbeats to JetStream and live progress."""
