@@ -17,6 +17,7 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from api.annotation_sessions import AnnotationSessionsController
 from api.annotation_transfer import AnnotationTransferController
 from api.annotations import AnnotationsController
+from api.candidate_review import CandidateReviewController
 from api.criteria import CriteriaController
 from api.dashboard import dashboard_charts, dashboard_stats
 from api.detections import DetectionsController
@@ -30,6 +31,7 @@ from api.services import Services, request_id
 from api.test_sessions import TestSessionsController
 from api.uploads import served_name_guard
 from api.validation import ValidationController
+from api.video_quality import VideoQualityController
 from api.videos import VideosController
 from api.ws import websocket_gateway
 
@@ -70,10 +72,12 @@ def create_app(services_factory: ServicesFactory, uploads_dir: Path) -> Litestar
             health,
             ProjectsController,
             VideosController,
+            VideoQualityController,
             AnnotationsController,
             AnnotationTransferController,
             AnnotationSessionsController,
             GroundTruthController,
+            CandidateReviewController,
             TestSessionsController,
             DetectionsController,
             CriteriaController,

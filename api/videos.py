@@ -37,6 +37,8 @@ class VideoOut(msgspec.Struct, kw_only=True, rename="camel"):
     url: str
     status: str
     processing_status: str
+    processing_error: str | None
+    quality_score: float | None
     created_at: datetime
     uploaded_at: datetime
     updated_at: datetime | None
@@ -107,6 +109,8 @@ def video_out(row: read.VideoRow, base_url: str) -> VideoOut:
         url=f"{base_url}/uploads/{row.filename}",
         status=row.status,
         processing_status=row.processing_status,
+        processing_error=row.processing_error,
+        quality_score=row.quality_score,
         created_at=row.created_at,
         uploaded_at=row.created_at,
         updated_at=row.updated_at,
@@ -120,7 +124,7 @@ def video_out(row: read.VideoRow, base_url: str) -> VideoOut:
         file_size=row.size,
         sha256=row.sha256,
         ground_truth_generated=row.ground_truth_generated,
-        ground_truth_status="completed" if row.ground_truth_generated else "pending",
+        ground_truth_status=row.ground_truth_status,
         detection_count=row.detection_count,
         assigned=row.project_id != CENTRAL_STORE_ID,
         version=row.version,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from uuid import UUID
 
 import msgspec
@@ -10,8 +11,25 @@ from eventsourcing.domain import event
 from domain.errors import Conflict, NotFound
 from domain.events import VerityAggregate
 from domain.projects import CENTRAL_STORE_ID
+from domain.video_quality import QualityAssessment
 
 ALLOWED_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv")
+MAX_REASON = 2000
+"""Longest processing failure reason kept in an event."""
+
+
+class Processing(StrEnum):
+    """Where a video is in the frontend's lifecycle (its `processingStatus`)."""
+
+    PENDING = "pending"
+    PROCESSING = "processing"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+    @property
+    def video_status(self) -> str:
+        """The video's `status`: `uploaded` until processing starts, then the same."""
+        return "uploaded" if self is Processing.PENDING else self.value
 
 
 class VideoMetadata(msgspec.Struct, frozen=True, kw_only=True):
@@ -50,6 +68,19 @@ class Video(VerityAggregate):
     class Deleted(VerityAggregate.Event):
         reason: str = ""
 
+    class ProcessingStarted(VerityAggregate.Event):
+        """A video worker took the video on (quality assessment)."""
+
+        samples: int = 0
+        """Frames it means to sample."""
+
+    class QualityAssessed(VerityAggregate.Event):
+        assessment: QualityAssessment = QualityAssessment()
+
+    class ProcessingFailed(VerityAggregate.Event):
+        reason: str = ""
+        stage: str = "quality"
+
     @event(Uploaded)
     def __init__(
         self, project_id: UUID, filename: str, original_name: str, size: int, sha256: str
@@ -61,6 +92,7 @@ class Video(VerityAggregate):
         self.sha256 = sha256
         self.metadata: VideoMetadata | None = None
         self.deleted = False
+        self.processing = Processing.PENDING
 
     def ensure_exists(self) -> None:
         if self.deleted:
@@ -112,3 +144,44 @@ class Video(VerityAggregate):
     @event(Deleted)
     def _deleted(self, reason: str) -> None:
         self.deleted = True
+
+    @property
+    def processed(self) -> bool:
+        """Processing is over, one way or the other: a redelivered upload changes nothing."""
+        return self.processing in (Processing.COMPLETED, Processing.FAILED)
+
+    def start_processing(self, samples: int = 0) -> bool:
+        """Mark the video as being processed; False when it already is, or is done."""
+        self.ensure_exists()
+        if self.processing is not Processing.PENDING:
+            return False
+        self._processing_started(samples=samples)
+        return True
+
+    @event(ProcessingStarted)
+    def _processing_started(self, samples: int) -> None:
+        self.processing = Processing.PROCESSING
+
+    def record_quality(self, assessment: QualityAssessment) -> bool:
+        """Record the assessment once; False when processing already ended."""
+        self.ensure_exists()
+        if self.processed:
+            return False
+        self._quality_assessed(assessment=assessment)
+        return True
+
+    @event(QualityAssessed)
+    def _quality_assessed(self, assessment: QualityAssessment) -> None:
+        self.processing = Processing.COMPLETED
+
+    def fail_processing(self, reason: str, stage: str = "quality") -> bool:
+        """Record why processing failed, once; False when it already ended."""
+        self.ensure_exists()
+        if self.processed:
+            return False
+        self._processing_failed(reason=reason[:MAX_REASON] or "unknown error", stage=stage)
+        return True
+
+    @event(ProcessingFailed)
+    def _processing_failed(self, reason: str, stage: str) -> None:
+        self.processing = Processing.FAILED

@@ -221,6 +221,33 @@ def completed_message(session_id: UUID, done: Evaluated, room: str) -> bytes:
     return encode("test_completed", room, data)
 
 
+# --- video_processing_progress ------------------------------------------------------------
+
+
+class VideoProgressData(msgspec.Struct, kw_only=True, rename="camel"):
+    video_id: str
+    stage: str
+    done: int
+    total: int
+    progress: float
+    """0-100."""
+    sent_at: str
+
+
+def video_progress_message(video_id: UUID, done: int, total: int) -> tuple[bytes, str]:
+    """(message, room): how far the video worker's assessment of a video has got."""
+    room = f"video:{video_id}"
+    data = VideoProgressData(
+        video_id=str(video_id),
+        stage="quality",
+        done=done,
+        total=total,
+        progress=round(100.0 * done / total, 1) if total > 0 else 0.0,
+        sent_at=now(),
+    )
+    return encode("video_processing_progress", room, data), room
+
+
 # --- stored events --------------------------------------------------------------------------
 
 # (aggregate, event type) -> contract event name; others are named `<aggregate>_<type>`
@@ -230,6 +257,9 @@ NAMES: dict[tuple[str, str], str] = {
     ("project", "deleted"): "project_deleted",
     ("video", "uploaded"): "video_uploaded",
     ("video", "metadata_extracted"): "video_processed",
+    ("video", "processing_started"): "video_processing",
+    ("video", "quality_assessed"): "video_processed",
+    ("video", "processing_failed"): "video_processing_failed",
     ("video", "linked"): "video_linked",
     ("video", "unlinked"): "video_unlinked",
     ("video", "deleted"): "video_deleted",
@@ -249,6 +279,9 @@ NAMES: dict[tuple[str, str], str] = {
     ("annotation_import", "completed"): "import_progress",
     ("annotation_import", "failed"): "import_progress",
 }
+
+_VIDEO_DASHBOARD = frozenset({"uploaded", "quality_assessed", "processing_failed"})
+"""Video events the dashboard hears of (it refreshes on `video_processed`)."""
 
 SILENT = frozenset({"device_frame", "frame_batch"})
 """Aggregates whose events reach WebSockets another way: detections arrive coalesced on the
@@ -271,7 +304,7 @@ _SESSION_DASHBOARD = {
 def _rooms(env: AnyEnvelope, data: dict[str, Any]) -> list[str]:
     aggregate, ident = env.aggregate, env.aggregate_id
     rooms = [f"{aggregate}:{ident}"]
-    if aggregate == "project" or (aggregate == "video" and env.type == "uploaded"):
+    if aggregate == "project" or (aggregate == "video" and env.type in _VIDEO_DASHBOARD):
         rooms.append("dashboard")
     rooms.extend(f"project:{data[k]}" for k in ("projectId", "previousProjectId") if k in data)
     if aggregate.startswith("annotation") and "videoId" in data:

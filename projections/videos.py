@@ -10,9 +10,18 @@ import msgspec
 from psycopg import AsyncConnection
 from psycopg.rows import class_row
 
+from domain.annotations import Source
 from domain.projects import CENTRAL_STORE_ID
-from domain.videos import Video
+from domain.video_quality import QualityAssessment
+from domain.videos import Processing, Video
 from projections.rows import OneRowPerAggregate, Row
+
+_quality_encoder = msgspec.json.Encoder()
+_quality_decoder = msgspec.json.Decoder(QualityAssessment)
+
+
+def _processing(state: Processing) -> Row:
+    return {"status": state.video_status, "processing_status": state.value}
 
 
 class VideosProjection(OneRowPerAggregate):
@@ -23,6 +32,9 @@ class VideosProjection(OneRowPerAggregate):
         Video.Linked,
         Video.Unlinked,
         Video.Deleted,
+        Video.ProcessingStarted,
+        Video.QualityAssessed,
+        Video.ProcessingFailed,
     )
     tables: tuple[str, ...] = ("rm_videos",)
     table: str = "rm_videos"
@@ -41,7 +53,9 @@ class VideosProjection(OneRowPerAggregate):
         "codec",
         "status",
         "processing_status",
-        "ground_truth_generated",
+        "processing_error",
+        "quality_score",
+        "quality",
         "created_at",
         "updated_at",
         "version",
@@ -57,9 +71,10 @@ class VideosProjection(OneRowPerAggregate):
                 "size": event.size,
                 "sha256": event.sha256,
                 **dict.fromkeys(("fps", "frame_count", "duration", "width", "height", "codec")),
-                "status": "uploaded",
-                "processing_status": "pending",
-                "ground_truth_generated": False,
+                **_processing(Processing.PENDING),
+                "processing_error": None,
+                "quality_score": None,
+                "quality": None,
                 "created_at": event.timestamp,
                 "updated_at": None,
                 "version": event.originator_version,
@@ -80,6 +95,16 @@ class VideosProjection(OneRowPerAggregate):
             row["project_id"] = event.project_id
         elif isinstance(event, Video.Unlinked):
             row["project_id"] = CENTRAL_STORE_ID
+        elif isinstance(event, Video.ProcessingStarted):
+            row.update(_processing(Processing.PROCESSING), processing_error=None)
+        elif isinstance(event, Video.QualityAssessed):
+            row.update(
+                _processing(Processing.COMPLETED),
+                quality_score=event.assessment.score,
+                quality=_quality_encoder.encode(event.assessment).decode(),
+            )
+        elif isinstance(event, Video.ProcessingFailed):
+            row.update(_processing(Processing.FAILED), processing_error=event.reason)
         row["updated_at"] = event.timestamp
         row["version"] = event.originator_version
         return row
@@ -99,19 +124,33 @@ class VideoRow(msgspec.Struct, frozen=True, kw_only=True):
     height: int | None
     status: str
     processing_status: str
-    ground_truth_generated: bool
     created_at: datetime
     updated_at: datetime | None
     version: int
+    processing_error: str | None = None
+    """Why processing failed (status `failed`)."""
+    quality_score: float | None = None
     detection_count: int = 0
     """Detections of every test session run on the video (read from `rm_test_sessions`)."""
+    ground_truth_generated: bool = False
+    """A detector's candidates exist for it (read from `rm_annotations`)."""
+    has_annotations: bool = False
+    """It has live annotations of any source (read from `rm_annotations`)."""
+
+    @property
+    def ground_truth_status(self) -> str:
+        return "completed" if self.has_annotations else "pending"
 
 
+_LIVE_ANNOTATIONS = "FROM rm_annotations a WHERE a.video_id = rm_videos.id AND NOT a.deleted"
 _COLUMNS = (
     "id, project_id, filename, original_name, size, sha256, fps, frame_count, duration,"
-    " width, height, status, processing_status, ground_truth_generated, created_at,"
-    " updated_at, version, (SELECT coalesce(sum(s.detection_count), 0)::bigint"
-    " FROM rm_test_sessions s WHERE s.video_id = rm_videos.id) AS detection_count"
+    " width, height, status, processing_status, created_at, updated_at, version,"
+    " processing_error, quality_score, (SELECT coalesce(sum(s.detection_count), 0)::bigint"
+    " FROM rm_test_sessions s WHERE s.video_id = rm_videos.id) AS detection_count,"
+    f" EXISTS (SELECT 1 {_LIVE_ANNOTATIONS} AND a.source = '{Source.DETECTOR.value}')"
+    " AS ground_truth_generated,"
+    f" EXISTS (SELECT 1 {_LIVE_ANNOTATIONS}) AS has_annotations"
 )
 
 
@@ -128,7 +167,7 @@ async def videos_of_project(conn: AsyncConnection[Any], project_id: UUID) -> lis
 class VideoGroundTruth(msgspec.Struct, frozen=True):
     id: UUID
     has_ground_truth: bool
-    """Live annotations, or ground truth generated for it."""
+    """Live annotations (a detector's candidates included)."""
 
 
 async def ground_truth_of_project(
@@ -136,7 +175,7 @@ async def ground_truth_of_project(
 ) -> list[VideoGroundTruth]:
     """A project's videos in `videos_of_project` order, each with whether it has ground truth."""
     cur = await conn.execute(
-        "SELECT v.id, v.ground_truth_generated OR EXISTS (SELECT 1 FROM rm_annotations a"
+        "SELECT v.id, EXISTS (SELECT 1 FROM rm_annotations a"
         " WHERE a.video_id = v.id AND NOT a.deleted) FROM rm_videos v"
         " WHERE v.project_id = %s ORDER BY v.created_at, v.id",
         (project_id,),
@@ -183,3 +222,38 @@ async def video_files_of_project(
         "SELECT id, filename FROM rm_videos WHERE project_id = %s", (project_id,)
     )
     return [(row[0], row[1]) for row in await cur.fetchall()]
+
+
+class VideoQuality(msgspec.Struct, frozen=True, kw_only=True):
+    """A video's processing state and, once assessed, its quality (contract L6)."""
+
+    id: UUID
+    status: str
+    processing_status: str
+    processing_error: str | None
+    width: int | None
+    height: int | None
+    fps: float | None
+    assessment: QualityAssessment | None
+
+
+async def video_quality(conn: AsyncConnection[Any], video_id: UUID) -> VideoQuality | None:
+    cur = await conn.execute(
+        "SELECT status, processing_status, processing_error, width, height, fps, quality"
+        " FROM rm_videos WHERE id = %s",
+        (video_id,),
+    )
+    row = await cur.fetchone()
+    if row is None:
+        return None
+    status, processing, error, width, height, fps, quality = row
+    return VideoQuality(
+        id=video_id,
+        status=status,
+        processing_status=processing,
+        processing_error=error,
+        width=width,
+        height=height,
+        fps=fps,
+        assessment=None if quality is None else _quality_decoder.decode(quality),
+    )

@@ -35,6 +35,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     does (exactly one relay should run)."""
     serve_evaluator: bool = True
     """`verity serve` also runs the evaluator; false where `verity worker evaluator` does."""
+    serve_video: bool = True
+    """`verity serve` also runs the video worker (quality assessment of uploads); false where
+    `verity worker video` processes do it."""
     relay_adopt_stream: bool = False
     """The relay publishes into an events stream that another event store (database) has fed;
     without it, it refuses and says so in its log and in /health."""
@@ -94,6 +97,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             "serve_ingest": get("SERVE_INGEST"),
             "serve_relay": get("SERVE_RELAY"),
             "serve_evaluator": get("SERVE_EVALUATOR"),
+            "serve_video": get("SERVE_VIDEO"),
             "relay_adopt_stream": get("RELAY_ADOPT_STREAM"),
         }
         given = {k: v for k, v in raw.items() if v is not None}

@@ -138,6 +138,17 @@ async def build_evaluator(ctx: WorkerContext) -> Worker:
     )
 
 
+async def build_video(ctx: WorkerContext) -> Worker:
+    from workers.video import build_video_worker  # noqa: PLC0415 - see module doc
+
+    video = build_video_worker(ctx.nc, ctx.app, ctx.settings)
+    return Worker(
+        run=video.run,
+        problem=lambda: video.stats.last_error,
+        summary=lambda: str(video.stats),
+    )
+
+
 WORKERS: dict[str, WorkerEntry] = {
     entry.name: entry
     for entry in (
@@ -158,6 +169,12 @@ WORKERS: dict[str, WorkerEntry] = {
             "completion evaluations and running figures on the live subject",
             build_evaluator,
             lambda s: s.serve_evaluator,
+        ),
+        WorkerEntry(
+            "video",
+            "quality assessment of uploaded videos (scale out by starting more)",
+            build_video,
+            lambda s: s.serve_video,
         ),
     )
 }

@@ -32,6 +32,26 @@ def write_video(
     return path
 
 
+def upload_file(client: TestClient[Any], url: str, path: Path, name: str | None = None) -> Any:
+    """POST `path` as the multipart field `file` (V2/V3)."""
+    with path.open("rb") as f:
+        return client.post(url, files={"file": (name or path.name, f, "video/mp4")})
+
+
+def wait_for_video(
+    client: TestClient[Any], video_id: str, statuses: set[str], timeout: float = 60.0
+) -> dict[str, Any]:
+    """The video once its `status` is one of `statuses`; fails after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        body: dict[str, Any] = client.get(f"/api/videos/{video_id}").json()
+        if body["status"] in statuses:
+            return body
+        if time.monotonic() > deadline:
+            raise AssertionError(f"video {video_id} still {body['status']} after {timeout}s")
+        time.sleep(0.1)
+
+
 @contextmanager
 def api_client(settings: Settings) -> Iterator[TestClient[Any]]:
     assert settings.database_url is not None and settings.nats_url is not None

@@ -17,9 +17,11 @@ pytestmark = pytest.mark.unit
 
 
 def test_serve_runs_the_workers_its_settings_enable() -> None:
-    assert serve_workers(Settings()) == ["relay", "ingest", "evaluator"]
-    assert serve_workers(Settings(serve_ingest=False, serve_relay=False)) == ["evaluator"]
-    assert serve_workers(Settings(serve_evaluator=False)) == ["relay", "ingest"]
+    assert serve_workers(Settings()) == ["relay", "ingest", "evaluator", "video"]
+    assert serve_workers(Settings(serve_ingest=False, serve_relay=False, serve_video=False)) == [
+        "evaluator"
+    ]
+    assert serve_workers(Settings(serve_evaluator=False)) == ["relay", "ingest", "video"]
 
 
 def test_the_cli_offers_every_registered_worker_and_no_other(
@@ -31,7 +33,7 @@ def test_the_cli_offers_every_registered_worker_and_no_other(
     for name, entry in WORKERS.items():
         assert f"{name}: {entry.help}" in out
     with pytest.raises(SystemExit):
-        main(["worker", "detector"])
+        main(["worker", "no-such-worker"])
     assert "invalid choice" in capsys.readouterr().err
 
 
