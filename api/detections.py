@@ -8,7 +8,7 @@ and projected identically.
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID, uuid4
 
@@ -17,10 +17,11 @@ from litestar import Controller, Request, get, post
 from litestar.datastructures import State
 from litestar.params import FromPath, Parameter
 
+from api.group_commit import FrameOutcome
 from api.inputs import InputError, SkipQuery, decode_input
-from api.services import Services, caught_up, execute, services_of
+from api.services import Services, caught_up, meta_of, services_of
 from api.test_sessions import load_session
-from commands.detections import RecordFrames, RecordResult, record_frames
+from commands.detections import Rejection
 from commands.device_messages import FrameMessage, InvalidMessage, decode_frame
 from domain.detections import detection_id, frame_id
 from domain.errors import Conflict, NotFound
@@ -216,30 +217,32 @@ def _message_from_event(data: DetectionEventIn) -> FrameMessage:
         raise InputError(err.detail, _t7_field(err.detail), status_code=400) from None
 
 
-def _raise_rejection(result: RecordResult, box_field: str | None = None) -> None:
-    for rejection in result.rejected:
-        if rejection.reason == "unknown_session":
-            raise NotFound("Test session", rejection.detail, "Test session not found")
-        if rejection.reason == "invalid":
-            field = box_field or rejection.field
-            raise InputError(f"{field}: {rejection.detail}", field, status_code=422)
-        raise Conflict(rejection.detail)
+def _raise_rejection(rejection: Rejection, box_field: str | None = None) -> None:
+    if rejection.reason == "unknown_session":
+        raise NotFound("Test session", rejection.detail, "Test session not found")
+    if rejection.reason == "invalid":
+        field = box_field or rejection.field
+        raise InputError(f"{field}: {rejection.detail}", field, status_code=422)
+    raise Conflict(rejection.detail)
 
 
 DETECTION_READ_MODELS = (read.DetectionsProjection.name, read.TestSessionsProjection.name)
-"""What a device's POST changes; waiting for every read model costs a device ~10 ms a frame."""
+"""What a device's POST changes: a GET after the POST sees the frame (as on the original)."""
 
 
 async def _record(
     services: Services,
     request: Request[Any, Any, Any],
-    cmd: RecordFrames,
+    message: FrameMessage,
+    fid: UUID,
     box_field: str | None = None,
-) -> RecordResult:
-    result = await execute(services, request, record_frames, cmd)
-    _raise_rejection(result, box_field)
-    await caught_up(services, result.position, *DETECTION_READ_MODELS)
-    return result
+) -> FrameOutcome:
+    """Store one frame with the posts around it (api/group_commit.py), answered once durable."""
+    outcome = await services.frames.submit(message, fid, meta_of(request))
+    if outcome.rejection is not None:
+        _raise_rejection(outcome.rejection, box_field)
+    await caught_up(services, outcome.position, *DETECTION_READ_MODELS)
+    return outcome
 
 
 class DetectionsController(Controller):
@@ -257,8 +260,7 @@ class DetectionsController(Controller):
         data = decode_input(await request.body(), DetectionEventIn)
         message = _message_from_event(data)
         fid = uuid4()  # one POST is one detection: no sequence number to deduplicate on
-        cmd = RecordFrames(frames=(message,), received_at=datetime.now(UTC), ids=(fid,))
-        await _record(services_of(state), request, cmd, box_field="bounding_box")
+        await _record(services_of(state), request, message, fid, box_field="bounding_box")
         return DetectionEventOut(
             detection_id=detection_id(fid, 0), validation_result=None, status="processed"
         )
@@ -278,12 +280,11 @@ class DetectionsController(Controller):
         except InvalidMessage as err:
             status = 400 if err.reason == "undecodable" else 422
             raise InputError(err.detail, status_code=status) from None
-        cmd = RecordFrames(frames=(message,), received_at=datetime.now(UTC))
-        result = await _record(services_of(state), request, cmd)
         fid = frame_id(message.device_id, message.session_id, message.seq)
+        outcome = await _record(services_of(state), request, message, fid)
         return FrameStoredOut(
             frame_id=fid,
-            status="stored" if result.stored else "duplicate",
+            status=outcome.status,
             detection_ids=[detection_id(fid, i) for i in range(len(message.detections))],
         )
 

@@ -16,11 +16,13 @@ from nats.aio.client import Client as NatsClient
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
+from api.group_commit import GroupCommit
 from api.live import SILENT
 from api.services import ApiConfig, Services
 from api.ws import RoomHub
 from commands.application import Verity
 from commands.codec import prebuild_decoders
+from commands.detections import FrameRecorder, frame_recorder
 from commands.projects import ensure_central_store
 from domain.catalogue import event_classes
 from projections.annotation_sessions import AnnotationSessionsProjection
@@ -38,6 +40,7 @@ from projections.test_sessions import (
     session_progress,
 )
 from projections.videos import VideosProjection
+from storage.frames import PostgresFrameStore
 from verity.migrate import migrate
 from verity.pools import guard, guard_async
 from verity.settings import Settings
@@ -248,7 +251,8 @@ async def running(
     )
     if with_relay:
         tasks.append(asyncio.create_task(keep_running("relay", relay.run, stop), name="relay"))
-    ingest = ingest_worker(nc, app, settings, read_pool)
+    record = frame_recorder(PostgresFrameStore(app))
+    ingest = ingest_worker(nc, app, settings, read_pool, record)
     if with_ingest:
         tasks.append(asyncio.create_task(keep_running("ingest", ingest.run, stop), name="ingest"))
     evaluator = await start_evaluator(nc, app, settings, read_pool, stop, tasks, with_evaluator)
@@ -272,6 +276,7 @@ async def running(
             read_wait_timeout=settings.read_wait_timeout,
             base_url=settings.base_url,
         ),
+        frames=GroupCommit(app, record),
         health_checks=(
             ("database", lambda: _check_database(read_pool)),
             ("nats", check_nats),
@@ -291,6 +296,7 @@ async def running(
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await services.frames.close()
         await close_nats(nc)
         read_side.stop()
         await read_pool.close()
@@ -316,7 +322,11 @@ async def start_evaluator(
 
 
 def ingest_worker(
-    nc: NatsClient, app: Verity, settings: Settings, read_pool: AsyncConnectionPool[Any]
+    nc: NatsClient,
+    app: Verity,
+    settings: Settings,
+    read_pool: AsyncConnectionPool[Any],
+    record: FrameRecorder,
 ) -> IngestWorker:
     """The device ingest worker, publishing coalesced live messages for the WebSockets."""
 
@@ -331,6 +341,7 @@ def ingest_worker(
     return IngestWorker(
         nc,
         app,
+        record=record,
         stream=settings.detections_stream,
         subject_prefix=settings.detections_subject,
         live=live,

@@ -12,6 +12,8 @@ from verity.settings import Settings
 
 def ingest_command(settings: Settings) -> None:
     """`verity worker ingest`: the device ingest worker alone (scale out by starting more)."""
+    from commands.detections import frame_recorder  # noqa: PLC0415
+    from storage.frames import PostgresFrameStore  # noqa: PLC0415
     from verity.bootstrap import open_application, servers, settle_heap  # noqa: PLC0415
     from verity.waiting import (  # noqa: PLC0415 - keep other commands light
         Stopped,
@@ -44,6 +46,7 @@ def ingest_command(settings: Settings) -> None:
         worker = IngestWorker(
             nc,
             app,
+            record=frame_recorder(PostgresFrameStore(app)),
             stream=settings.detections_stream,
             subject_prefix=settings.detections_subject,
             live=LiveCoalescer(publish, settings.live_subject),
