@@ -7,6 +7,7 @@ and projected identically.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from datetime import datetime
 from typing import Annotated, Any
@@ -36,6 +37,7 @@ from domain.limits import (
     Size,
 )
 from projections import test_sessions as read
+from projections.service import ReadSideTimeout
 from projections.videos import get_video
 
 HTTP_DEVICE = "http"
@@ -227,7 +229,7 @@ def _raise_rejection(rejection: Rejection, box_field: str | None = None) -> None
 
 
 DETECTION_READ_MODELS = (read.DetectionsProjection.name, read.TestSessionsProjection.name)
-"""What a device's POST changes: a GET after the POST sees the frame (as on the original)."""
+"""What a device's POST changes."""
 
 
 async def _record(
@@ -237,12 +239,29 @@ async def _record(
     fid: UUID,
     box_field: str | None = None,
 ) -> FrameOutcome:
-    """Store one frame with the posts around it (api/group_commit.py), answered once durable."""
+    """Store one frame with the posts around it (api/group_commit.py), answered once durable.
+
+    The answer reads no read model, so it does not wait for them (that wait was most of a
+    device's round trip, and with a fixed number of connections it capped their rate); reads
+    wait instead (`detections_visible`)."""
     outcome = await services.frames.submit(message, fid, meta_of(request))
     if outcome.rejection is not None:
         _raise_rejection(outcome.rejection, box_field)
-    await caught_up(services, outcome.position, *DETECTION_READ_MODELS)
     return outcome
+
+
+async def detections_visible(request: Request[Any, Any, Any]) -> None:
+    """Before every GET of the API: wait (bounded) until the read models hold every detection
+    posted so far, so a GET after a POST sees it, as when the POST itself waited. Free while
+    no post is ahead of the read models; after the bound, or while those read models fail,
+    the GET reads what there is."""
+    if request.method != "GET" or not request.url.path.startswith("/api/"):
+        return
+    services = services_of(request.app.state)
+    if services.read_side.errors().keys() & set(DETECTION_READ_MODELS):
+        return
+    with contextlib.suppress(ReadSideTimeout):
+        await caught_up(services, services.frames.position or None, *DETECTION_READ_MODELS)
 
 
 class DetectionsController(Controller):
