@@ -8,11 +8,11 @@ to the server, or `--client httpx`), every request timed from send to answer. Pr
 detections/s (median run), median and p99 latency, the server's CPU per request, and checks
 that a GET after the POSTs sees exactly one stored detection per 200.
 
-`--compare PYTHON` serves another checkout too (its virtual environment's python), e.g. the
-base commit in a temporary git worktree, and takes the two servers in turn, run by run, so
-that other load on the machine falls on both alike:
+`--compare DIR` serves another checkout too (with its own .venv), e.g. the base commit in a
+temporary git worktree, and takes the two servers in turn, run by run, so that other load on
+the machine falls on both alike:
   git worktree add /tmp/base <commit> && (cd /tmp/base && uv sync)
-  uv run python bench/bench_http_detections.py --compare /tmp/base/.venv/bin/python
+  uv run python bench/bench_http_detections.py --compare /tmp/base
 
 Usage: uv run python bench/bench_http_detections.py [--connections 1 4 8] [--rounds 3]
 Other processes on the machine share its cores: figures are provisional, re-run to confirm.
@@ -40,13 +40,17 @@ import psycopg
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_ingest import delete_streams, free_port, fresh_database, new_session
 
+REPO = Path(__file__).resolve().parents[1]
 TARGET_RATE = 1400.0
 TARGET_P99_MS = 50.0
 
 
-def serve(python: str, env: dict[str, str], port: int, log: Path) -> subprocess.Popen[bytes]:
+def serve(checkout: Path, env: dict[str, str], port: int, log: Path) -> subprocess.Popen[bytes]:
+    """`verity serve` of `checkout`, run from it (`-m` imports the packages in the working
+    directory first, so another checkout's python alone would serve this one's code)."""
     proc = subprocess.Popen(
-        [python, "-m", "verity.cli", "serve"],
+        [str(checkout / ".venv" / "bin" / "python"), "-m", "verity.cli", "serve"],
+        cwd=checkout,
         env={**os.environ, **env},
         stdout=log.open("ab"),
         stderr=subprocess.STDOUT,
@@ -265,8 +269,10 @@ def report(args: argparse.Namespace, targets: list[Target]) -> None:
     )
 
 
-def start(args: argparse.Namespace, stack: ExitStack, tmp: Path, label: str, python: str) -> Target:
-    """`verity serve` from `python`'s checkout on a database and NATS prefix of its own."""
+def start(
+    args: argparse.Namespace, stack: ExitStack, tmp: Path, label: str, checkout: Path
+) -> Target:
+    """`verity serve` of `checkout` on a database and NATS prefix of its own."""
     admin = os.environ.get(
         "VERITY_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
     )
@@ -282,7 +288,7 @@ def start(args: argparse.Namespace, stack: ExitStack, tmp: Path, label: str, pyt
         "VERITY_PORT": str(port),
     }
     (tmp / label).mkdir()
-    server = serve(python, env, port, tmp / label / "server.log")
+    server = serve(checkout, env, port, tmp / label / "server.log")
 
     def stop() -> None:
         server.terminate()
@@ -304,8 +310,9 @@ def main() -> None:
     p.add_argument("--base", help="a running server to post to (default: start one)")
     p.add_argument(
         "--compare",
-        metavar="PYTHON",
-        help="also serve the checkout of this python (e.g. the base commit's .venv/bin/python)",
+        metavar="DIR",
+        type=Path,
+        help="also serve this checkout (with its .venv), e.g. a worktree of the base commit",
     )
     p.add_argument(
         "--client", choices=["raw", "httpx"], default="raw", help="HTTP client (default: raw)"
@@ -317,9 +324,9 @@ def main() -> None:
         if args.base:
             targets = [Target("given", args.base.rstrip("/"), None)]
         else:
-            targets = [start(args, stack, tmp, "this checkout", sys.executable)]
+            targets = [start(args, stack, tmp, "this checkout", REPO)]
             if args.compare:
-                targets.append(start(args, stack, tmp, "compared", args.compare))
+                targets.append(start(args, stack, tmp, "compared", args.compare.resolve()))
         measure(args, targets, tmp)
         report(args, targets)
 
