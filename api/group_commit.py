@@ -30,8 +30,8 @@ MAX_FRAMES = 1000
 """Posts stored by one call at most; more wait for the next (bounds one transaction's size)."""
 IN_FLIGHT = 2
 """Store calls under way at once. They queue for the event store's write lock, but a second
-call's Python work and round trips overlap the first's time under it: at 8 connections this
-stored ~40% more posts per second than one call at a time (bench/bench_http_detections.py)."""
+call's Python work and round trips overlap the first's time under it (at 8 connections, 7-40%
+more posts per second than one call at a time, in noisy runs of bench_http_detections.py)."""
 
 
 class FrameOutcome(msgspec.Struct, frozen=True, kw_only=True):
@@ -105,6 +105,8 @@ class GroupCommit:
             received_at=self.clock(),
             ids=tuple(p.frame_id for p in posts),
         )
+        # one event per session holds the call's frames: several requests' ids cannot all be
+        # its correlation, so a shared call gets one of its own
         meta = posts[0].meta if len(posts) == 1 else EventMeta(correlation_id=uuid4())
         self.calls += 1
         try:
