@@ -20,7 +20,7 @@ from api.annotations import AnnotationsController
 from api.candidate_review import CandidateReviewController
 from api.criteria import CriteriaController
 from api.dashboard import dashboard_charts, dashboard_stats
-from api.detections import DetectionsController
+from api.detections import DetectionsController, detections_visible
 from api.errors import exception_handlers
 from api.ground_truth import GroundTruthController
 from api.health import health, root
@@ -94,6 +94,7 @@ def create_app(services_factory: ServicesFactory, uploads_dir: Path) -> Litestar
         lifespan=[lifespan],
         exception_handlers=exception_handlers,
         middleware=[request_id_middleware],
+        before_request=detections_visible,
         cors_config=CORSConfig(allow_origins=["*"]),
         openapi_config=OpenAPIConfig(
             title="Verity",

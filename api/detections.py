@@ -7,8 +7,9 @@ and projected identically.
 
 from __future__ import annotations
 
+import contextlib
 import re
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID, uuid4
 
@@ -17,10 +18,11 @@ from litestar import Controller, Request, get, post
 from litestar.datastructures import State
 from litestar.params import FromPath, Parameter
 
+from api.group_commit import FrameOutcome
 from api.inputs import InputError, SkipQuery, decode_input
-from api.services import Services, caught_up, execute, services_of
+from api.services import Services, caught_up, meta_of, services_of
 from api.test_sessions import load_session
-from commands.detections import RecordFrames, RecordResult, record_frames
+from commands.detections import Rejection
 from commands.device_messages import FrameMessage, InvalidMessage, decode_frame
 from domain.detections import detection_id, frame_id
 from domain.errors import Conflict, NotFound
@@ -37,6 +39,7 @@ from domain.limits import (
 from domain.vru import VruType
 from projections import test_sessions as read
 from projections.evaluations import detection_outcomes
+from projections.service import ReadSideTimeout
 from projections.videos import get_video
 
 HTTP_DEVICE = "http"
@@ -229,27 +232,51 @@ def _message_from_event(data: DetectionEventIn) -> FrameMessage:
         raise InputError(err.detail, _t7_field(err.detail), status_code=400) from None
 
 
-def _raise_rejection(result: RecordResult, box_field: str | None = None) -> None:
-    for rejection in result.rejected:
-        if rejection.reason == "unknown_session":
-            raise NotFound("Test session", rejection.detail, "Test session not found")
-        if rejection.reason == "invalid":
-            field = box_field or rejection.field
-            raise InputError(f"{field}: {rejection.detail}", field, status_code=422)
-        raise Conflict(rejection.detail)
+def _raise_rejection(rejection: Rejection, box_field: str | None = None) -> None:
+    if rejection.reason == "unknown_session":
+        raise NotFound("Test session", rejection.detail, "Test session not found")
+    if rejection.reason == "invalid":
+        field = box_field or rejection.field
+        raise InputError(f"{field}: {rejection.detail}", field, status_code=422)
+    raise Conflict(rejection.detail)
+
+
+DETECTION_READ_MODELS = frozenset({"detections_v1", "test_sessions_v1"})
+"""What a device's POST changes."""
 
 
 async def _record(
     services: Services,
     request: Request[Any, Any, Any],
-    cmd: RecordFrames,
+    message: FrameMessage,
+    fid: UUID,
     box_field: str | None = None,
-) -> RecordResult:
-    result = await execute(services, request, record_frames, cmd)
-    _raise_rejection(result, box_field)
-    # what a device's POST changes; waiting for every read model cost a device ~10 ms a frame
-    await caught_up(services, result.position, "detections_v1", "test_sessions_v1")
-    return result
+) -> FrameOutcome:
+    """Store one frame with the posts around it (api/group_commit.py), answered once durable.
+
+    The answer reads no read model, so it does not wait for them (that wait was most of a
+    device's round trip, and with a fixed number of connections it capped their rate); reads
+    wait instead (`detections_visible`)."""
+    outcome = await services.frames.submit(message, fid, meta_of(request))
+    if outcome.rejection is not None:
+        _raise_rejection(outcome.rejection, box_field)
+    return outcome
+
+
+async def detections_visible(request: Request[Any, Any, Any]) -> None:
+    """Before every GET of the API: wait (bounded) until the read models hold every detection
+    posted so far, so a GET after a POST sees it, as when the POST itself waited. Free while
+    no post is ahead of the read models; after the bound, or while those read models fail,
+    the GET reads what there is."""
+    if request.method != "GET" or not request.url.path.startswith("/api/"):
+        return
+    services = services_of(request.app.state)
+    if services.read_side.errors().keys() & DETECTION_READ_MODELS:
+        return
+    with contextlib.suppress(ReadSideTimeout):
+        await caught_up(
+            services, services.frames.position or None, "detections_v1", "test_sessions_v1"
+        )
 
 
 class DetectionsController(Controller):
@@ -267,8 +294,7 @@ class DetectionsController(Controller):
         data = decode_input(await request.body(), DetectionEventIn)
         message = _message_from_event(data)
         fid = uuid4()  # one POST is one detection: no sequence number to deduplicate on
-        cmd = RecordFrames(frames=(message,), received_at=datetime.now(UTC), ids=(fid,))
-        await _record(services_of(state), request, cmd, box_field="bounding_box")
+        await _record(services_of(state), request, message, fid, box_field="bounding_box")
         return DetectionEventOut(
             detection_id=detection_id(fid, 0), validation_result=None, status="processed"
         )
@@ -288,12 +314,11 @@ class DetectionsController(Controller):
         except InvalidMessage as err:
             status = 400 if err.reason == "undecodable" else 422
             raise InputError(err.detail, status_code=status) from None
-        cmd = RecordFrames(frames=(message,), received_at=datetime.now(UTC))
-        result = await _record(services_of(state), request, cmd)
         fid = frame_id(message.device_id, message.session_id, message.seq)
+        outcome = await _record(services_of(state), request, message, fid)
         return FrameStoredOut(
             frame_id=fid,
-            status="stored" if result.stored else "duplicate",
+            status=outcome.status,
             detection_ids=[detection_id(fid, i) for i in range(len(message.detections))],
         )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 import types
 import typing
@@ -47,11 +48,18 @@ def _struct_in(tp: Any) -> type[msgspec.Struct] | None:
     return None
 
 
+@functools.cache
+def _field_types(struct: type[msgspec.Struct]) -> dict[str, Any]:
+    """A struct's field types, resolved once: `get_type_hints` was most of a small request's
+    decoding (POST /api/detection-events)."""
+    return typing.get_type_hints(struct)
+
+
 def normalize_keys(value: Any, tp: Any) -> Any:
     """Rename camelCase keys to the snake_case field names of `tp`, recursively by type."""
     struct = _struct_in(tp)
     if struct is not None and isinstance(value, dict):
-        hints = typing.get_type_hints(struct)
+        hints = _field_types(struct)
         out: dict[str, Any] = {}
         for key, item in value.items():
             name = to_snake(key) if isinstance(key, str) else key

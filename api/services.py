@@ -14,6 +14,7 @@ from litestar.datastructures import State
 from psycopg_pool import AsyncConnectionPool
 
 from api.cache import ResponseCache
+from api.group_commit import GroupCommit
 from commands.application import Position, Verity
 from commands.context import run_as
 from domain.events import EventMeta
@@ -37,6 +38,8 @@ class Services:
     read_pool: AsyncConnectionPool[Any]
     read_side: ProjectionService
     config: ApiConfig
+    frames: GroupCommit
+    """Where frames posted one per request are stored, together with concurrent ones."""
     health_checks: Sequence[tuple[str, Callable[[], Awaitable[str | None]]]] = ()
     """(name, check) pairs; a check returns None when healthy, else what is wrong."""
     hub: Any = None

@@ -15,10 +15,12 @@ from nats.aio.client import Client as NatsClient
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
+from api.group_commit import GroupCommit
 from api.services import ApiConfig, Services
 from api.ws import RoomHub
 from commands.application import Verity
 from commands.codec import prebuild_decoders
+from commands.detections import frame_recorder
 from commands.projects import ensure_central_store
 from domain.catalogue import event_classes
 from projections.annotation_sessions import AnnotationSessionsProjection
@@ -34,6 +36,7 @@ from projections.service import ProjectionService
 from projections.shared_decoding import SharedDecoding
 from projections.test_sessions import DetectionsProjection, TestSessionsProjection
 from projections.videos import VideosProjection
+from storage.frames import PostgresFrameStore
 from storage.migrate import migrate
 from storage.server import ping
 from verity.pools import guard, guard_async
@@ -221,6 +224,7 @@ async def connected(
             read_pool=read_pool,
             write_pool=write_pool,
             decode=decode(app),
+            record=frame_recorder(PostgresFrameStore(app)),
         )
 
 
@@ -261,7 +265,11 @@ async def running(
         try:
             await _fan_out_to_rooms(ctx.nc, settings, hub)
             await started.start(ctx, serve_workers(settings) if workers is None else workers)
-            yield _services(ctx, read_side, hub, started)
+            services = _services(ctx, read_side, hub, started)
+            try:
+                yield services
+            finally:
+                await services.frames.close()  # posts already queued are stored and answered
         finally:
             await started.close()
             read_side.stop()
@@ -285,6 +293,7 @@ def _services(
             read_wait_timeout=settings.read_wait_timeout,
             base_url=settings.base_url,
         ),
+        frames=GroupCommit(ctx.app, ctx.record),
         health_checks=(
             ("database", lambda: _check_database(read_pool)),
             ("nats", check_nats),

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
     from commands.application import Verity
+    from commands.detections import FrameRecorder
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,9 @@ class WorkerContext:
     """Blocking connections (the notification log, tracking positions)."""
     decode: Callable[[Any], Any]
     """Stored notification -> domain event (shared with the projections inside serve)."""
+    record: FrameRecorder
+    """The process's one frame recorder (its cache of open sessions is shared by the ingest
+    worker and, inside serve, the HTTP group commit)."""
 
 
 @dataclass(frozen=True)
@@ -108,6 +112,7 @@ async def build_ingest(ctx: WorkerContext) -> Worker:
         stream=ctx.settings.detections_stream,
         subject_prefix=ctx.settings.detections_subject,
         live=live,
+        record=ctx.record,
     )
     return Worker(
         run=ingest.run,

@@ -30,7 +30,7 @@ from nats.js.errors import APIError, NotFoundError
 
 from commands.application import Verity
 from commands.context import run_as
-from commands.detections import RecordFrames, RecordResult, record_frames
+from commands.detections import FrameRecorder, RecordFrames, RecordResult
 from commands.device_messages import FrameMessage, InvalidMessage, decode_frame
 from domain.events import EventMeta
 from workers.live import LiveCoalescer
@@ -81,6 +81,7 @@ class IngestWorker:
         nc: NatsClient,
         app: Verity,
         *,
+        record: FrameRecorder,
         stream: str,
         subject_prefix: str,
         live: LiveCoalescer | None = None,
@@ -92,6 +93,7 @@ class IngestWorker:
         self.nc = nc
         self.js = nc.jetstream()
         self.app = app
+        self.record = record
         self.stream = stream
         self.subject_prefix = subject_prefix
         self.dlq_subject = f"{subject_prefix}.dlq"
@@ -242,7 +244,7 @@ class IngestWorker:
         meta = EventMeta(actor="device-ingest", correlation_id=uuid4())
         try:
             result: RecordResult = await anyio.to_thread.run_sync(
-                run_as, meta, record_frames, cmd, self.app
+                run_as, meta, self.record, cmd, self.app
             )
         except Exception as err:  # database down or similar: retry later, never crash
             self._failures += 1

@@ -21,6 +21,7 @@ from nats.aio.client import Client as NatsClient
 from psycopg_pool import ConnectionPool
 
 from commands.application import Verity
+from commands.detections import RecordFrames, RecordResult, frame_recorder, record_frames
 from commands.projects import CreateProject, create_project
 from commands.test_sessions import (
     ChangeSessionStatus,
@@ -31,6 +32,7 @@ from commands.test_sessions import (
 from commands.videos import RegisterUpload, register_upload
 from domain.detections import frame_id
 from domain.projects import CameraView, SignalType
+from storage.frames import PostgresFrameStore
 from tests.conftest import fresh_database
 from tests.stored_frames import count_stored
 from verity.bootstrap import open_application, projection_runners
@@ -170,6 +172,7 @@ async def nc(settings: Settings) -> AsyncIterator[NatsClient]:
 
 
 def worker(conn: NatsClient, app: Verity, settings: Settings, **kw: Any) -> IngestWorker:
+    kw.setdefault("record", frame_recorder(PostgresFrameStore(app)))
     return IngestWorker(
         conn,
         app,
@@ -361,7 +364,6 @@ def test_a_competitor_claiming_the_same_frames_makes_us_wait_and_store_only_the_
 ) -> None:
     """A competing writer has claimed frames 0-3 and not committed yet: our batch waits on its
     claims, then stores only frames 4-9 if it commits, or all ten if it rolls back."""
-    import commands.detections as detections
     from commands.device_messages import decode_frame
 
     session = new_session(app)
@@ -373,12 +375,11 @@ def test_a_competitor_claiming_the_same_frames_makes_us_wait_and_store_only_the_
             "INSERT INTO frame_receipts (frame_id, event_id) SELECT unnest(%s::uuid[]), %s",
             (ids[:4], uuid4()),
         )
-        outcome: list[detections.RecordResult] = []
+        outcome: list[RecordResult] = []
+        store = PostgresFrameStore(app)
         racer = threading.Thread(
             target=lambda: outcome.append(
-                detections.record_frames(
-                    detections.RecordFrames(frames=messages, received_at=now), app
-                )
+                record_frames(RecordFrames(frames=messages, received_at=now), app, store)
             )
         )
         racer.start()
@@ -411,10 +412,10 @@ def test_frames_racing_a_completion_are_refused_not_stored_after_it(
     real = detections._session_problems
     calls = 0
 
-    def complete_after_check(app_: Verity, sessions: Any) -> Any:
+    def complete_after_check(app_: Verity, known_open: Any, sessions: Any) -> Any:
         nonlocal calls
         calls += 1
-        problems = real(app_, sessions)
+        problems = real(app_, known_open, sessions)
         if calls == 1:
             complete_test_session(ChangeSessionStatus(id=session), app_)
         return problems
@@ -422,7 +423,9 @@ def test_frames_racing_a_completion_are_refused_not_stored_after_it(
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(detections, "_session_problems", complete_after_check)
         result = detections.record_frames(
-            detections.RecordFrames(frames=messages, received_at=datetime.now(UTC)), app
+            detections.RecordFrames(frames=messages, received_at=datetime.now(UTC)),
+            app,
+            PostgresFrameStore(app),
         )
     assert result.stored == () and result.position is None
     assert [r.reason for r in result.rejected] == ["session_closed"] * 5
@@ -440,10 +443,10 @@ def test_a_session_known_to_be_open_is_still_refused_once_completed(
 ) -> None:
     """The ingest remembers sessions it saw open instead of loading them for every batch; the
     check under the write lock still refuses frames of one completed since, naming its status."""
-    from commands.detections import RecordFrames, record_frames
     from commands.device_messages import decode_frame
 
     session = new_session(app)
+    record_frames = frame_recorder(PostgresFrameStore(app))
     messages = tuple(decode_frame(msgspec.json.encode(frame(session, s))) for s in range(6))
     first = record_frames(RecordFrames(frames=messages[:3], received_at=datetime.now(UTC)), app)
     assert first.stored == (0, 1, 2)
@@ -461,14 +464,14 @@ def test_stored_batches_are_lz4_compressed_and_detection_ids_are_derived_when_re
 ) -> None:
     """Migration 0008 switched event state to lz4; rm_detections keeps no id column, and the
     ids read back are `detection_id(frame, index)`, the same every time they are read."""
-    from commands.detections import RecordFrames, record_frames
     from commands.device_messages import decode_frame
     from domain.detections import detection_id
     from projections.test_sessions import session_detections
 
     session = new_session(app)
     messages = tuple(decode_frame(msgspec.json.encode(frame(session, s))) for s in range(50))
-    record_frames(RecordFrames(frames=messages, received_at=datetime.now(UTC)), app)
+    cmd = RecordFrames(frames=messages, received_at=datetime.now(UTC))
+    record_frames(cmd, app, PostgresFrameStore(app))
     with psycopg.connect(database_url) as conn:
         kinds = conn.execute(
             "SELECT DISTINCT pg_column_compression(state) FROM verity_events"

@@ -23,12 +23,14 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 import workers.ingest as ingest
 from commands.application import Verity
+from commands.detections import frame_recorder
 from commands.projects import CreateProject, create_project
 from commands.test_sessions import CreateTestSession, create_test_session
 from commands.videos import RegisterUpload, register_upload
 from domain.detections import frame_id
 from domain.projects import CameraView, SignalType
 from domain.videos import VideoMetadata
+from storage.frames import PostgresFrameStore
 from tests.conftest import fresh_database
 from tests.integration.test_ingest import (
     dead_letters,
@@ -199,7 +201,6 @@ async def test_a_frame_the_store_refuses_holds_no_neighbour_and_is_dead_lettered
     database_url: str,
     nc: NatsClient,
     caplog: pytest.LogCaptureFixture,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The store fails whenever frame 13 is in the batch (as PostgreSQL would for a value it
     cannot hold): the batch is split down to it, its 29 neighbours are stored at their first
@@ -207,15 +208,14 @@ async def test_a_frame_the_store_refuses_holds_no_neighbour_and_is_dead_lettered
     `store_failed`. The traceback is logged once, not once per try."""
     session = sized_session(app)
     subject = f"{settings.detections_subject}.{session}"
-    real = ingest.record_frames
+    real = frame_recorder(PostgresFrameStore(app))
 
     def refuses_13(cmd: Any, app_: Verity) -> Any:
         if any(f.seq == 13 for f in cmd.frames):
             raise psycopg.errors.NumericValueOutOfRange("integer out of range")
         return real(cmd, app_)
 
-    monkeypatch.setattr(ingest, "record_frames", refuses_13)
-    w = worker(nc, app, settings, max_deliver=3)
+    w = worker(nc, app, settings, max_deliver=3, record=refuses_13)
     await w.prepare()
     await publish_all(
         nc,
@@ -250,13 +250,12 @@ async def test_while_the_database_is_unreachable_batches_are_retried_whole(
     settings: Settings,
     database_url: str,
     nc: NatsClient,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A connection failure is not split down (every part would fail alike) and dead-letters
     nothing: the frames are naked and stored once the database answers."""
     session = sized_session(app)
     subject = f"{settings.detections_subject}.{session}"
-    real = ingest.record_frames
+    real = frame_recorder(PostgresFrameStore(app))
     failing_calls: list[int] = []
 
     def down_twice(cmd: Any, app_: Verity) -> Any:
@@ -265,8 +264,7 @@ async def test_while_the_database_is_unreachable_batches_are_retried_whole(
             raise psycopg.OperationalError("connection refused")
         return real(cmd, app_)
 
-    monkeypatch.setattr(ingest, "record_frames", down_twice)
-    w = worker(nc, app, settings)
+    w = worker(nc, app, settings, record=down_twice)
     await w.prepare()
     await publish_all(
         nc,

@@ -25,7 +25,9 @@ import msgspec
 import nats
 import pytest
 
+from commands.detections import frame_recorder
 from domain.detections import frame_id
+from storage.frames import PostgresFrameStore
 from tests.conftest import REPO
 from tests.integration.test_ingest import frame, new_session
 from tests.stored_frames import stored_frame_copies
@@ -86,7 +88,11 @@ async def test_ingest_recovers_within_seconds_of_a_postgres_restart_and_stores_e
     session = await asyncio.to_thread(new_session, app)
     nc = await nats.connect(nats_url)
     worker = IngestWorker(
-        nc, app, stream=settings.detections_stream, subject_prefix=settings.detections_subject
+        nc,
+        app,
+        record=frame_recorder(PostgresFrameStore(app)),
+        stream=settings.detections_stream,
+        subject_prefix=settings.detections_subject,
     )
     await worker.prepare()
     stop = asyncio.Event()

@@ -23,9 +23,7 @@ SQL_HOMES = {"projections", "storage"}
 """Query functions next to their read model; the Postgres implementations of the write side's
 storage, the migrations, the relay's and the evaluator's tracking reads, the server probes."""
 
-SQL_EXCEPTIONS: dict[str, str] = {
-    "commands/detections.py": "until its frame store moves to storage/ (issue #15, item 1)",
-}
+SQL_EXCEPTIONS: dict[str, str] = {}
 """Modules outside SQL_HOMES allowed to execute SQL (path -> why); an entry whose module no
 longer executes SQL fails the test, so the list only shrinks."""
 

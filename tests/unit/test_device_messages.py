@@ -35,6 +35,7 @@ from domain.limits import (
 )
 from domain.projects import CameraView, SignalType
 from domain.videos import VideoMetadata
+from storage.memory_frames import InMemoryFrameStore
 
 pytestmark = pytest.mark.unit
 
@@ -311,7 +312,8 @@ def test_frames_with_a_box_outside_the_video_are_refused_and_their_neighbours_st
         message(sized, 2, {"classLabel": "cyclist"}, far),
         message(unsized, 3, far),  # no size known: nothing to check against
     )
-    result = record_frames(RecordFrames(frames=frames, received_at=datetime.now(UTC)), app)
+    cmd = RecordFrames(frames=frames, received_at=datetime.now(UTC))
+    result = record_frames(cmd, app, InMemoryFrameStore(app))
     assert result.stored == (0, 2)
     (refused,) = result.rejected
     assert (refused.index, refused.reason, refused.field) == (1, "invalid", "detections[1].box")

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from commands.application import Verity
-from commands.detections import RecordFrames, record_frames
+from commands.detections import RecordFrames, frame_recorder
 from commands.device_messages import InvalidMessage, decode_frame, frame_schema
 from commands.projects import CreateProject, DeleteProject, create_project, delete_project
 from commands.test_sessions import (
@@ -26,6 +26,7 @@ from domain.detections import FrameBatch, fast_uuid5, frame_id
 from domain.errors import Conflict, InvalidValue, NotFound
 from domain.projects import CameraView, Project, SignalType
 from domain.test_sessions import SessionStatus, TestSession
+from storage.memory_frames import InMemoryFrameStore
 
 pytestmark = pytest.mark.unit
 
@@ -179,6 +180,7 @@ def test_record_frames_stores_once_and_refuses_closed_sessions() -> None:
     cmd = CreateTestSession(name="s", project_id=project.id, video_id=video.id)
     create_test_session(cmd, app)
     wire = {**WIRE, "sessionId": str(cmd.id)}
+    record_frames = frame_recorder(InMemoryFrameStore(app))
     frames = tuple(decode_frame(msgspec.json.encode({**wire, "seq": s})) for s in (1, 2, 2, 3))
     now = datetime.now(UTC)
 
