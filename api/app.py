@@ -19,7 +19,9 @@ from api.annotation_transfer import AnnotationTransferController
 from api.annotations import AnnotationsController
 from api.criteria import CriteriaController
 from api.dashboard import dashboard_charts, dashboard_stats
+from api.detection_runs import DetectionRunsController
 from api.detections import DetectionsController
+from api.detector_models import DetectorModelsController
 from api.errors import exception_handlers
 from api.ground_truth import GroundTruthController
 from api.health import health, root
@@ -76,6 +78,8 @@ def create_app(services_factory: ServicesFactory, uploads_dir: Path) -> Litestar
             GroundTruthController,
             TestSessionsController,
             DetectionsController,
+            DetectorModelsController,
+            DetectionRunsController,
             CriteriaController,
             ResultsController,
             ValidationController,

@@ -18,6 +18,7 @@ from commands.application import Position, Verity
 from commands.context import run_as
 from domain.events import EventMeta
 from projections.service import ProjectionService
+from workers.detector_queue import DetectorQueue
 
 C = TypeVar("C")
 R = TypeVar("R")
@@ -29,6 +30,10 @@ class ApiConfig:
     max_upload_bytes: int
     read_wait_timeout: float
     base_url: str
+    models_dir: Path = Path(".data/models")
+    allow_pickle_weights: bool = False
+    max_model_bytes: int = 1024 * 1024 * 1024
+    pipeline_wait_timeout: float = 60.0
 
 
 @dataclass
@@ -42,6 +47,8 @@ class Services:
     hub: Any = None
     ingest_consumer: Callable[[], Awaitable[Any]] | None = None
     """The ingest's durable JetStream consumer (workers/ingest_consumer.py), all workers'."""
+    detector_queue: DetectorQueue | None = None
+    """Where stored run requests and model registrations go for a detector worker."""
     responses: ResponseCache = field(init=False)
     """Encoded GET bodies, valid while their read model's position stands still."""
 

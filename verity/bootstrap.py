@@ -24,6 +24,8 @@ from domain.catalogue import event_classes
 from projections.annotation_sessions import AnnotationSessionsProjection
 from projections.annotations import AnnotationsProjection
 from projections.criteria import CriteriaProjection
+from projections.detection_runs import DetectionRunsProjection
+from projections.detector_models import DetectorModelsProjection
 from projections.envelopes import aggregate_names
 from projections.evaluations import EvaluationsProjection
 from projections.live_messages import SILENT
@@ -43,6 +45,8 @@ from storage.server import ping
 from verity.pools import guard, guard_async
 from verity.settings import Settings
 from verity.waiting import Stopped, close_nats, connect_nats, keep_running, open_when_ready
+from workers.detector import DetectorWorker
+from workers.detector_queue import DetectorQueue
 from workers.evaluator import Evaluator
 from workers.ingest import DURABLE as INGEST_DURABLE
 from workers.ingest import IngestWorker
@@ -62,6 +66,8 @@ PROJECTIONS: tuple[type[AnyProjection], ...] = (
     AnnotationSessionsProjection,
     CriteriaProjection,
     EvaluationsProjection,
+    DetectorModelsProjection,
+    DetectionRunsProjection,
 )
 
 
@@ -191,12 +197,15 @@ async def running(
     with_relay: bool = True,
     with_ingest: bool = True,
     with_evaluator: bool = True,
+    with_detector: bool = True,
+    detector_options: dict[str, Any] | None = None,
     stop: asyncio.Event | None = None,
 ) -> AsyncIterator[Services]:
     """Everything `verity serve` runs in one process, torn down in reverse on exit.
 
     Start-up waits for PostgreSQL and NATS while they are down; setting `stop` (a signal)
-    ends that wait with Stopped, and later stops the workers."""
+    ends that wait with Stopped, and later stops the workers. `detector_options` replace
+    parts of the detector worker (its detector, frame reader, inspection, timings)."""
     stop = asyncio.Event() if stop is None else stop
     app = await open_when_ready(
         endpoints.database_url, stop, lambda url: open_application(url, settings.db_pool_size)
@@ -252,6 +261,11 @@ async def running(
     if with_ingest:
         tasks.append(asyncio.create_task(keep_running("ingest", ingest.run, stop), name="ingest"))
     evaluator = await start_evaluator(nc, app, settings, read_pool, stop, tasks, with_evaluator)
+    detector = build_detector_worker(nc, app, settings, read_pool, **(detector_options or {}))
+    if with_detector:
+        tasks.append(
+            asyncio.create_task(keep_running("detector", detector.run, stop), name="detector")
+        )
 
     async def check_nats() -> str | None:
         return None if nc.is_connected else "disconnected"
@@ -262,6 +276,9 @@ async def running(
     async def check_ingest() -> str | None:
         return ingest.stats.last_error if with_ingest else None
 
+    async def check_detector() -> str | None:
+        return detector.last_error if with_detector else None
+
     services = Services(
         app=app,
         read_pool=read_pool,
@@ -271,6 +288,10 @@ async def running(
             max_upload_bytes=settings.max_upload_bytes,
             read_wait_timeout=settings.read_wait_timeout,
             base_url=settings.base_url,
+            models_dir=settings.models_dir,
+            allow_pickle_weights=settings.allow_pickle_weights,
+            max_model_bytes=settings.max_model_bytes,
+            pipeline_wait_timeout=settings.pipeline_wait_timeout,
         ),
         health_checks=(
             ("database", lambda: _check_database(read_pool)),
@@ -278,11 +299,13 @@ async def running(
             ("relay", check_relay),
             ("ingest", check_ingest),
             ("evaluator", evaluator.health),
+            ("detector", check_detector),
         ),
         hub=hub,
         ingest_consumer=lambda: ingest_consumer(
             nc.jetstream(), settings.detections_stream, INGEST_DURABLE
         ),
+        detector_queue=DetectorQueue(nc.jetstream(), settings.nats_prefix),
     )
     try:
         yield services
@@ -334,4 +357,33 @@ def ingest_worker(
         stream=settings.detections_stream,
         subject_prefix=settings.detections_subject,
         live=live,
+    )
+
+
+def build_detector_worker(
+    nc: NatsClient,
+    app: Verity,
+    settings: Settings,
+    read_pool: AsyncConnectionPool[Any] | None = None,
+    **overrides: Any,
+) -> DetectorWorker:
+    """The detector worker: runs and model inspections from the work queue. Inference is
+    imported lazily (torch loads only when a run or an inspection needs it)."""
+    from workers import inference  # noqa: PLC0415
+
+    options: dict[str, Any] = {
+        "open_detector": inference.open_detector,
+        "read_frames": inference.read_frames,
+        "inspect": inference.run_inspection_subprocess,
+        **overrides,
+    }
+    return DetectorWorker(
+        nc,
+        app,
+        prefix=settings.nats_prefix,
+        live_prefix=settings.live_subject,
+        models_dir=settings.models_dir,
+        uploads_dir=settings.uploads_dir,
+        read_pool=read_pool,
+        **options,
     )

@@ -12,6 +12,12 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any, NoReturn
 from uuid import UUID
 
+from verity.detector_commands import (
+    add_detector_parsers,
+    detect_command,
+    detector_command,
+    models_add_command,
+)
 from verity.device_commands import device_schema_command, ingest_command, simulate_command
 from verity.evaluator_command import evaluator_command
 from verity.rebuild_command import RebuildMode, rebuild_command
@@ -67,6 +73,7 @@ def serve(settings: Settings) -> None:
                     with_ingest=settings.serve_ingest,
                     with_relay=settings.serve_relay,
                     with_evaluator=settings.serve_evaluator,
+                    with_detector=settings.serve_detector,
                     stop=stop,
                 ) as svc:
                     settle_heap()
@@ -178,7 +185,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         help="apply those events again (after a fix) instead of rebuilding",
     )
     worker = sub.add_parser("worker", help="run one worker alone")
-    worker.add_argument("name", choices=["relay", "ingest", "evaluator"])
+    worker.add_argument("name", choices=["relay", "ingest", "evaluator", "detector"])
+    add_detector_parsers(sub)
     simulate = sub.add_parser("simulate-device", help="publish a test session's frames over NATS")
     simulate.add_argument("--session", type=UUID, required=True, help="test session id")
     simulate.add_argument("--fps", type=float, default=30.0, help="frames per second (0: max)")
@@ -204,8 +212,14 @@ def main(argv: Sequence[str] | None = None) -> None:
             ingest_command(settings)
         elif args.command == "worker" and args.name == "evaluator":
             evaluator_command(settings)
+        elif args.command == "worker" and args.name == "detector":
+            detector_command(settings)
         elif args.command == "worker":
             relay_command(settings)
+        elif args.command == "models":
+            models_add_command(settings, args.path, args.name)
+        elif args.command == "detect":
+            detect_command(settings, args.video, args.model, args.ground_truth)
         elif args.command == "simulate-device":
             simulate_command(
                 settings, args.session, args.fps, args.duration, args.device, args.seed
