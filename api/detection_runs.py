@@ -12,10 +12,10 @@ import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import State
 from litestar.openapi import ResponseSpec
-from litestar.params import FromPath
+from litestar.params import FromPath, JSONBody
 
 from api.detector_models import resolve_model
-from api.inputs import decode_input
+from api.inputs import InputDTO, decode_input
 from api.services import Services, caught_up, execute, services_of
 from commands.detection_runs import CancelRun, RequestRun
 from commands.detection_runs import cancel_run as cancel_run_handler
@@ -215,9 +215,12 @@ class DetectionRunsController(Controller):
         summary="Run a registered model over a video, as a test session or as ground-truth"
         " candidates; a detector worker takes it",
         status_code=200,
+        dto=InputDTO[RunIn],
+        return_dto=None,
     )
-    async def request_run(self, state: State, request: Request[Any, Any, Any]) -> RunOut:
-        data = decode_input(await request.body(), RunIn)
+    async def request_run(
+        self, state: State, request: Request[Any, Any, Any], data: JSONBody[RunIn]
+    ) -> RunOut:
         return run_out(await start_run(services_of(state), request, data))
 
     @get(
@@ -260,10 +263,13 @@ class DetectionRunsController(Controller):
         " detections; 202 with the run id when it takes longer than the wait bound",
         status_code=200,
         responses={200: ResponseSpec(data_container=PipelineOut, description="Detections")},
+        dto=InputDTO[PipelineIn],
+        return_dto=None,
     )
-    async def pipeline(self, state: State, request: Request[Any, Any, Any]) -> Response[Any]:
+    async def pipeline(
+        self, state: State, request: Request[Any, Any, Any], data: JSONBody[PipelineIn]
+    ) -> Response[Any]:
         services = services_of(state)
-        data = decode_input(await request.body(), PipelineIn)
         model_ref = data.model_name or await _project_model(services, data.video_id, "modelName")
         run = await start_run(
             services,
