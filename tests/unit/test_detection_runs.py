@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
+import numpy as np
 import pytest
 
 from commands.application import Verity
@@ -30,15 +34,16 @@ from commands.detector_models import (
 from commands.projects import CreateProject, create_project
 from commands.videos import RegisterUpload, register_upload
 from domain.annotations import Annotation
-from domain.detection_runs import RunMode, RunParameters, RunStatus, candidate_id
+from domain.detection_runs import DetectionRun, RunMode, RunParameters, RunStatus, candidate_id
 from domain.detector_models import DetectorModel, Framework, Inspection, ModelStatus
 from domain.errors import Conflict, InvalidValue, NotFound
 from domain.projects import CameraView, SignalType
 from domain.test_sessions import SessionStatus, TestSession
 from domain.videos import VideoMetadata
 from domain.vru import VruType, default_class_map
-from workers.detection_run import map_detections
-from workers.inference.api import RawDetection
+from workers.detection_run import RunExecutor, map_detections
+from workers.inference import FakeDetector
+from workers.inference.api import FramePacket, RawDetection, VideoDecodeError
 
 pytestmark = pytest.mark.unit
 
@@ -186,3 +191,31 @@ def test_detections_are_mapped_targeted_and_clipped() -> None:
     ]
     only = map_detections(raw, default_class_map(COCO), frozenset({"cyclist"}), (64, 48))
     assert [f.vru_type for f in only] == [VruType.CYCLIST]
+
+
+def test_a_video_that_fails_mid_decode_fails_the_run_naming_the_frame(tmp_path: Path) -> None:
+    app = Verity()
+    model, video = _model(app), _video(app)
+    cmd = RequestRun(model_id=model.id, video_id=video.id, mode=RunMode.GROUND_TRUTH)
+    request_run(cmd, app)
+
+    def frames(_path: Path, **_options: object) -> Iterator[list[FramePacket]]:
+        yield [FramePacket(n, n / 10, np.zeros((48, 64, 3), np.uint8)) for n in range(4)]
+        raise VideoDecodeError(4, "corrupt packet")
+
+    executor = RunExecutor(
+        app,
+        worker="w",
+        models_dir=tmp_path,
+        uploads_dir=tmp_path,
+        open_detector=lambda _w, _p: FakeDetector(lambda _n: [], class_names=COCO),
+        read_frames=frames,
+    )
+    outcome = executor.perform(cmd.id, threading.Event(), lambda _s, _r: None)
+    assert outcome.status == RunStatus.FAILED
+    run = app.load(DetectionRun, cmd.id)
+    assert run.status == RunStatus.FAILED
+    assert "corrupt packet" in run.reason
+    last = app.mapper.to_domain_event(app.recorder.select_events(cmd.id)[-1])
+    assert isinstance(last, DetectionRun.Failed)
+    assert last.frame == 4
