@@ -147,7 +147,9 @@ def models_add_command(settings: Settings, path: Path, name: str | None) -> None
             from commands.detector_models import load_model  # noqa: PLC0415
 
             model = load_model(app, cmd.id)
-            print(f"{model.name} {model.model_version}: {model.status.value} {model.reason}".rstrip())
+            print(
+                f"{model.name} {model.model_version}: {model.status.value} {model.reason}".rstrip()
+            )
         finally:
             app.close()
 
