@@ -20,7 +20,9 @@ from api.annotations import AnnotationsController
 from api.candidate_review import CandidateReviewController
 from api.criteria import CriteriaController
 from api.dashboard import dashboard_charts, dashboard_stats
+from api.detection_runs import DetectionRunsController
 from api.detections import DetectionsController, detections_visible
+from api.detector_models import DetectorModelsController
 from api.errors import exception_handlers
 from api.ground_truth import GroundTruthController
 from api.health import health, root
@@ -80,6 +82,8 @@ def create_app(services_factory: ServicesFactory, uploads_dir: Path) -> Litestar
             CandidateReviewController,
             TestSessionsController,
             DetectionsController,
+            DetectorModelsController,
+            DetectionRunsController,
             CriteriaController,
             ResultsController,
             ValidationController,

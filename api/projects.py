@@ -11,14 +11,17 @@ from litestar.datastructures import State
 from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, JSONBody, Parameter
 
+from api.detector_models import resolve_model
 from api.inputs import InputDTO, SkipQuery
 from api.services import caught_up, execute, services_of
+from commands.detector_models import AssignModels
+from commands.detector_models import assign_models as assign_models_handler
 from commands.projects import CreateProject, DeleteProject, UpdateProject
 from commands.projects import create_project as create_project_handler
 from commands.projects import delete_project as delete_project_handler
 from commands.projects import update_project as update_project_handler
 from domain.errors import InvalidValue, NotFound
-from domain.limits import Name, OptionalName, Text, WholeFrameRate
+from domain.limits import MAX_LIST, Identifier, Name, OptionalName, Text, WholeFrameRate
 from domain.projects import CameraView, ProjectChanges, ProjectStatus, SignalType
 from projections import projects as read
 from projections.test_sessions import session_ids_of_project
@@ -51,6 +54,8 @@ class ProjectPatch(msgspec.Struct, kw_only=True):
     frame_rate: WholeFrameRate | Unset | None = UNSET
     signal_type: SignalType | Unset = UNSET
     status: ProjectStatus | Unset = UNSET
+    models: Annotated[list[Identifier], msgspec.Meta(max_length=MAX_LIST)] | Unset = UNSET
+    """Detector models by id, name or `name:version`, the project's default first."""
 
 
 ProjectOut = read.ProjectRow
@@ -137,9 +142,16 @@ class ProjectsController(Controller):
     ) -> ProjectOut:
         _check(data)
         services = services_of(state)
-        changes = ProjectChanges(**msgspec.structs.asdict(data))
-        cmd = UpdateProject(id=project_id, changes=changes)
+        fields = msgspec.structs.asdict(data)
+        models = fields.pop("models")
+        if models is not UNSET:  # resolved first: an unknown one changes nothing
+            await load_project(state, project_id)
+            found = [await resolve_model(services, m, "models") for m in models]
+            assign = AssignModels(project_id=project_id, model_ids=tuple(m.id for m in found))
+        cmd = UpdateProject(id=project_id, changes=ProjectChanges(**fields))
         position = await execute(services, request, update_project_handler, cmd)
+        if models is not UNSET:
+            position = await execute(services, request, assign_models_handler, assign) or position
         await caught_up(services, position, "projects_v1")
         return await load_project(state, project_id)
 

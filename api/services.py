@@ -19,6 +19,7 @@ from commands.application import Position, Verity
 from commands.context import run_as
 from domain.events import EventMeta
 from projections.service import ProjectionService
+from workers.detector_queue import DetectorQueue
 
 C = TypeVar("C")
 R = TypeVar("R")
@@ -30,6 +31,10 @@ class ApiConfig:
     max_upload_bytes: int
     read_wait_timeout: float
     base_url: str
+    models_dir: Path = Path(".data/models")
+    allow_pickle_weights: bool = False
+    max_model_bytes: int = 1024 * 1024 * 1024
+    pipeline_wait_timeout: float = 60.0
 
 
 @dataclass
@@ -45,6 +50,8 @@ class Services:
     hub: Any = None
     ingest_consumer: Callable[[], Awaitable[Any]] | None = None
     """The ingest's durable JetStream consumer (workers/ingest_consumer.py), all workers'."""
+    detector_queue: DetectorQueue | None = None
+    """Where stored run requests and model registrations go for a detector worker."""
     responses: ResponseCache = field(init=False)
     """Encoded GET bodies, valid while their read model's position stands still."""
 
@@ -95,6 +102,8 @@ ReadModel = Literal[
     "annotation_sessions_v1",
     "criteria_v1",
     "evaluations_v1",
+    "detector_models_v1",
+    "detection_runs_v1",
 ]
 """The read models' names (projections' `name`; a unit test keeps the two lists equal)."""
 

@@ -131,7 +131,7 @@ class _FileField:
             self.handle.close()
 
 
-def _multipart_boundary(request: Request[Any, Any, Any], limit: int) -> str:
+def multipart_boundary(request: Request[Any, Any, Any], limit: int) -> str:
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit + 64 * 1024:
         raise _too_large(limit)
@@ -148,7 +148,7 @@ async def receive_video(
     request: Request[Any, Any, Any], uploads_dir: Path, video_id: UUID, limit: int
 ) -> ReceivedFile:
     """Stream the multipart `file` field to `uploads_dir/<video_id><ext>` and probe it."""
-    boundary = _multipart_boundary(request, limit)
+    boundary = multipart_boundary(request, limit)
     await anyio.Path(uploads_dir).mkdir(parents=True, exist_ok=True)
     field = _FileField(uploads_dir / f".incoming-{video_id}", limit)
     try:

@@ -76,3 +76,19 @@ OptionalIdentifier = Annotated[str, Meta(max_length=MAX_IDENTIFIER, pattern=_NO_
 Label = Annotated[str, Meta(min_length=1, max_length=MAX_LABEL, pattern=_NO_CONTROL)]
 Text = Annotated[str, Meta(max_length=MAX_TEXT, pattern=_TEXT_CONTROL)]
 """Free text (descriptions, notes, reasons): up to 10,000 characters, no NUL."""
+
+MAX_FRAME_STRIDE = 10_000
+"""Every n-th frame of a detection run: one frame in ~5 minutes at 30 fps, at the sparsest."""
+MAX_INFERENCE_BATCH = 256
+"""Frames a detector is handed at once: far beyond what one GPU's memory takes at 640 px."""
+MAX_INPUT_SIZE = 4096
+"""Largest square side a detector is run at (pixels)."""
+MAX_MODEL_CLASSES = 1_000
+"""Class names of one model kept in its events (COCO has 80; an Objects365 model 365)."""
+MAX_SHA256 = 64
+
+FrameStride = Annotated[int, Meta(ge=1, le=MAX_FRAME_STRIDE)]
+InferenceBatch = Annotated[int, Meta(ge=1, le=MAX_INFERENCE_BATCH)]
+InputSize = Annotated[int, Meta(ge=32, le=MAX_INPUT_SIZE)]
+ComputeDevice = Annotated[str, Meta(pattern=r"^(auto|cpu|cuda(:[0-9]{1,2})?)$")]
+"""`auto`, `cpu`, `cuda` or `cuda:N`: where a detector runs."""

@@ -57,6 +57,14 @@ class ProjectChanges(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tr
         }
 
 
+class ModelRef(msgspec.Struct, frozen=True, kw_only=True):
+    """A detector model a project uses, named as it was when assigned (names never change)."""
+
+    id: UUID
+    name: str
+    version: str = ""
+
+
 class Project(VerityAggregate):
     class Created(VerityAggregate.Created):
         name: str
@@ -75,6 +83,11 @@ class Project(VerityAggregate):
 
     class Deleted(VerityAggregate.Event):
         pass
+
+    class ModelsAssigned(VerityAggregate.Event):
+        """The project's detector models from now on, in order (the first is its default)."""
+
+        models: tuple[ModelRef, ...]
 
     @event(Created)
     def __init__(
@@ -101,6 +114,7 @@ class Project(VerityAggregate):
         self.status = status
         self.owner_id = owner_id
         self.deleted = False
+        self.models: tuple[ModelRef, ...] = ()
 
     @property
     def is_central_store(self) -> bool:
@@ -125,6 +139,21 @@ class Project(VerityAggregate):
     def _updated(self, changes: ProjectChanges) -> None:
         for field, value in changes.as_dict().items():
             setattr(self, field, value)
+
+    def assign_models(self, models: Sequence[ModelRef]) -> bool:
+        """Record the project's models when they differ from what it has; returns whether."""
+        self.ensure_exists()
+        if self.is_central_store:
+            raise Conflict("The Central Video Store cannot be edited")
+        wanted = tuple(dict.fromkeys(models))
+        if wanted == self.models:
+            return False
+        self._models_assigned(models=wanted)
+        return True
+
+    @event(ModelsAssigned)
+    def _models_assigned(self, models: tuple[ModelRef, ...]) -> None:
+        self.models = models
 
     def delete(self, test_sessions: Sequence[UUID] = ()) -> None:
         """Refused while test sessions belong to the project: their detections and evaluations

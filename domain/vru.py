@@ -13,7 +13,7 @@ uses it as it is.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from enum import StrEnum
 from types import MappingProxyType
 
@@ -43,6 +43,29 @@ DETECTOR_NAMES: Mapping[str, VruType] = MappingProxyType(
 )
 """COCO-trained detectors' names, accepted in imported annotation files only: a file exported
 from a detector's output reads as annotations, while a device must send a VRU class."""
+
+DEFAULT_CLASS_MAP: Mapping[str, VruType] = DETECTOR_NAMES
+"""A detector model's class names -> VRU classes, when its registration names none: the COCO
+classes every COCO-trained detector (the YOLO family) reports."""
+
+COCO_IDS: Mapping[int, str] = MappingProxyType({0: "person", 1: "bicycle", 3: "motorcycle"})
+"""The COCO ids of those names: an architecture built from a `.yaml` with 80 classes has no
+names, only numbers, and numbers COCO's order."""
+COCO_CLASS_COUNT = 80
+
+
+def default_class_map(class_names: Sequence[str]) -> dict[str, VruType]:
+    """The default map restricted to the model's own class names (COCO ids for an unnamed
+    80-class model); empty when none of its classes is a VRU."""
+    names = list(class_names)
+    if len(names) == COCO_CLASS_COUNT and all(n.strip().isdigit() for n in names):
+        return {names[i]: DEFAULT_CLASS_MAP[coco] for i, coco in COCO_IDS.items()}
+    return {
+        n: DEFAULT_CLASS_MAP[n.strip().lower()]
+        for n in names
+        if n.strip().lower() in DEFAULT_CLASS_MAP
+    }
+
 
 _BY_NAME: Mapping[str, VruType] = MappingProxyType({**{t.value: t for t in VruType}, **VRU_ALIASES})
 

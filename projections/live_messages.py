@@ -250,6 +250,77 @@ def video_progress_message(video_id: UUID, done: int, total: int) -> tuple[bytes
 
 # --- stored events --------------------------------------------------------------------------
 
+# --- detection_progress / ground_truth_generated --------------------------------------------
+
+
+class DetectionProgressData(msgspec.Struct, kw_only=True, rename="camel"):
+    run_id: str
+    video_id: str
+    video_id_snake: str = msgspec.field(name="video_id")
+    mode: str
+    status: str
+    frames_done: int
+    frames_total: int
+    progress: float
+    """Percent 0-100 of the frames the run will process."""
+    frames_per_second: float | None
+    eta_seconds: float | None
+    detections: int
+    timestamp: str
+
+
+def detection_progress_message(
+    run_id: UUID,
+    video_id: UUID,
+    mode: str,
+    status: str,
+    counts: tuple[int, int, int],
+    frames_per_second: float | None,
+) -> bytes:
+    """`detection_progress` in the video's room; `counts` = (done, total, detections)."""
+    done, total, detections = counts
+    left = max(total - done, 0)
+    eta = left / frames_per_second if frames_per_second and total else None
+    data = DetectionProgressData(
+        run_id=str(run_id),
+        video_id=str(video_id),
+        video_id_snake=str(video_id),
+        mode=mode,
+        status=status,
+        frames_done=done,
+        frames_total=total,
+        progress=round(100.0 * done / total, 2) if total else 0.0,
+        frames_per_second=frames_per_second,
+        eta_seconds=eta,
+        detections=detections,
+        timestamp=now(),
+    )
+    return encode("detection_progress", f"video:{video_id}", data)
+
+
+class GroundTruthData(msgspec.Struct, kw_only=True, rename="camel"):
+    video_id: str
+    video_id_snake: str = msgspec.field(name="video_id")
+    run_id: str
+    candidates: int
+    status: str
+    timestamp: str
+
+
+def ground_truth_message(video_id: UUID, run_id: UUID, candidates: int, room: str) -> bytes:
+    """`ground_truth_generated`: a detector's candidates for a video are stored."""
+    vid = str(video_id)
+    data = GroundTruthData(
+        video_id=vid,
+        video_id_snake=vid,
+        run_id=str(run_id),
+        candidates=candidates,
+        status="completed",
+        timestamp=now(),
+    )
+    return encode("ground_truth_generated", room, data)
+
+
 # (aggregate, event type) -> contract event name; others are named `<aggregate>_<type>`
 NAMES: dict[tuple[str, str], str] = {
     ("project", "created"): "project_created",

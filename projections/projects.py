@@ -10,8 +10,9 @@ from uuid import UUID
 import msgspec
 from psycopg import AsyncConnection
 from psycopg.rows import class_row
+from psycopg.types.json import Jsonb
 
-from domain.projects import CENTRAL_STORE_ID, Project
+from domain.projects import CENTRAL_STORE_ID, ModelRef, Project
 from projections.rows import OneRowPerAggregate, Row
 
 _CHANGEABLE = (
@@ -34,9 +35,18 @@ def _plain(value: Any) -> Any:
 PROJECTION_NAME = "projects_v1"
 
 
+def _model(ref: ModelRef) -> dict[str, str]:
+    return {"id": str(ref.id), "name": ref.name, "version": ref.version}
+
+
 class ProjectsProjection(OneRowPerAggregate):
     name: str = PROJECTION_NAME
-    event_classes: tuple[type[Any], ...] = (Project.Created, Project.Updated, Project.Deleted)
+    event_classes: tuple[type[Any], ...] = (
+        Project.Created,
+        Project.Updated,
+        Project.Deleted,
+        Project.ModelsAssigned,
+    )
     tables: tuple[str, ...] = ("rm_projects",)
     table: str = "rm_projects"
     columns: tuple[str, ...] = (
@@ -47,6 +57,7 @@ class ProjectsProjection(OneRowPerAggregate):
         "updated_at",
         "version",
         "created_by",
+        "models",
     )
 
     def fold(self, row: Row | None, event: Any) -> Row | None:
@@ -59,9 +70,16 @@ class ProjectsProjection(OneRowPerAggregate):
                 "updated_at": None,
                 "version": event.originator_version,
                 "created_by": event.meta.actor,
+                "models": Jsonb([]),
             }
         if row is None or isinstance(event, Project.Deleted):
             return None
+        models = row["models"]
+        row["models"] = models if isinstance(models, Jsonb) else Jsonb(models)
+        if isinstance(event, Project.ModelsAssigned):
+            row["models"] = Jsonb([_model(m) for m in event.models])
+            row["updated_at"] = event.timestamp
+            row["version"] = event.originator_version
         if isinstance(event, Project.Updated):
             row.update({c: _plain(v) for c, v in event.changes.as_dict().items()})
             row["updated_at"] = event.timestamp
@@ -86,11 +104,13 @@ class ProjectRow(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     created_at: datetime
     updated_at: datetime | None
     version: int
+    models: list[dict[str, str]] = []
+    """The detector models the project uses (`id`, `name`, `version`), its default first."""
 
 
 _COLUMNS = (
     "id, name, description, camera_model, camera_view, lens_type, resolution, frame_rate,"
-    " signal_type, status, owner_id, created_at, updated_at, version"
+    " signal_type, status, owner_id, created_at, updated_at, version, models"
 )
 
 

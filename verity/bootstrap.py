@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import gc
 import logging
 from collections.abc import AsyncIterator, Callable, Collection, Iterator
@@ -26,6 +27,8 @@ from domain.catalogue import event_classes
 from projections.annotation_sessions import AnnotationSessionsProjection
 from projections.annotations import AnnotationsProjection
 from projections.criteria import CriteriaProjection
+from projections.detection_runs import DetectionRunsProjection
+from projections.detector_models import DetectorModelsProjection
 from projections.envelopes import aggregate_names
 from projections.evaluations import EvaluationsProjection
 from projections.live_messages import SILENT
@@ -43,6 +46,7 @@ from verity.pools import guard, guard_async
 from verity.settings import Settings
 from verity.waiting import close_nats, connect_nats, open_when_ready
 from verity.worker_registry import RunningWorkers, WorkerContext, serve_workers
+from workers.detector_queue import DetectorQueue
 from workers.ingest import DURABLE as INGEST_DURABLE
 from workers.ingest_consumer import ingest_consumer
 from workers.references import resolve
@@ -58,6 +62,8 @@ PROJECTIONS: tuple[type[AnyProjection], ...] = (
     AnnotationSessionsProjection,
     CriteriaProjection,
     EvaluationsProjection,
+    DetectorModelsProjection,
+    DetectionRunsProjection,
 )
 
 
@@ -235,6 +241,7 @@ async def running(
     *,
     with_projections: bool = True,
     workers: Collection[str] | None = None,
+    detector_options: dict[str, Any] | None = None,
     stop: asyncio.Event | None = None,
 ) -> AsyncIterator[Services]:
     """Everything `verity serve` runs in one process, torn down in reverse on exit.
@@ -242,7 +249,8 @@ async def running(
     `workers` (default: those the VERITY_SERVE_* settings enable) are built and run exactly
     as `verity worker NAME` runs them (verity/worker_registry.py). Start-up waits for
     PostgreSQL and NATS while they are down; setting `stop` (a signal) ends that wait with
-    Stopped, and later stops the workers."""
+    Stopped, and later stops the workers. `detector_options` replace
+    parts of the detector worker (its detector, frame reader, inspection, timings)."""
     stop = asyncio.Event() if stop is None else stop
     async with connected(
         settings,
@@ -264,8 +272,13 @@ async def running(
         started = RunningWorkers(stop)
         try:
             await _fan_out_to_rooms(ctx.nc, settings, hub)
-            await started.start(ctx, serve_workers(settings) if workers is None else workers)
-            services = _services(ctx, read_side, hub, started)
+            context = (
+                dataclasses.replace(ctx, detector_options=detector_options)
+                if detector_options
+                else ctx
+            )
+            await started.start(context, serve_workers(settings) if workers is None else workers)
+            services = _services(context, read_side, hub, started)
             try:
                 yield services
             finally:
@@ -292,6 +305,10 @@ def _services(
             max_upload_bytes=settings.max_upload_bytes,
             read_wait_timeout=settings.read_wait_timeout,
             base_url=settings.base_url,
+            models_dir=settings.models_dir,
+            allow_pickle_weights=settings.allow_pickle_weights,
+            max_model_bytes=settings.max_model_bytes,
+            pipeline_wait_timeout=settings.pipeline_wait_timeout,
         ),
         frames=GroupCommit(ctx.app, ctx.record),
         health_checks=(
@@ -303,4 +320,5 @@ def _services(
         ingest_consumer=lambda: ingest_consumer(
             nc.jetstream(), settings.detections_stream, INGEST_DURABLE
         ),
+        detector_queue=DetectorQueue(nc.jetstream(), settings.nats_prefix),
     )

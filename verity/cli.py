@@ -12,6 +12,11 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any, NoReturn
 from uuid import UUID
 
+from verity.detector_commands import (
+    add_detector_parsers,
+    detect_command,
+    models_add_command,
+)
 from verity.device_commands import device_schema_command, simulate_command
 from verity.rebuild_command import RebuildMode, rebuild_command
 from verity.settings import Settings
@@ -127,6 +132,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     worker.add_argument("name", choices=list(WORKERS))
+    add_detector_parsers(sub)
     simulate = sub.add_parser("simulate-device", help="publish a test session's frames over NATS")
     simulate.add_argument("--session", type=UUID, required=True, help="test session id")
     simulate.add_argument("--fps", type=float, default=30.0, help="frames per second (0: max)")
@@ -150,6 +156,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             rebuild_command(settings, args.projections, args.mode or RebuildMode.REBUILD)
         elif args.command == "worker":
             worker_command(settings, args.name)
+        elif args.command == "models":
+            models_add_command(settings, args.path, args.name)
+        elif args.command == "detect":
+            detect_command(settings, args.video, args.model, args.ground_truth)
         elif args.command == "simulate-device":
             simulate_command(
                 settings, args.session, args.fps, args.duration, args.device, args.seed

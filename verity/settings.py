@@ -38,6 +38,16 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     serve_video: bool = True
     """`verity serve` also runs the video worker (quality assessment of uploads); false where
     `verity worker video` processes do it."""
+    serve_detector: bool = True
+    """`verity serve` also runs one detector worker (runs and model inspections); false where
+    `verity worker detector` processes (e.g. on GPU machines) do."""
+    allow_pickle_weights: bool = False
+    """Accept `.pt` weights over HTTP. A `.pt` is a pickle: loading it runs whatever code it
+    holds (in the detector worker's inspection subprocess and runs), so it is off by default."""
+    max_model_bytes: int = 1024 * 1024 * 1024
+    """Largest weights file accepted by upload (413 above it)."""
+    pipeline_wait_timeout: float = 60.0
+    """How long `POST /api/detection/pipeline/run` waits for its run before answering 202."""
     relay_adopt_stream: bool = False
     """The relay publishes into an events stream that another event store (database) has fed;
     without it, it refuses and says so in its log and in /health."""
@@ -47,6 +57,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     @property
     def uploads_dir(self) -> Path:
         return self.data_dir / "uploads"
+
+    @property
+    def models_dir(self) -> Path:
+        """The content-addressed weights store (`<sha256><ext>`), beside the uploads."""
+        return self.data_dir / "models"
 
     @property
     def base_url(self) -> str:
@@ -99,6 +114,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             "serve_evaluator": get("SERVE_EVALUATOR"),
             "serve_video": get("SERVE_VIDEO"),
             "relay_adopt_stream": get("RELAY_ADOPT_STREAM"),
+            "serve_detector": get("SERVE_DETECTOR"),
+            "allow_pickle_weights": get("ALLOW_PICKLE_WEIGHTS"),
+            "max_model_bytes": get("MAX_MODEL_BYTES"),
+            "pipeline_wait_timeout": get("PIPELINE_WAIT_TIMEOUT"),
         }
         given = {k: v for k, v in raw.items() if v is not None}
         data_dir = Path(str(given.pop("data_dir", ".data"))).expanduser().resolve()

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from verity.settings import Settings
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
     from commands.application import Verity
     from commands.detections import FrameRecorder
+    from workers.detector import DetectorWorker
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,9 @@ class WorkerContext:
     """Stored notification -> domain event (shared with the projections inside serve)."""
     record: FrameRecorder
     """The process's one frame recorder (its cache of open sessions is shared by the ingest
-    worker and, inside serve, the HTTP group commit)."""
+    worker, the detector worker and, inside serve, the HTTP group commit)."""
+    detector_options: dict[str, Any] = field(default_factory=dict)
+    """Parts of the detector worker replaced (tests: a fake detector, short timings)."""
 
 
 @dataclass(frozen=True)
@@ -154,6 +157,49 @@ async def build_video(ctx: WorkerContext) -> Worker:
     )
 
 
+def build_detector_worker(
+    nc: NatsClient,
+    app: Verity,
+    settings: Settings,
+    record: FrameRecorder,
+    read_pool: AsyncConnectionPool[Any] | None = None,
+    **overrides: Any,
+) -> DetectorWorker:
+    """The detector worker: runs and model inspections from the work queue. Inference is
+    imported lazily (torch loads only when a run or an inspection needs it)."""
+    from workers import inference  # noqa: PLC0415 - see module doc
+    from workers.detector import DetectorWorker  # noqa: PLC0415
+
+    options: dict[str, Any] = {
+        "open_detector": inference.open_detector,
+        "read_frames": inference.read_frames,
+        "inspect": inference.run_inspection_subprocess,
+        **overrides,
+    }
+    return DetectorWorker(
+        nc,
+        app,
+        record=record,
+        prefix=settings.nats_prefix,
+        live_prefix=settings.live_subject,
+        models_dir=settings.models_dir,
+        uploads_dir=settings.uploads_dir,
+        read_pool=read_pool,
+        **options,
+    )
+
+
+async def build_detector(ctx: WorkerContext) -> Worker:
+    detector = build_detector_worker(
+        ctx.nc, ctx.app, ctx.settings, ctx.record, ctx.read_pool, **ctx.detector_options
+    )
+    return Worker(
+        run=detector.run,
+        problem=lambda: detector.last_error,
+        summary=lambda: f"detector {detector.name} stopped",
+    )
+
+
 WORKERS: dict[str, WorkerEntry] = {
     entry.name: entry
     for entry in (
@@ -180,6 +226,12 @@ WORKERS: dict[str, WorkerEntry] = {
             "quality assessment of uploaded videos (scale out by starting more)",
             build_video,
             lambda s: s.serve_video,
+        ),
+        WorkerEntry(
+            "detector",
+            "detection runs and model inspections from the work queue (scale out by starting more)",
+            build_detector,
+            lambda s: s.serve_detector,
         ),
     )
 }

@@ -18,6 +18,8 @@ AGGREGATES = [
     "annotation",
     "annotation_import",
     "annotation_session",
+    "detection_run",
+    "detector_model",
     "device_frame",
     "evaluation",
     "frame_batch",

@@ -17,11 +17,13 @@ pytestmark = pytest.mark.unit
 
 
 def test_serve_runs_the_workers_its_settings_enable() -> None:
-    assert serve_workers(Settings()) == ["relay", "ingest", "evaluator", "video"]
-    assert serve_workers(Settings(serve_ingest=False, serve_relay=False, serve_video=False)) == [
-        "evaluator"
+    everything = ["relay", "ingest", "evaluator", "video", "detector"]
+    assert serve_workers(Settings()) == everything
+    alone = Settings(serve_ingest=False, serve_relay=False, serve_video=False, serve_detector=False)
+    assert serve_workers(alone) == ["evaluator"]
+    assert serve_workers(Settings(serve_evaluator=False)) == [
+        w for w in everything if w != "evaluator"
     ]
-    assert serve_workers(Settings(serve_evaluator=False)) == ["relay", "ingest", "video"]
 
 
 def test_the_cli_offers_every_registered_worker_and_no_other(
