@@ -44,7 +44,8 @@ def read_frames(
 ) -> Iterator[list[FramePacket]]:
     """Batches of frames start, start + stride, ... in order; the last batch may be short.
 
-    Raises VideoDecodeError(frame_number) where decoding fails before the declared end.
+    Raises VideoDecodeError(frame_number) where decoding fails before the declared end, after
+    yielding every frame read before it.
     Closing the iterator early stops the reader thread.
     """
     if start < 0 or stride < 1 or batch_size < 1 or queue_batches < 1:
@@ -101,7 +102,9 @@ def _read(
             else:
                 ok, image = capture.grab(), None
             if not ok:
-                if total > 0:
+                if total > 0:  # the frames read before the failure still go to the consumer
+                    if batch and not put(batch):
+                        return
                     raise VideoDecodeError(number)
                 break
             if wanted:

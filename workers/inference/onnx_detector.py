@@ -60,15 +60,15 @@ class OnnxDetector:
     def __init__(
         self, path: Path, params: DetectorParams, device: str, *, framework: str | None = None
     ) -> None:
-        self._session = onnx_session(path, device)
-        info = onnx_model_info(self._session)
+        self.session = onnx_session(path, device)
+        info = onnx_model_info(self.session)
         if info.task != "detect":
             raise WeightsRefused(f"not a detection model (task: {info.task})")
         self.info = info if framework is None else ModelInfo(
             framework=framework, class_names=info.class_names, input_size=info.input_size,
             task=info.task,
         )  # fmt: skip
-        self._input = self._session.get_inputs()[0].name
+        self._input = self.session.get_inputs()[0].name
         self._confidence, self._iou, self._imgsz = params.confidence, params.iou, params.imgsz
         self._tracker = ByteTrack(info.class_names) if params.tracking else None
         self.timings = {"preprocess": 0.0, "inference": 0.0, "postprocess": 0.0}
@@ -82,7 +82,7 @@ class OnnxDetector:
         started = time.perf_counter()
         blob, placements = to_blob(frames, self._imgsz)
         inferred = time.perf_counter()
-        (output,) = self._session.run(None, {self._input: blob})[:1]
+        (output,) = self.session.run(None, {self._input: blob})[:1]
         decoded = time.perf_counter()
         names = self.info.class_names
         found = [
@@ -98,4 +98,4 @@ class OnnxDetector:
         return found
 
     def close(self) -> None:
-        self._session = None
+        self.session = None
