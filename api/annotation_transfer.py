@@ -170,8 +170,17 @@ def _refusal(parsed: Parsed) -> HTTPException:
     return HTTPException(
         status_code=422,
         detail=detail,
-        extra={"imported": 0, "errors": msgspec.to_builtins(parsed.issues)},
+        extra={
+            "imported": 0,
+            "errorCount": len(parsed.issues),
+            "errors": msgspec.to_builtins(parsed.issues[:MAX_LISTED_ERRORS]),
+        },
     )
+
+
+MAX_LISTED_ERRORS = 100
+"""Rows listed in a refusal (the count says how many there are): a 100k-row file of bad rows
+must not answer with a 10 MB body."""
 
 
 class AnnotationTransferController(Controller):

@@ -48,9 +48,11 @@ from bench_spine import (
 WIDTH, HEIGHT = 1920, 1080
 
 
-def make_video(path: Path) -> Path:
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), 25.0, (WIDTH, HEIGHT))
-    for _ in range(3):
+def make_video(path: Path, frames: int = 3) -> Path:
+    """A black video of `frames` frames (annotations beyond a video's length are refused)."""
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), 25.0, (WIDTH, HEIGHT))
+    writer.set(cv2.VIDEOWRITER_PROP_QUALITY, 1)  # black frames of a few kB: uploads stay small
+    for _ in range(frames):
         writer.write(np.zeros((HEIGHT, WIDTH, 3), np.uint8))
     writer.release()
     return path
@@ -177,7 +179,7 @@ def main() -> None:
         }
         with served(server_command(), env, port, Path(tmp) / "server.log") as server:
             client = httpx.Client(base_url=server.base, timeout=120)
-            video = make_video(Path(tmp) / "clip.mp4")
+            video = make_video(Path(tmp) / "clip.avi", frames=(args.boxes + 19) // 20)
 
             print(f"\n== import: COCO file with {args.boxes:,} boxes ==")
             data = coco_file(args.boxes)

@@ -336,6 +336,7 @@ def test_bad_import_files_store_nothing_unless_partial_is_asked(
     assert refused.status_code == 422
     body = refused.json()
     assert body["imported"] == 0
+    assert body["errorCount"] == len(body["errors"])  # all listed: fewer than MAX_LISTED_ERRORS
     assert [(e["row"], e["field"]) for e in body["errors"]] == [
         (1, "frame_number"),
         (2, "vru_type"),
