@@ -58,9 +58,17 @@ def boxes(frame: int) -> list[RawDetection]:
     return [RawDetection(class_name="person", confidence=0.8, x=1, y=2, width=5, height=9)]
 
 
+PROGRESS_EVERY = 2.0
+"""Seconds between the worker's progress events. The crashing worker's first batch takes
+longer, so exactly that batch records progress and the later ones (fast, far under this on
+any machine) store frames after it: the frames a resumed worker must not store twice."""
+
+
 def crashing(frame: int) -> list[RawDetection]:
     if frame >= CRASH_AT:
         raise Crash
+    if frame == 0:
+        time.sleep(PROGRESS_EVERY + 0.2)
     return boxes(frame)
 
 
@@ -113,7 +121,7 @@ def _worker(nc: Any, app: Verity, settings: Settings, detect: Any) -> DetectorWo
         frame_recorder(PostgresFrameStore(app)),
         open_detector=lambda _w, _p: FakeDetector(detect, class_names=("person",)),
         ack_wait=1.0,
-        progress_every=0.15,
+        progress_every=PROGRESS_EVERY,
     )
 
 
