@@ -47,6 +47,8 @@ _BROKEN = (
 
 
 def _safe(name: str) -> bool:
+    if not name:  # a damaged index (zipfile's own is_dir() fails on it)
+        return False
     if name.startswith(("/", "\\")) or "\\" in name or ":" in name.split("/", 1)[0]:
         return False
     parts = posixpath.normpath(name).split("/")

@@ -332,3 +332,13 @@ def test_hostile_files_are_refused_within_the_memory_bound(
     result = parse_in_fresh_process(fmt, make(), tmp_path)
     assert result.get("kind") == kind.value, result
     assert result["growth"] < GROWTH_BOUND, result
+
+
+def test_an_archive_entry_without_a_name_is_a_format_error() -> None:
+    # found by the fuzz test above: zipfile's own ZipInfo.is_dir() fails on an empty name
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("classes.txt", b"pedestrian\n")
+        archive.writestr(zipfile.ZipInfo(""), b"0 .5 .5 .1 .1\n")
+    with pytest.raises(FormatError):
+        yolo.parse(buffer.getvalue(), VIDEO)
