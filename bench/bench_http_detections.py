@@ -11,8 +11,8 @@ that a GET after the POSTs sees exactly one stored detection per 200.
 `--compare DIR` serves another checkout too (with its own .venv), e.g. the base commit in a
 temporary git worktree, and takes the two servers in turn, run by run, so that other load on
 the machine falls on both alike:
-  git worktree add /tmp/base <commit> && (cd /tmp/base && uv sync)
-  uv run python bench/bench_http_detections.py --compare /tmp/base
+  git worktree add ../verity-base <commit> && (cd ../verity-base && uv sync)
+  uv run python bench/bench_http_detections.py --compare ../verity-base
 
 Usage: uv run python bench/bench_http_detections.py [--connections 1 4 8] [--rounds 3]
 Other processes on the machine share its cores: figures are provisional, re-run to confirm.
