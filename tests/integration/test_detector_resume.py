@@ -20,22 +20,11 @@ import pytest
 from commands.application import Verity
 from commands.detection_runs import RequestRun, load_run, request_run
 from commands.detections import frame_recorder
-from commands.detector_models import (
-    RecordInspection,
-    RegisterModel,
-    record_inspection,
-    register_model,
-)
-from commands.projects import CreateProject, create_project
-from commands.videos import RegisterUpload, register_upload
 from domain.annotations import Annotation
 from domain.detection_runs import DetectionRun, RunMode, RunParameters, RunStatus
 from domain.detections import FRAME_EVENTS, frames_of
-from domain.detector_models import Framework, Inspection
-from domain.projects import CameraView, SignalType
-from domain.videos import VideoMetadata
 from storage.frames import PostgresFrameStore
-from tests.e2e.helpers import write_video
+from tests.integration.detector_fixtures import video_and_ready_model
 from verity.bootstrap import open_application
 from verity.settings import Settings
 from verity.worker_registry import build_detector_worker
@@ -73,39 +62,10 @@ def crashing(frame: int) -> list[RawDetection]:
 
 
 def _setup(app: Verity, settings: Settings, mode: RunMode) -> UUID:
-    project = CreateProject(
-        name="p",
-        camera_model="c",
-        camera_view=CameraView.FRONT_FACING_VRU,
-        signal_type=SignalType.GPIO,
-    )
-    create_project(project, app)
-    settings.uploads_dir.mkdir(parents=True, exist_ok=True)
-    upload = RegisterUpload(
-        project_id=project.id,
-        filename="clip.mp4",
-        original_name="clip.mp4",
-        size=1,
-        sha256="0" * 64,
-        metadata=VideoMetadata(fps=10, frame_count=FRAMES, duration=6, width=64, height=48),
-    )
-    write_video(settings.uploads_dir / "clip.mp4", frames=FRAMES)
-    register_upload(upload, app)
-    model = RegisterModel(
-        name="fake",
-        version="1",
-        framework=Framework.ONNX,
-        sha256="1" * 64,
-        filename="fake.onnx",
-        original_name="fake.onnx",
-        size=1,
-    )
-    register_model(model, app)
-    info = Inspection(framework="onnx", class_names=("person",), input_size=64, task="detect")
-    record_inspection(RecordInspection(id=model.id, inspection=info), app)
+    video_id, model_id = video_and_ready_model(app, settings, "clip", FRAMES, seed="0")
     run = RequestRun(
-        model_id=model.id,
-        video_id=upload.id,
+        model_id=model_id,
+        video_id=video_id,
         mode=mode,
         parameters=RunParameters(batch_size=4),
     )

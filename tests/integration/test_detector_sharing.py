@@ -25,22 +25,11 @@ from psycopg_pool import ConnectionPool
 from commands.application import Verity
 from commands.detection_runs import RequestRun, load_run, request_run
 from commands.detections import frame_recorder
-from commands.detector_models import (
-    RecordInspection,
-    RegisterModel,
-    record_inspection,
-    register_model,
-)
-from commands.projects import CreateProject, create_project
-from commands.videos import RegisterUpload, register_upload
 from domain.detection_runs import DetectionRun, RunMode, RunParameters, RunStatus, device_id_of
 from domain.detections import FRAME_EVENTS, frames_of
-from domain.detector_models import Framework, Inspection
-from domain.projects import CameraView, SignalType
-from domain.videos import VideoMetadata
 from projections.detection_runs import get_run
 from storage.frames import PostgresFrameStore
-from tests.e2e.helpers import write_video
+from tests.integration.detector_fixtures import video_and_ready_model
 from verity.bootstrap import open_application, projection_runners
 from verity.settings import Settings
 from verity.worker_registry import build_detector_worker
@@ -60,41 +49,12 @@ def boxes(frame: int) -> list[RawDetection]:
 
 
 def _setup(app: Verity, settings: Settings) -> list[UUID]:
-    project = CreateProject(
-        name="shared",
-        camera_model="c",
-        camera_view=CameraView.FRONT_FACING_VRU,
-        signal_type=SignalType.GPIO,
-    )
-    create_project(project, app)
-    settings.uploads_dir.mkdir(parents=True, exist_ok=True)
-    write_video(settings.uploads_dir / "shared.mp4", frames=FRAMES)
-    upload = RegisterUpload(
-        project_id=project.id,
-        filename="shared.mp4",
-        original_name="shared.mp4",
-        size=1,
-        sha256="2" * 64,
-        metadata=VideoMetadata(fps=10, frame_count=FRAMES, duration=2.4, width=64, height=48),
-    )
-    register_upload(upload, app)
-    model = RegisterModel(
-        name="fake-shared",
-        version="1",
-        framework=Framework.ONNX,
-        sha256="3" * 64,
-        filename="fake-shared.onnx",
-        original_name="fake-shared.onnx",
-        size=1,
-    )
-    register_model(model, app)
-    info = Inspection(framework="onnx", class_names=("person",), input_size=64, task="detect")
-    record_inspection(RecordInspection(id=model.id, inspection=info), app)
+    video_id, model_id = video_and_ready_model(app, settings, "shared", FRAMES, seed="2")
     runs = []
     for _ in range(RUNS):
         run = RequestRun(
-            model_id=model.id,
-            video_id=upload.id,
+            model_id=model_id,
+            video_id=video_id,
             mode=RunMode.TEST_SESSION,
             parameters=RunParameters(batch_size=4),
         )
