@@ -48,6 +48,10 @@ class Client:
 Resolve = Callable[[int], Awaitable[bytes]]
 """The full envelope of the event stored at a position (workers/references.py)."""
 
+Tap = Callable[[str, bytes], None]
+"""Hears every message the hub publishes, with its room: a second door onto the same feed
+(Socket.IO, the frontend's page sockets) translates from here instead of subscribing twice."""
+
 
 class RoomHub:
     """Room membership and fan-out; a client too slow to drain its queue is disconnected."""
@@ -56,6 +60,10 @@ class RoomHub:
         self.rooms: dict[str, set[Client]] = {}
         self.received = 0
         self.resolve = resolve
+        self.taps: list[Tap] = []
+
+    def add_tap(self, tap: Tap) -> None:
+        self.taps.append(tap)
 
     def join(self, client: Client, room: str) -> None:
         client.rooms.add(room)
@@ -74,6 +82,8 @@ class RoomHub:
             self.leave(client, room)
 
     def publish(self, room: str, message: bytes) -> None:
+        for tap in self.taps:
+            tap(room, message)
         for client in list(self.rooms.get(room, ())):
             try:
                 client.queue.put_nowait(message)
