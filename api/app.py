@@ -26,6 +26,7 @@ from api.detector_models import DetectorModelsController
 from api.errors import exception_handlers
 from api.ground_truth import GroundTruthController
 from api.health import health, root
+from api.page_sockets import enhanced_test_check, enhanced_test_socket, test_execution_socket
 from api.projection_status import ProjectionStatusController
 from api.projects import ProjectsController
 from api.results import ResultsController
@@ -93,6 +94,9 @@ def create_app(services_factory: ServicesFactory, uploads_dir: Path) -> Litestar
             dashboard_charts,
             ProjectionStatusController,
             websocket_gateway,
+            test_execution_socket,
+            enhanced_test_socket,
+            enhanced_test_check,
             create_static_files_router(
                 path="/uploads", directories=[uploads_dir], guards=[served_name_guard]
             ),

@@ -200,13 +200,20 @@ def _pct(v: float | None) -> float:
 
 
 def completed_message(session_id: UUID, done: Evaluated, room: str) -> bytes:
-    c = done.report.counts
+    verdict = None if done.verdict is None else done.verdict.outcome.value
+    return completion_message(session_id, done.evaluation_id, done.report.counts, verdict, room)
+
+
+def completion_message(
+    session_id: UUID, evaluation_id: UUID, c: Counts, verdict: str | None, room: str
+) -> bytes:
+    """`test_completed` from an evaluation's figures (as recorded, or read back later)."""
     sid = str(session_id)
     data = CompletedData(
         test_session_id_snake=sid,
         test_session_id=sid,
         session_id=sid,
-        evaluation_id=str(done.evaluation_id),
+        evaluation_id=str(evaluation_id),
         results=CompletedResults(
             accuracy=_pct(c.accuracy),
             precision=_pct(c.precision),
@@ -216,7 +223,7 @@ def completed_message(session_id: UUID, done: Evaluated, room: str) -> bytes:
             false_positives=c.fp,
             false_negatives=c.fn,
             total_detections=c.tp + c.fp,
-            verdict=None if done.verdict is None else done.verdict.outcome.value,
+            verdict=verdict,
         ),
         timestamp=now(),
     )
