@@ -24,7 +24,13 @@ from api.services import Services, services_of
 from api.ws import Client, RoomHub
 from domain.evaluation import Counts
 from projections.evaluations import latest_evaluation
-from projections.live_messages import completion_message, encode, progress_message, session_room
+from projections.live_messages import (
+    completion_message,
+    encode,
+    evaluation_failed_message,
+    progress_message,
+    session_room,
+)
 from projections.page_messages import (
     EnhancedTestFeed,
     SessionInfo,
@@ -87,6 +93,9 @@ async def _as_it_stands(services: Services, row: TestSessionRow) -> list[bytes]:
             messages.append(
                 completion_message(row.id, evaluation.id, figures, evaluation.outcome, room)
             )
+        elif evaluation is not None and evaluation.status == "failed":
+            reason = evaluation.failure or ""
+            messages.append(evaluation_failed_message(row.id, evaluation.id, reason, room))
     return messages
 
 

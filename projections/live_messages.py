@@ -230,6 +230,30 @@ def completion_message(
     return encode("test_completed", room, data)
 
 
+class EvaluationFailedData(msgspec.Struct, kw_only=True, rename="camel"):
+    session_id: str
+    session_id_snake: str = msgspec.field(name="session_id")
+    evaluation_id: str
+    reason: str
+    timestamp: str
+
+
+def evaluation_failed_message(
+    session_id: UUID, evaluation_id: UUID, reason: str, room: str
+) -> bytes:
+    """`evaluation_failed` in the session's room: it completed but cannot be evaluated (the
+    stored event reaches only room `evaluation:{id}`, which no page knows)."""
+    sid = str(session_id)
+    data = EvaluationFailedData(
+        session_id=sid,
+        session_id_snake=sid,
+        evaluation_id=str(evaluation_id),
+        reason=reason,
+        timestamp=now(),
+    )
+    return encode("evaluation_failed", room, data)
+
+
 # --- video_processing_progress ------------------------------------------------------------
 
 

@@ -7,10 +7,12 @@ what its page reads, here (pure functions, so both the API and the tests use the
 
 - TestExecution: `test_progress` (the room's `test_progress`, and status changes with
   `status`), `test_result` (one per evaluated session: the `TestResults` the page lists, with
-  the evaluation's figures in percent), `test_completed` (after the result), `test_error`
+  the evaluation's figures in percent), `test_completed` (after the result; alone, with
+  `evaluated: false` and the `reason`, when the session cannot be evaluated), `test_error`
   (the session failed or was deleted, or is unknown; `message` says which).
 - EnhancedTestExecution: `test_result` (a row of its results table: `processing` for each
-  (coalesced) detection message, `success` with the figures once evaluated, `failed`),
+  (coalesced) detection message, `success` with the figures once evaluated, `failed` when it
+  failed, was deleted or cannot be evaluated),
   `session_complete` after the last row, and `test_progress` as above.
 Both: `error` for a client message that is not understood, `pong` for `{"type": "ping"}`.
 """
@@ -107,6 +109,9 @@ class TestExecutionFeed:
             return [page_message("test_progress", sessionId=sid, status=status)]
         if live.event == "test_completed":
             return [self._result(data), page_message("test_completed", **data)]
+        if live.event == "evaluation_failed":  # the run is over, but no figures
+            ended = {**data, "testSessionId": sid, "evaluated": False, "results": None}
+            return [page_message("test_completed", **ended)]
         return []
 
     def _result(self, done: dict[str, Any]) -> bytes:
@@ -166,6 +171,15 @@ class EnhancedTestFeed:
             return [self._detections(data)]
         if live.event == "test_progress":
             return [page_message("test_progress", sessionId=sid, **_progress(data))]
+        if live.event == "evaluation_failed":
+            row = self._row(
+                str(data.get("evaluationId")),
+                "failed",
+                data.get("timestamp"),
+                details=f"Not evaluated: {data.get('reason')}",
+            )
+            ended = {**data, "status": "completed", "evaluated": False}
+            return [row, page_message("session_complete", **ended)]
         if live.event == "test_session_update" and data.get("status") in _FINAL:
             status = str(data["status"])
             reason = data.get("error") or _FINAL[status]

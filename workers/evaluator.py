@@ -41,6 +41,7 @@ from commands.evaluations import (
 )
 from domain.errors import ConcurrentModification
 from domain.evaluation import Counts
+from domain.evaluations import completion_evaluation_id
 from domain.events import EventMeta
 from domain.ground_truth import counts_as_ground_truth
 from domain.running_evaluation import DetectionBatch, RunningEvaluation
@@ -50,6 +51,7 @@ from projections.evaluation_sources import load_sources
 from projections.evaluations import completed_unevaluated
 from projections.live_messages import (
     completed_message,
+    evaluation_failed_message,
     live_subject,
     progress_message,
     session_room,
@@ -326,6 +328,9 @@ class Evaluator:
                 await self._live(room, completed_message(sid, done, room))
         elif isinstance(done, str):
             log.info("session %s completed but cannot be evaluated: %s", sid, done)
+            room = session_room(sid)
+            failed = evaluation_failed_message(sid, completion_evaluation_id(sid), done, room)
+            await self._live(room, failed)
 
     async def _live(self, room: str, message: bytes) -> None:
         await self.publish(live_subject(self.live_prefix, room), message)

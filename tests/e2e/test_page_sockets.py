@@ -280,3 +280,22 @@ def test_junk_and_unknown_sessions_get_an_error_message(
             next_page(ws, "pong")
             ws.send_text('{"type": "start", "sessionId": "x"}')
             assert "'start'" in next_page(ws, "error")["message"]
+
+
+def test_a_run_without_ground_truth_still_ends_on_the_page(
+    client: TestClient[Any], tmp_path: Path
+) -> None:
+    project_id, video_id = project_with_video(client, tmp_path)  # nothing annotated
+    body = {"name": "no truth", "projectId": project_id, "videoId": video_id}
+    sid = client.post("/api/test-sessions", json=body).json()["id"]
+    with client.websocket_connect(f"/ws/test-execution/{sid}") as ws:
+        next_page(ws, "test_progress", status="pending")
+        client.post(f"/api/test-sessions/{sid}/start")
+        assert client.post(f"/api/test-sessions/{sid}/stop").json()["status"] == "completed"
+        ended = next_page(ws, "test_completed", timeout=30)
+    assert ended["evaluated"] is False and ended["testSessionId"] == sid and ended["reason"]
+    results = wait_results(client, sid)
+    assert results.status_code == 409 and results.json()["detail"]
+    with client.websocket_connect(f"/ws/test/{sid}") as late:  # a page that opens later
+        assert next_page(late, "test_result", status="failed")["details"].startswith("Not")
+        assert next_page(late, "session_complete")["evaluated"] is False

@@ -14,6 +14,7 @@ from projections.live_messages import (
     completion_message,
     detection_message,
     encode,
+    evaluation_failed_message,
     progress_message,
     session_room,
 )
@@ -154,3 +155,14 @@ def test_an_unknown_session_is_named_in_the_error() -> None:
     [(kind, body)] = page([unknown_session("nope")])
     assert kind == "test_error" and body["code"] == "unknown_session"
     assert "'nope'" in body["message"]
+
+
+def test_a_session_that_cannot_be_evaluated_still_ends_on_both_pages() -> None:
+    failed = evaluation_failed_message(SESSION, EVALUATION, "no ground truth", ROOM)
+    [(kind, ended)] = page(TestExecutionFeed(info()).translate(failed))
+    assert kind == "test_completed" and ended["evaluated"] is False
+    assert ended["testSessionId"] == str(SESSION) and ended["reason"] == "no ground truth"
+    (k1, row), (k2, done) = page(EnhancedTestFeed(info()).translate(failed))
+    assert (k1, k2) == ("test_result", "session_complete")
+    assert row["status"] == "failed" and "no ground truth" in row["details"]
+    assert done["evaluated"] is False and done["sessionId"] == str(SESSION)
