@@ -20,6 +20,7 @@ from litestar.testing import TestClient
 
 from domain.events import EventMeta
 from domain.renditions import rendition_filename
+from projections.live_messages import live_subject
 from tests.e2e.helpers import api_client, upload_file, wait_for_video, write_video
 from tests.e2e.test_video_quality_journey import street, topics, video_of
 from verity.bootstrap import open_application
@@ -177,15 +178,23 @@ def test_playable_and_corrupt_uploads_keep_their_original(
         assert not [p for p in settings.uploads_dir.iterdir() if p.name.startswith(".")]
 
 
-async def _race(settings: Settings, video_id: UUID) -> list[Any]:
-    """Two workers given the same upload at once (no NATS in between)."""
+async def _race(settings: Settings, video_id: UUID) -> tuple[list[Any], list[Any]]:
+    """Two workers given the same upload at once (no NATS in between); their stats and the
+    live progress messages of the video's room."""
     assert settings.database_url is not None and settings.nats_url is not None
     app = await asyncio.to_thread(open_application, settings.database_url, 2)
     nc = await nats.connect(settings.nats_url)
+    heard: list[Any] = []
+
+    async def hear(msg: Any) -> None:
+        heard.append(msgspec.json.decode(msg.data))
+
+    await nc.subscribe(live_subject(settings.live_subject, f"video:{video_id}"), cb=hear)
     try:
         workers = [build_video_worker(nc, app, settings) for _ in range(2)]
         await asyncio.gather(*(w.process(video_id, EventMeta(actor="test")) for w in workers))
-        return [w.stats for w in workers]
+        await nc.flush()
+        return [w.stats for w in workers], heard
     finally:
         await nc.close()
         app.close()
@@ -194,10 +203,16 @@ async def _race(settings: Settings, video_id: UUID) -> list[Any]:
 def test_two_workers_make_one_rendition(settings: Settings, tmp_path: Path) -> None:
     quiet = msgspec.structs.replace(settings, serve_video=False)
     with api_client(quiet) as client:
-        uploaded = upload_file(client, "/api/videos", write_video(tmp_path / "a.mp4", 60))
+        long_enough = write_video(tmp_path / "a.mp4", 300, 30.0, (640, 360))  # ~1 s to encode
+        uploaded = upload_file(client, "/api/videos", long_enough)
         vid = uploaded.json()["id"]
-        stats = asyncio.run(_race(quiet, UUID(vid)))
+        stats, heard = asyncio.run(_race(quiet, UUID(vid)))
         assert sum(s.renditions for s in stats) == 1, stats
+        progress = [m["data"] for m in heard if m["event"] == "video_processing_progress"]
+        rendering = [p for p in progress if p["stage"] == "rendition"]
+        assert rendering, progress  # a transcode shows how far it has got
+        assert all(p["videoId"] == vid and 0 < p["progress"] <= 100 for p in rendering)
+        assert rendering[-1]["total"] == 300
         assert topics(quiet, vid).count("RenditionRecorded") == 1
         video = wait_for_video(client, vid, {"completed", "failed"})
         assert video["renditionStatus"] == "ready"
