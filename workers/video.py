@@ -1,11 +1,14 @@
-"""Video worker: every uploaded video's quality, assessed off the API process.
+"""Video worker: every uploaded video's quality and browser-playable rendition, off the API
+process.
 
 Fed by the stored events the relay publishes: a durable JetStream consumer on
 `<prefix>.events.video.uploaded` in the events stream (which the relay creates; the worker waits
 for it), so an upload made while no worker ran is assessed when one starts, and several workers
 share the uploads. Per upload: `Video.ProcessingStarted` -> sample and measure frames in a thread
-(workers/video_sampling.py) -> `Video.QualityAssessed`, or `Video.ProcessingFailed` with the
-reason when the file cannot be decoded. The message is acked only after the outcome is stored;
+(workers/video_sampling.py) -> when browsers cannot play the upload, transcode it in a thread
+(workers/renditions.py) and record `Video.RenditionRecorded` or `Video.RenditionFailed` ->
+`Video.QualityAssessed`, or `Video.ProcessingFailed` with the reason when the file cannot be
+decoded. The message is acked only after the outcome is stored;
 each step is idempotent (commands/video_quality.py), so a redelivery or a second worker records
 nothing twice. A database that is away naks the message for a later try.
 """
