@@ -24,21 +24,30 @@ RENDITION_CODEC = "h264"
 PLAYABLE_CODECS = frozenset({"h264", "vp8", "vp9", "av1"})
 """FFmpeg's names of the video codecs every current browser decodes."""
 PLAYABLE_CONTAINERS = frozenset({".mp4", ".webm"})
+PLAYABLE_PIXELS = frozenset({"yuv420p", "yuvj420p"})
+"""8-bit 4:2:0: what every browser decodes (4:4:4 and 10-bit H.264 mostly are not)."""
 
 
 def rendition_filename(video_id: UUID) -> str:
     return f"{video_id}{RENDITION_SUFFIX}"
 
 
-def needs_rendition(extension: str, codec: str) -> bool:
-    """An upload whose container or video codec (FFmpeg's name) a browser may not play."""
-    return extension.lower() not in PLAYABLE_CONTAINERS or codec.lower() not in PLAYABLE_CODECS
+def needs_rendition(extension: str, codec: str, pixels: str = "yuv420p") -> bool:
+    """An upload whose container, video codec or pixel format (FFmpeg's names) a browser may
+    not play."""
+    return (
+        extension.lower() not in PLAYABLE_CONTAINERS
+        or codec.lower() not in PLAYABLE_CODECS
+        or pixels.lower() not in PLAYABLE_PIXELS
+    )
 
 
 class Source(msgspec.Struct, frozen=True, kw_only=True):
     """What the container says about the video stream to be transcoded."""
 
     codec: str
+    pixels: str = ""
+    """Pixel format (FFmpeg's name), empty when unknown."""
     width: int
     height: int
     frames: int

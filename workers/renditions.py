@@ -70,6 +70,7 @@ def source_of(container: av.container.InputContainer) -> tuple[av.video.VideoStr
     ctx = stream.codec_context
     return stream, Source(
         codec=ctx.name,
+        pixels=ctx.format.name if ctx.format is not None else "",
         width=ctx.width,
         height=ctx.height,
         frames=max(stream.frames, 0),

@@ -253,7 +253,7 @@ class VideoWorker:
         failure (or refusal) is recorded and the original stays the video's `url`."""
         try:
             source = await anyio.to_thread.run_sync(probe, path)
-            if not needs_rendition(path.suffix, source.codec):
+            if not needs_rendition(path.suffix, source.codec, source.pixels):
                 return
             work = partial(transcode, path, self.uploads_dir, video_id, halt=self.halt)
             rendition: Rendition = await self._in_thread(video_id, "rendition", msg, work)

@@ -42,6 +42,14 @@ def test_which_uploads_need_a_rendition(extension: str, codec: str, needed: bool
 
 
 @pytest.mark.parametrize(
+    ("pixels", "needed"),
+    [("yuv420p", False), ("yuvj420p", False), ("yuv444p", True), ("yuv420p10le", True)],
+)
+def test_only_8_bit_4_2_0_plays_as_it_is(pixels: str, needed: bool) -> None:
+    assert needs_rendition(".mp4", "h264", pixels) is needed
+
+
+@pytest.mark.parametrize(
     ("changes", "words"),
     [
         ({"width": 8000, "height": 6000}, "exceeds the rendition limit"),
