@@ -122,3 +122,17 @@ def test_what_is_not_a_video_is_refused(tmp_path: Path) -> None:
     with pytest.raises(RenditionRefused, match="cannot be opened"):
         transcode(junk, tmp_path, uuid4())
     assert [p.name for p in tmp_path.iterdir()] == ["junk.mp4"]
+
+
+def test_bounds_are_enforced_before_and_while_encoding(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = write_video(tmp_path / "a.mp4", frames=20)  # 64x48
+    monkeypatch.setattr("domain.renditions.RENDITION_MAX_SIDE", 32)
+    with pytest.raises(RenditionRefused, match="64x48 exceeds the rendition limit"):
+        transcode(source, tmp_path, uuid4())
+    monkeypatch.undo()
+    monkeypatch.setattr("workers.renditions.RENDITION_MAX_FRAMES", 5)  # a container that lies
+    with pytest.raises(RenditionRefused, match="more than 5 frames"):
+        transcode(source, tmp_path, uuid4())
+    assert [p.name for p in tmp_path.iterdir()] == ["a.mp4"]  # nothing half-written stays
