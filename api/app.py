@@ -11,7 +11,6 @@ from litestar.config.cors import CORSConfig
 from litestar.enums import ScopeType
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
-from litestar.static_files import create_static_files_router
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.annotation_sessions import AnnotationSessionsController
@@ -33,8 +32,8 @@ from api.results import ResultsController
 from api.services import Services, request_id
 from api.session_lifecycle import LIFECYCLE_ROUTES
 from api.test_sessions import TestSessionsController
-from api.uploads import served_name_guard
 from api.validation import ValidationController
+from api.video_files import uploaded_file
 from api.video_quality import VideoQualityController
 from api.videos import VideosController
 from api.ws import websocket_gateway
@@ -97,9 +96,7 @@ def create_app(services_factory: ServicesFactory, uploads_dir: Path) -> Litestar
             test_execution_socket,
             enhanced_test_socket,
             enhanced_test_check,
-            create_static_files_router(
-                path="/uploads", directories=[uploads_dir], guards=[served_name_guard]
-            ),
+            uploaded_file,
         ],
         lifespan=[lifespan],
         exception_handlers=exception_handlers,

@@ -23,6 +23,7 @@ from commands.projects import update_project as update_project_handler
 from domain.errors import InvalidValue, NotFound
 from domain.limits import MAX_LIST, Identifier, Name, OptionalName, Text, WholeFrameRate
 from domain.projects import CameraView, ProjectChanges, ProjectStatus, SignalType
+from domain.renditions import rendition_filename
 from projections import projects as read
 from projections.test_sessions import session_ids_of_project
 from projections.videos import video_files_of_project
@@ -171,7 +172,8 @@ class ProjectsController(Controller):
         sessions = await session_ids_of_project(services.read_pool, project_id, video_ids)
         cmd = DeleteProject(id=project_id, video_ids=video_ids, test_session_ids=tuple(sessions))
         position = await execute(services, request, delete_project_handler, cmd)
-        for _, filename in videos:  # only once the deletions are stored
-            (services.config.uploads_dir / filename).unlink(missing_ok=True)
+        for video_id, filename in videos:  # only once the deletions are stored
+            for name in (filename, rendition_filename(video_id)):
+                (services.config.uploads_dir / name).unlink(missing_ok=True)
         await caught_up(services, position, "projects_v1", "videos_v1")
         return Message(message="Project deleted successfully")

@@ -36,6 +36,17 @@ MAX_FRAME_RATE = 10_000
 MAX_TOLERANCE_MS = 60_000
 """Widest time window in which a detection may match ground truth (a minute)."""
 
+RENDITION_MAX_SIDE = 4096
+"""Widest or tallest video the worker transcodes for browsers (H.264 level 5.1's reach)."""
+RENDITION_MAX_PIXELS = 4096 * 2304
+"""Largest frame area transcoded (4K); bigger uploads keep only their original."""
+RENDITION_MAX_SECONDS = 4 * 3600
+"""Longest video transcoded: hours of CPU on two cores beyond that."""
+RENDITION_MAX_FRAMES = 4 * 3600 * 60
+"""Most frames transcoded (4 h at 60 fps), also enforced while decoding: a container may lie."""
+RENDITION_MAX_BYTES = 8 * 2**30
+"""Largest rendition written; the transcode stops and records why beyond it."""
+
 MAX_NAME = 200
 MAX_IDENTIFIER = 128
 MAX_LABEL = 64

@@ -11,6 +11,7 @@ from eventsourcing.domain import event
 from domain.errors import Conflict, NotFound
 from domain.events import VerityAggregate
 from domain.projects import CENTRAL_STORE_ID
+from domain.renditions import Rendition
 from domain.video_quality import QualityAssessment
 
 ALLOWED_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv")
@@ -81,6 +82,23 @@ class Video(VerityAggregate):
         reason: str = ""
         stage: str = "quality"
 
+    class RenditionRecorded(VerityAggregate.Event):
+        """A browser-playable copy was written beside the original (domain/renditions.py)."""
+
+        filename: str = ""
+        codec: str = ""
+        size: int = 0
+        duration: float = 0.0
+        frame_count: int = 0
+        width: int = 0
+        height: int = 0
+        seconds: float = 0.0
+
+    class RenditionFailed(VerityAggregate.Event):
+        """No rendition could (or may) be made; the original is still served."""
+
+        reason: str = ""
+
     @event(Uploaded)
     def __init__(
         self, project_id: UUID, filename: str, original_name: str, size: int, sha256: str
@@ -93,6 +111,8 @@ class Video(VerityAggregate):
         self.metadata: VideoMetadata | None = None
         self.deleted = False
         self.processing = Processing.PENDING
+        self.rendition: str | None = None
+        """`ready` or `failed` once settled; None while none was made (or none is needed)."""
 
     def ensure_exists(self) -> None:
         if self.deleted:
@@ -185,3 +205,37 @@ class Video(VerityAggregate):
     @event(ProcessingFailed)
     def _processing_failed(self, reason: str, stage: str) -> None:
         self.processing = Processing.FAILED
+
+    def record_rendition(self, rendition: Rendition) -> bool:
+        """Record the rendition once; False when one was already recorded (or refused)."""
+        self.ensure_exists()
+        if self.rendition is not None:
+            return False
+        self._rendition_recorded(**msgspec.structs.asdict(rendition))
+        return True
+
+    @event(RenditionRecorded)
+    def _rendition_recorded(
+        self,
+        filename: str,
+        codec: str,
+        size: int,
+        duration: float,
+        frame_count: int,
+        width: int,
+        height: int,
+        seconds: float,
+    ) -> None:
+        self.rendition = "ready"
+
+    def fail_rendition(self, reason: str) -> bool:
+        """Record why there is no rendition, once; False when the outcome is already known."""
+        self.ensure_exists()
+        if self.rendition is not None:
+            return False
+        self._rendition_failed(reason=reason[:MAX_REASON] or "unknown error")
+        return True
+
+    @event(RenditionFailed)
+    def _rendition_failed(self, reason: str) -> None:
+        self.rendition = "failed"

@@ -267,12 +267,15 @@ class VideoProgressData(msgspec.Struct, kw_only=True, rename="camel"):
     sent_at: str
 
 
-def video_progress_message(video_id: UUID, done: int, total: int) -> tuple[bytes, str]:
-    """(message, room): how far the video worker's assessment of a video has got."""
+def video_progress_message(
+    video_id: UUID, done: int, total: int, stage: str = "quality"
+) -> tuple[bytes, str]:
+    """(message, room): how far the video worker has got with a stage (`quality`: frames
+    sampled; `rendition`: frames transcoded)."""
     room = f"video:{video_id}"
     data = VideoProgressData(
         video_id=str(video_id),
-        stage="quality",
+        stage=stage,
         done=done,
         total=total,
         progress=round(100.0 * done / total, 1) if total > 0 else 0.0,
@@ -364,6 +367,8 @@ NAMES: dict[tuple[str, str], str] = {
     ("video", "processing_started"): "video_processing",
     ("video", "quality_assessed"): "video_processed",
     ("video", "processing_failed"): "video_processing_failed",
+    ("video", "rendition_recorded"): "video_rendition_ready",
+    ("video", "rendition_failed"): "video_rendition_failed",
     ("video", "linked"): "video_linked",
     ("video", "unlinked"): "video_unlinked",
     ("video", "deleted"): "video_deleted",
