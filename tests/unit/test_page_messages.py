@@ -10,6 +10,7 @@ import pytest
 
 from commands.device_messages import decode_frame
 from domain.evaluation import make_counts
+from projections import page_messages as pages
 from projections.live_messages import (
     completion_message,
     detection_message,
@@ -17,13 +18,6 @@ from projections.live_messages import (
     evaluation_failed_message,
     progress_message,
     session_room,
-)
-from projections.page_messages import (
-    EnhancedTestFeed,
-    SessionInfo,
-    TestExecutionFeed,
-    reply_to,
-    unknown_session,
 )
 from projections.test_sessions import SessionCounts
 
@@ -35,8 +29,8 @@ EVALUATION = uuid4()
 ROOM = session_room(SESSION)
 
 
-def info() -> SessionInfo:
-    return SessionInfo(
+def info() -> pages.SessionInfo:
+    return pages.SessionInfo(
         session_id=SESSION, video_id=VIDEO, video_name="clip.mp4", device_id="cam", started_at=None
     )
 
@@ -60,7 +54,7 @@ DONE = completion_message(SESSION, EVALUATION, make_counts(8, 2, 1), "pass", ROO
 
 
 def test_test_execution_reads_progress_result_completion_and_errors() -> None:
-    feed = TestExecutionFeed(info())
+    feed = pages.TestExecutionFeed(info())
     counts = SessionCounts(status="running", frame_count=3, detection_count=5, progress=12.5)
     [(kind, progress)] = page(feed.translate(progress_message(SESSION, counts)))
     assert kind == "test_progress"
@@ -102,7 +96,7 @@ def test_test_execution_reads_progress_result_completion_and_errors() -> None:
 
 
 def test_enhanced_test_reads_rows_and_the_end_of_the_session() -> None:
-    feed = EnhancedTestFeed(info())
+    feed = pages.EnhancedTestFeed(info())
     frame = decode_frame(
         msgspec.json.encode(
             {
@@ -147,22 +141,22 @@ def test_enhanced_test_reads_rows_and_the_end_of_the_session() -> None:
     ],
 )
 def test_whatever_a_client_sends_gets_an_answer(raw: str | bytes, kind: str) -> None:
-    [(got, _)] = page([reply_to(raw)])
+    [(got, _)] = page([pages.reply_to(raw)])
     assert got == kind
 
 
 def test_an_unknown_session_is_named_in_the_error() -> None:
-    [(kind, body)] = page([unknown_session("nope")])
+    [(kind, body)] = page([pages.unknown_session("nope")])
     assert kind == "test_error" and body["code"] == "unknown_session"
     assert "'nope'" in body["message"]
 
 
 def test_a_session_that_cannot_be_evaluated_still_ends_on_both_pages() -> None:
     failed = evaluation_failed_message(SESSION, EVALUATION, "no ground truth", ROOM)
-    [(kind, ended)] = page(TestExecutionFeed(info()).translate(failed))
+    [(kind, ended)] = page(pages.TestExecutionFeed(info()).translate(failed))
     assert kind == "test_completed" and ended["evaluated"] is False
     assert ended["testSessionId"] == str(SESSION) and ended["reason"] == "no ground truth"
-    (k1, row), (k2, done) = page(EnhancedTestFeed(info()).translate(failed))
+    (k1, row), (k2, done) = page(pages.EnhancedTestFeed(info()).translate(failed))
     assert (k1, k2) == ("test_result", "session_complete")
     assert row["status"] == "failed" and "no ground truth" in row["details"]
     assert done["evaluated"] is False and done["sessionId"] == str(SESSION)
