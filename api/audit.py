@@ -14,7 +14,7 @@ import msgspec
 from litestar import Controller, Request, Response, get
 from litestar.datastructures import State
 from litestar.openapi import ResponseSpec
-from litestar.params import Parameter
+from litestar.params import QueryParameter
 from litestar.response import Stream
 
 from api.services import Services, services_of
@@ -25,7 +25,7 @@ from projections.audit_log import stream_log as log_stream
 NDJSON = "application/x-ndjson"
 _encoder = msgspec.json.Encoder(decimal_format="string")
 
-Text = Annotated[str | None, Parameter(description="See the operation's description")]
+Text = Annotated[str | None, QueryParameter(description="See the operation's description")]
 
 
 def wants_ndjson(request: Request[Any, Any, Any], format_: str | None) -> bool:
@@ -63,13 +63,13 @@ class AuditController(Controller):
         request: Request[Any, Any, Any],
         after: Text = None,
         limit: Text = None,
-        aggregate_type: Annotated[str | None, Parameter(query="aggregateType")] = None,
-        aggregate_id: Annotated[str | None, Parameter(query="aggregateId")] = None,
-        event_type: Annotated[str | None, Parameter(query="eventType")] = None,
+        aggregate_type: Annotated[str | None, QueryParameter(name="aggregateType")] = None,
+        aggregate_id: Annotated[str | None, QueryParameter(name="aggregateId")] = None,
+        event_type: Annotated[str | None, QueryParameter(name="eventType")] = None,
         actor: Text = None,
-        since: Annotated[str | None, Parameter(query="from")] = None,
-        until: Annotated[str | None, Parameter(query="to")] = None,
-        format_: Annotated[str | None, Parameter(query="format")] = None,
+        since: Annotated[str | None, QueryParameter(name="from")] = None,
+        until: Annotated[str | None, QueryParameter(name="to")] = None,
+        format_: Annotated[str | None, QueryParameter(name="format")] = None,
     ) -> Response[Any]:
         services = services_of(state)
         query = parse_log_query(
@@ -110,7 +110,7 @@ class AuditController(Controller):
         self,
         state: State,
         aggregate_id: UUID,
-        as_of: Annotated[str | None, Parameter(query="asOf")] = None,
+        as_of: Annotated[str | None, QueryParameter(name="asOf")] = None,
     ) -> StateAsOf:
         services = services_of(state)
         point = parse_as_of(as_of)

@@ -15,13 +15,14 @@ import msgspec
 from eventsourcing.utils import get_topic
 
 from domain.casing import camel_keys, to_camel, to_snake
-from domain.catalogue import aggregate_classes, event_classes
+from domain.catalogue import aggregate_classes
 from domain.detections import FRAME_EVENTS, frames_of
 from domain.events import VerityAggregate
 from domain.limits import MAX_AUDIT_LIST_ITEMS, MAX_AUDIT_PAYLOAD_BYTES
 
 _SKIP = frozenset({"originator_id", "originator_version", "timestamp", "meta", "originator_topic"})
 _encoder = msgspec.json.Encoder(decimal_format="string")
+_EVENT = VerityAggregate.Event
 
 
 class AuditEvent(msgspec.Struct, kw_only=True, rename="camel"):
@@ -119,14 +120,18 @@ def _key(name: str) -> str:
 
 @cache
 def aggregate_topics() -> dict[str, tuple[str, ...]]:
-    """Every aggregate type (snake_case) with the topics of all its event classes."""
-    names = {to_snake(cls.__name__) for cls in aggregate_classes()}
-    topics: dict[str, list[str]] = {name: [] for name in names}
-    for event_class in event_classes():
-        aggregate, _ = _names(event_class)
-        if aggregate in topics and "." in event_class.__qualname__:
-            topics[aggregate].append(get_topic(event_class))
-    return {name: tuple(sorted(found)) for name, found in sorted(topics.items())}
+    """Every aggregate type (snake_case) with the topics of its event classes: the classes
+    the aggregate holds (the library re-creates nested event classes on each aggregate, so
+    the aggregate's own attributes are the ones whose topics are stored)."""
+    topics: dict[str, tuple[str, ...]] = {}
+    for cls in aggregate_classes():
+        found = [
+            get_topic(value)
+            for name, value in vars(cls).items()
+            if name != "Event" and isinstance(value, type) and issubclass(value, _EVENT)
+        ]
+        topics[to_snake(cls.__name__)] = tuple(sorted(found))
+    return dict(sorted(topics.items()))
 
 
 def aggregate_type_named(text: str) -> str | None:
