@@ -100,6 +100,9 @@ MAX_AUDIT_SCAN = 20_000
 """Most log positions one page of the audit log examines when a filter has no index to use
 (aggregate type, event type, actor, time): a page may come back short, or empty, with a cursor
 to go on from, but no request reads an unbounded part of the log."""
+MAX_AUDIT_SCAN_BYTES = 32 * 2**20
+"""Most stored state one page of the audit log reads (about 250 frame batches): a page whose
+filter matches few events stops there with a cursor, rather than decode a gigabyte."""
 MAX_AUDIT_LIST_ITEMS = 100
 """Lists longer than this are shown in audit diffs as a count and a digest, not item by item."""
 MAX_AUDIT_PAYLOAD_BYTES = 64 * 1024

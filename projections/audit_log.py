@@ -28,7 +28,12 @@ from psycopg import AsyncConnection
 
 from domain.errors import NotFound
 from domain.events import EventMeta, VerityAggregate
-from domain.limits import AUDIT_CLOCK_SLACK_SECONDS, MAX_AUDIT_PAGE, MAX_AUDIT_SCAN
+from domain.limits import (
+    AUDIT_CLOCK_SLACK_SECONDS,
+    MAX_AUDIT_PAGE,
+    MAX_AUDIT_SCAN,
+    MAX_AUDIT_SCAN_BYTES,
+)
 from projections.audit_decoding import (
     AuditEvent,
     FieldChange,
@@ -134,6 +139,25 @@ async def _bounds(
     return after, end
 
 
+def page_statement(log_filter: LogFilter) -> tuple[str, list[Any]]:
+    """The page query (first two parameters: the exclusive start and the last position)."""
+    where = ["notification_id > %s", "notification_id <= %s"]
+    params: list[Any] = [0, 0]
+    if log_filter.topics is not None:
+        where.append("topic = ANY(%s)")
+        params.append(list(log_filter.topics))
+    if log_filter.aggregate_id is not None:
+        where.append("originator_id = %s")
+        params.append(log_filter.aggregate_id)
+    # One aggregate's events: its primary key, in version order (which is position order).
+    order = "originator_version" if log_filter.aggregate_id is not None else "notification_id"
+    sql = (
+        f"SELECT {_COLUMNS} FROM {EVENTS_TABLE} WHERE {' AND '.join(where)}"
+        f" ORDER BY {order} LIMIT %s"
+    )
+    return sql, params
+
+
 async def read_page(
     conn: AsyncConnection[Any],
     mapper: Mapper[UUID],
@@ -143,39 +167,27 @@ async def read_page(
 ) -> LogPage:
     """One page of the log after `query.after`, oldest first.
 
-    Examines at most MAX_AUDIT_SCAN positions unless the aggregate id narrows the search to
-    its own index. Positions are committed in order (the store takes a table lock to append),
-    so a cursor never skips an event committed later: every later one has a larger position
-    than the head this page read.
+    Examines at most MAX_AUDIT_SCAN positions and MAX_AUDIT_SCAN_BYTES of stored state unless
+    the aggregate id narrows the search to its own index. Positions are committed in order
+    (the store takes a table lock to append), so a cursor never skips an event committed
+    later: every later one has a larger position than the head this page read.
     """
     log_filter = query.filter
     head = await head_position(conn)
     if until_position is not None:
         head = min(head, until_position)
     start, end = await _bounds(conn, log_filter, query.after, head)
-    upper = end if log_filter.aggregate_id is not None else min(end, start + MAX_AUDIT_SCAN)
-    where = ["notification_id > %s", "notification_id <= %s"]
-    params: list[Any] = [start, upper]
-    if log_filter.topics is not None:
-        where.append("topic = ANY(%s)")
-        params.append(list(log_filter.topics))
-    if log_filter.aggregate_id is not None:
-        where.append("originator_id = %s")
-        params.append(log_filter.aggregate_id)
-    sql = (
-        f"SELECT {_COLUMNS} FROM {EVENTS_TABLE} WHERE {' AND '.join(where)}"
-        " ORDER BY notification_id LIMIT %s"
-    )
+    narrow = log_filter.aggregate_id is not None
+    upper = end if narrow else min(end, start + MAX_AUDIT_SCAN)
+    sql, params = page_statement(log_filter)
+    params[1] = upper
     events: list[AuditEvent] = []
-    cursor = start
+    cursor, examined = start, 0
     while True:
         params[0] = cursor
         cur = await conn.execute(sql, (*params, CHUNK))
         rows: list[Row] = await cur.fetchall()
-        taken = [r for r in rows if _wanted(log_filter, r[4])]
-        room = query.limit - len(events)
-        if len(taken) > room:
-            taken = taken[:room]
+        taken = [r for r in rows if _wanted(log_filter, r[4])][: query.limit - len(events)]
         events.extend(await _described(mapper, taken))
         if len(events) >= query.limit:
             cursor = events[-1].position
@@ -183,6 +195,9 @@ async def read_page(
         if len(rows) < CHUNK:
             return LogPage(events=events, next_after=upper, has_more=upper < end, head=head)
         cursor = rows[-1][0]
+        examined += sum(len(r[4]) for r in rows)
+        if examined > MAX_AUDIT_SCAN_BYTES and not narrow:
+            return LogPage(events=events, next_after=cursor, has_more=True, head=head)
 
 
 async def _described(mapper: Mapper[UUID], rows: list[Row]) -> list[AuditEvent]:

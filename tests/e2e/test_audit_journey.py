@@ -3,6 +3,8 @@ type, the global log (cursor, filters, NDJSON), bad inputs, and a v1 event read 
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import io
 import json
 import threading
@@ -27,6 +29,7 @@ from projections.envelopes import envelope
 from projections.live_messages import stored_event_messages
 from tests.audit_aggregates import SAMPLES
 from tests.e2e.helpers import api_client
+from verity.audit_commands import history_command, log_command, show_command
 from verity.settings import Settings
 
 pytestmark = pytest.mark.e2e
@@ -314,11 +317,6 @@ def test_a_stored_v1_upload_is_loaded_projected_and_exported_as_v2(
 
 
 def test_cli_reads_the_same_way(client: TestClient[Any], database_url: str) -> None:
-    import asyncio  # noqa: PLC0415
-    import argparse  # noqa: PLC0415
-
-    from verity.audit_commands import history_command, log_command, show_command  # noqa: PLC0415
-
     project = committed(client, _project, actor="cli-actor")
     args = argparse.Namespace(
         after=None,
