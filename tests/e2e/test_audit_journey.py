@@ -200,7 +200,9 @@ def test_paging_under_concurrent_appends_has_no_gaps_or_repeats(
         time.sleep(0.2)
         after = 0
         for _ in range(40):
-            body = client.get("/api/audit/events", params={"after": after, "limit": 7}).json()
+            page = client.get("/api/audit/events", params={"after": after, "limit": 7})
+            assert page.status_code == 200, page.text
+            body = page.json()
             seen.extend(e["position"] for e in body["events"])
             after = body["nextAfter"]
     finally:
@@ -214,7 +216,9 @@ def test_paging_under_concurrent_appends_has_no_gaps_or_repeats(
                 (after,),
             )
         ]
-    assert len(seen) == len(set(seen))
+    assert len(seen) == len(set(seen)), "repeats"
+    missing, extra = sorted(set(stored) - set(seen)), sorted(set(seen) - set(stored))
+    assert (missing, extra) == ([], []), f"of {len(stored)} stored"
     assert seen == stored
 
 
