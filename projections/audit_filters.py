@@ -58,17 +58,19 @@ def parse_limit(field: str, value: str | None) -> int:
     return int(text)
 
 
-def parse_time(field: str, value: str | None) -> datetime | None:
-    """ISO 8601; a time without an offset is UTC."""
-    text = _text(field, value, 64)
-    if text is None:
-        return None
+def _utc(field: str, text: str) -> datetime:
+    """ISO 8601 in UTC; a time without an offset is UTC."""
     try:
         when = datetime.fromisoformat(text)
-    except ValueError:
+        return when.astimezone(UTC) if when.tzinfo else when.replace(tzinfo=UTC)
+    except (ValueError, OverflowError):
         msg = f"{field}: must be an ISO 8601 time, e.g. 2026-01-31T12:00:00Z"
         raise InvalidValue(field, msg) from None
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def parse_time(field: str, value: str | None) -> datetime | None:
+    text = _text(field, value, 64)
+    return None if text is None else _utc(field, text)
 
 
 def parse_uuid(field: str, value: str | None) -> UUID | None:
@@ -141,8 +143,7 @@ def parse_as_of(value: str | None) -> AsOf | None:
             raise InvalidValue("asOf", "asOf: a version is a whole number from 1")
         return AsOf(version=version)
     try:
-        when = datetime.fromisoformat(text)
-    except ValueError:
+        return AsOf(time=_utc("asOf", text))
+    except InvalidValue:
         msg = "asOf: must be a version (1, 2, ...) or an ISO 8601 time"
         raise InvalidValue("asOf", msg) from None
-    return AsOf(time=when if when.tzinfo else when.replace(tzinfo=UTC))

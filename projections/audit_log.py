@@ -17,7 +17,7 @@ No index was added to the event table: the append path is unchanged.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -132,9 +132,9 @@ async def _bounds(
     """(first position to examine, exclusive; last position this query may ever reach)."""
     end = head
     slack = timedelta(seconds=AUDIT_CLOCK_SLACK_SECONDS)
-    if log_filter.since is not None:
+    if log_filter.since is not None and log_filter.since > datetime.min.replace(tzinfo=UTC) + slack:
         after = max(after, await last_position_before(conn, log_filter.since - slack, head))
-    if log_filter.until is not None:
+    if log_filter.until is not None and log_filter.until < datetime.max.replace(tzinfo=UTC) - slack:
         end = min(end, await last_position_before(conn, log_filter.until + slack, head))
     return after, end
 

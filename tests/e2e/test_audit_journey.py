@@ -180,6 +180,8 @@ def test_the_log_pages_by_cursor_and_filters(client: TestClient[Any]) -> None:
     assert [e["aggregateId"] for e in ranged] == [str(p.id) for p in projects[1:4]]
     future = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
     assert _all_pages(client, **{"from": future}) == []
+    everything = {"from": "0001-01-01T00:00:00+00:00", "to": "9999-12-31T23:59:59+00:00"}
+    assert len(_all_pages(client, actor=mine, **everything)) == 7
 
 
 def test_paging_under_concurrent_appends_has_no_gaps_or_repeats(

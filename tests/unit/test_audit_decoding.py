@@ -93,6 +93,7 @@ def test_nested_values_flatten_to_paths_and_diff_per_path() -> None:
         ({"aggregate_type": "nope"}, "aggregateType"),
         ({"since": "soon"}, "from"),
         ({"until": "2026-02-30"}, "to"),
+        ({"since": "0001-01-01T00:00:00+14:00"}, "from"),
     ],
 )
 def test_bad_query_values_name_their_field(kwargs: dict[str, str], field: str) -> None:
