@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Callable, Coroutine
 from typing import Any, TextIO
@@ -49,6 +50,8 @@ def audit_command(settings: Settings, args: argparse.Namespace) -> None:
             asyncio.run(commands[args.audit_command](endpoints.database_url, args, sys.stdout))
         except DomainError as err:
             raise SystemExit(f"verity audit {args.audit_command}: {err.detail}") from None
+        except BrokenPipeError:  # the reader went away (`| head`): stop quietly
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def _required_id(text: str) -> UUID:
