@@ -185,7 +185,7 @@ async def read_page(
     cursor, examined = start, 0
     while True:
         params[0] = cursor
-        cur = await conn.execute(sql, (*params, CHUNK))
+        cur = await conn.execute(sql, (*params, CHUNK), binary=True)
         rows: list[Row] = await cur.fetchall()
         taken = [r for r in rows if _wanted(log_filter, r[4])][: query.limit - len(events)]
         events.extend(await _described(mapper, taken))
