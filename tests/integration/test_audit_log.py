@@ -16,8 +16,14 @@ from psycopg import AsyncConnection
 from commands.application import Verity
 from domain.events import EventMeta, recorded_as
 from domain.projects import CameraView, Project, ProjectChanges, SignalType
-from projections.audit_filters import parse_log_query
-from projections.audit_log import last_position_before, page_statement, read_page
+from projections.audit_filters import AsOf, parse_log_query
+from projections.audit_log import (
+    history,
+    last_position_before,
+    page_statement,
+    read_page,
+    state_as_of,
+)
 from tests.audit_aggregates import SAMPLES
 from verity.bootstrap import open_application
 
@@ -115,3 +121,29 @@ def test_time_bounds_come_from_a_binary_search(app: Verity, database_url: str) -
         [head // 2],
     )
     assert "verity_events_notification_id_idx" in plan, plan
+
+
+def test_a_long_history_pages_through_every_version(app: Verity, database_url: str) -> None:
+    project = _project(-7)
+    for i in range(250):
+        project.update(ProjectChanges(name=f"name {i}"))
+    app.commit(project)
+
+    async def read() -> tuple[list[int], Any, Any]:
+        versions: list[int] = []
+        async with await AsyncConnection.connect(database_url) as conn:
+            after = 0
+            while True:
+                page = await history(conn, app.mapper, project.id, after, 100)
+                versions.extend(e.version for e in page.entries)
+                if not page.has_more:
+                    break
+                after = page.next_after
+            middle = await state_as_of(conn, app.mapper, project.id, AsOf(version=151))
+            now = await state_as_of(conn, app.mapper, project.id, None)
+        return versions, middle, now
+
+    versions, middle, now = asyncio.run(read())
+    assert versions == list(range(1, 252))
+    assert middle.version == 151 and middle.state["name"] == "name 149"
+    assert now.version == now.latest_version == 251 and now.state["name"] == "name 249"
