@@ -23,7 +23,8 @@ from uuid import UUID
 
 import anyio.to_thread
 import msgspec
-from eventsourcing.persistence import Mapper, StoredEvent
+from eventsourcing.persistence import Mapper, MapperDeserialisationError, StoredEvent
+from eventsourcing.utils import TopicError
 from psycopg import AsyncConnection
 
 from domain.errors import NotFound
@@ -118,7 +119,10 @@ async def last_position_before(conn: AsyncConnection[Any], when: datetime, head:
 def _wanted(log_filter: LogFilter, state: bytes) -> bool:
     if log_filter.actor is None and log_filter.since is None and log_filter.until is None:
         return True
-    header = _header.decode(state)
+    try:
+        header = _header.decode(state)
+    except msgspec.MsgspecError:
+        return False  # no actor or time to match: listed only where those filters are off
     if log_filter.actor is not None and header.meta.actor != log_filter.actor:
         return False
     if log_filter.since is not None and header.timestamp < log_filter.since:
@@ -200,11 +204,39 @@ async def read_page(
             return LogPage(events=events, next_after=cursor, has_more=True, head=head)
 
 
+def _describe(mapper: Mapper[UUID], row: Row) -> AuditEvent:
+    """The event decoded; one this build cannot decode (a topic from a newer build, a state
+    no upcaster explains) is listed with what the row itself says, never stops the log."""
+    try:
+        return audit_event(_decode(mapper, row), row[0])
+    except (MapperDeserialisationError, TopicError, msgspec.MsgspecError) as err:
+        position, originator_id, version, topic, state = row
+        try:
+            header: _Header | None = _header.decode(state)
+        except msgspec.MsgspecError:
+            header = None
+        meta = header.meta if header else EventMeta()
+        return AuditEvent(
+            position=position,
+            topic=topic,
+            aggregate_type="",
+            type="",
+            aggregate_id=str(originator_id),
+            version=version,
+            time=header.timestamp.isoformat() if header else "",
+            actor=meta.actor,
+            correlation_id=str(meta.correlation_id) if meta.correlation_id else None,
+            causation_id=str(meta.causation_id) if meta.causation_id else None,
+            payload={"undecodable": str(err)[:500], "bytes": len(state)},
+            summarised=True,
+        )
+
+
 async def _described(mapper: Mapper[UUID], rows: list[Row]) -> list[AuditEvent]:
     """Decoded off the event loop: a chunk of frame batches is megabytes of JSON."""
 
     def work() -> list[AuditEvent]:
-        return [audit_event(_decode(mapper, r), r[0]) for r in rows]
+        return [_describe(mapper, r) for r in rows]
 
     return await anyio.to_thread.run_sync(work) if rows else []
 

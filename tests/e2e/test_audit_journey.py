@@ -349,3 +349,32 @@ def test_cli_reads_the_same_way(client: TestClient[Any], database_url: str) -> N
     asyncio.run(show_command(database_url, args, out))
     shown = json.loads(out.getvalue())
     assert shown == client.get(f"/api/audit/aggregates/{project.id}?asOf=1").json()
+
+
+def test_an_event_this_build_cannot_decode_is_listed_not_fatal(
+    client: TestClient[Any], database_url: str
+) -> None:
+    """A topic from a newer build, and a known topic whose state no upcaster explains."""
+    newer = msgspec.json.encode(
+        {"timestamp": datetime.now(UTC), "meta": {"actor": "future-build"}, "x": 1}
+    )
+    rows = [
+        (uuid4(), "domain.future:Thing.Happened", newer),
+        (uuid4(), "domain.videos:Video.Linked", b"{"),
+    ]
+    with psycopg.connect(database_url) as conn:
+        conn.execute("LOCK TABLE verity_events IN EXCLUSIVE MODE")
+        for ident, topic, state in rows:
+            conn.execute(
+                "INSERT INTO verity_events (originator_id, originator_version, topic, state)"
+                " VALUES (%s, 1, %s, %s)",
+                (ident, topic, state),
+            )
+    for ident, topic, _state in rows:
+        page = client.get("/api/audit/events", params={"aggregateId": str(ident)})
+        assert page.status_code == 200, page.text
+        [event] = page.json()["events"]
+        assert event["topic"] == topic and event["summarised"]
+        assert event["payload"]["undecodable"]
+    newest = client.get("/api/audit/events", params={"actor": "future-build"}).json()
+    assert [e["aggregateId"] for e in newest["events"]] == [str(rows[0][0])]
