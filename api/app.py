@@ -16,6 +16,7 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from api.annotation_sessions import AnnotationSessionsController
 from api.annotation_transfer import AnnotationTransferController
 from api.annotations import AnnotationsController
+from api.audit import AuditController
 from api.candidate_review import CandidateReviewController
 from api.criteria import CriteriaController
 from api.dashboard import dashboard_charts, dashboard_stats
@@ -92,6 +93,7 @@ def create_app(services_factory: ServicesFactory, uploads_dir: Path) -> Litestar
             dashboard_stats,
             dashboard_charts,
             ProjectionStatusController,
+            AuditController,
             websocket_gateway,
             test_execution_socket,
             enhanced_test_socket,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any
 from uuid import UUID
 
 import msgspec
@@ -50,11 +51,18 @@ class VideoMetadata(msgspec.Struct, frozen=True, kw_only=True):
 
 class Video(VerityAggregate):
     class Uploaded(VerityAggregate.Created):
+        """Version 2 names the file size's unit: `size` became `size_bytes`."""
+
+        class_version = 2
         project_id: UUID
         filename: str
         original_name: str
-        size: int
+        size_bytes: int
         sha256: str
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["size_bytes"] = state.pop("size")
 
     class MetadataExtracted(VerityAggregate.Event):
         metadata: VideoMetadata
@@ -101,12 +109,12 @@ class Video(VerityAggregate):
 
     @event(Uploaded)
     def __init__(
-        self, project_id: UUID, filename: str, original_name: str, size: int, sha256: str
+        self, project_id: UUID, filename: str, original_name: str, size_bytes: int, sha256: str
     ) -> None:
         self.project_id = project_id
         self.filename = filename
         self.original_name = original_name
-        self.size = size
+        self.size_bytes = size_bytes
         self.sha256 = sha256
         self.metadata: VideoMetadata | None = None
         self.deleted = False

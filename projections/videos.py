@@ -81,7 +81,7 @@ class VideosProjection(OneRowPerAggregate):
                 "project_id": event.project_id,
                 "filename": event.filename,
                 "original_name": event.original_name,
-                "size": event.size,
+                "size": event.size_bytes,
                 "sha256": event.sha256,
                 **dict.fromkeys(("fps", "frame_count", "duration", "width", "height", "codec")),
                 **_processing(Processing.PENDING),
