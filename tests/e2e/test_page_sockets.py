@@ -167,8 +167,8 @@ def test_test_execution_socket_follows_a_run_from_start_to_its_evaluation(
     assert result["modelConfig"]["name"]
     assert completed["testSessionId"] == sid and completed["evaluationId"] == result["id"]
 
-    # read back over HTTP (the live message may come a moment before the read model has it)
-    evaluation = wait_results(client, sid)
+    # read back over HTTP at once: test_completed waits for the results read model
+    evaluation = client.get(f"/api/test-sessions/{sid}/results")
     assert evaluation.status_code == 200, evaluation.text
     body = evaluation.json()
     assert body["evaluationId"] == result["id"]
