@@ -95,7 +95,7 @@ class DashboardCharts(msgspec.Struct, kw_only=True, rename="camel"):
 
 
 def _pct_pair(interval: Interval) -> Pair:
-    return [None if v is None else round(100 * v, 4) for v in (interval.low, interval.high)]
+    return [None if v is None else round(100 * v, 2) for v in (interval.low, interval.high)]
 
 
 def _mean(values: list[float]) -> float | None:
@@ -112,7 +112,7 @@ def _trend(rows: list[EvaluationRow]) -> Trend:
     def delta(attr: str) -> float:
         a = _mean([v for r in old if (v := getattr(r, attr)) is not None])
         b = _mean([v for r in new if (v := getattr(r, attr)) is not None])
-        return 0.0 if a is None or b is None else round(100 * (b - a), 4)
+        return 0.0 if a is None or b is None else round(100 * (b - a), 2)
 
     acc = delta("accuracy")
     performance = "stable"
@@ -170,7 +170,7 @@ async def dashboard_stats(state: State) -> DashboardStats:
         test_session_count=c.sessions,
         total_detections=c.detections,
         detection_event_count=c.detections,
-        average_accuracy=0.0 if average is None else round(100 * average, 4),
+        average_accuracy=0.0 if average is None else round(100 * average, 2),
         active_tests=c.active_sessions,
         evaluated_sessions=len(rows),
         confidence_intervals=intervals,
@@ -202,7 +202,7 @@ async def dashboard_charts(state: State) -> DashboardCharts:
             per_day[r.recorded_at.date().isoformat()].append(r.accuracy)
     return DashboardCharts(
         accuracy_trend=[
-            AccuracyPoint(date=day, accuracy=round(100 * sum(v) / len(v), 4), sessions=len(v))
+            AccuracyPoint(date=day, accuracy=round(100 * sum(v) / len(v), 2), sessions=len(v))
             for day, v in sorted(per_day.items())
         ],
         detections_by_type=[ClassCount(type=k, count=n) for k, n in by_class],

@@ -184,10 +184,18 @@ def test_completion_results_reruns_and_statistics(
             " rm_evaluations WHERE status = 'recorded' ORDER BY session_id, created_at DESC) x"
         ).fetchone()
     assert row is not None
-    assert stats["averageAccuracy"] == stats["average_accuracy"] == pytest.approx(100 * row[0])
+    average = stats["averageAccuracy"]
+    assert average == stats["average_accuracy"] == pytest.approx(100 * row[0], abs=0.005)
     assert stats["evaluated_sessions"] == row[1] >= 1 and stats["testCount"] >= 1
     charts = client.get("/api/dashboard/charts").json()
     assert 0 < charts["accuracyTrend"][-1]["accuracy"] <= 100
+    # the page prints these percentages as they come: two decimals at most
+    intervals = stats["confidence_intervals"]
+    shown = [average, stats["trend_analysis"]["accuracy"], stats["trend_analysis"]["detectionRate"]]
+    shown += [v for key in ("precision", "recall", "f1_score") for v in intervals[key]]
+    shown += [point["accuracy"] for point in charts["accuracyTrend"]]
+    assert all(v is not None and round(v, 2) == v for v in shown), shown
+    assert any(round(v, 1) != v for v in shown), "no figure to round: the check proves nothing"
 
     # Edit the ground truth: frame 3's box moves away, frame 6's object is deleted.
     moved = client.put(f"/api/annotations/{gt[1]}", json={"bounding_box": {**BOX, "x": 500}})
