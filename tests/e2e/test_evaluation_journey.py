@@ -191,7 +191,9 @@ def test_completion_results_reruns_and_statistics(
     assert 0 < charts["accuracyTrend"][-1]["accuracy"] <= 100
     # the page prints these percentages as they come: two decimals at most
     intervals = stats["confidence_intervals"]
-    shown = [average, stats["trend_analysis"]["accuracy"], stats["trend_analysis"]["detectionRate"]]
+    trend = stats["trend_analysis"]
+    assert {trend["accuracy"], trend["detectionRate"]} <= {"improving", "declining", "stable"}
+    shown = [average, trend["accuracyChange"], trend["detectionRateChange"]]
     shown += [v for key in ("precision", "recall", "f1_score") for v in intervals[key]]
     shown += [point["accuracy"] for point in charts["accuracyTrend"]]
     assert all(v is not None and round(v, 2) == v for v in shown), shown
