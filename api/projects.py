@@ -103,7 +103,9 @@ class ProjectsController(Controller):
             async with services.read_pool.connection() as conn:
                 return _encoder.encode(await read.list_projects(conn, skip, limit))
 
-        body = await services.responses.get(read.PROJECTION_NAME, (skip, limit), render)
+        sessions_at = services.read_side.positions().get(read.SESSIONS_PROJECTION)
+        key = (skip, limit, sessions_at)  # `testsCount` comes from the sessions read model
+        body = await services.responses.get(read.PROJECTION_NAME, key, render)
         return Response(content=body, media_type=MediaType.JSON)
 
     @get("/{project_id:uuid}", operation_id="getProject", summary="Get a project (P2)")

@@ -240,11 +240,17 @@ class VideosController(Controller):
     ) -> VideoUploadOut:
         return await _upload(state, request, CENTRAL_STORE_ID)
 
-    @get("/api/videos", operation_id="listVideos", summary="All videos (V4)")
+    @get(
+        "/api/videos",
+        operation_id="listVideos",
+        summary="All videos (V4)",
+        description="`unassigned=true`: only the Central Video Store's videos; `false` or absent:"
+        " every video (the original's meaning, which the Ground Truth page relies on).",
+    )
     async def list_videos(
         self,
         state: State,
-        unassigned: FromQuery[bool | None] = None,
+        unassigned: FromQuery[bool] = False,
         skip: SkipQuery = 0,
         limit: LimitQuery = 100,
     ) -> VideoPage:

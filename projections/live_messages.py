@@ -196,7 +196,7 @@ class CompletedData(msgspec.Struct, kw_only=True, rename="camel"):
 
 
 def _pct(v: float | None) -> float:
-    return 0.0 if v is None else round(100 * v, 4)
+    return 0.0 if v is None else round(100 * v, 2)
 
 
 def completed_message(session_id: UUID, done: Evaluated, room: str) -> bytes:

@@ -216,14 +216,10 @@ async def ground_truth_of_project(
 
 
 async def list_videos(
-    conn: AsyncConnection[Any], unassigned: bool | None, skip: int, limit: int
+    conn: AsyncConnection[Any], central_only: bool, skip: int, limit: int
 ) -> tuple[list[VideoRow], int]:
-    """All videos, or only those in (unassigned=True) / out of the central store; and a total."""
-    where = ""
-    if unassigned is True:
-        where = "WHERE project_id = %(central)s"
-    elif unassigned is False:
-        where = "WHERE project_id <> %(central)s"
+    """All videos, or only those in the central store; and a total."""
+    where = "WHERE project_id = %(central)s" if central_only else ""
     params = {"central": CENTRAL_STORE_ID, "skip": skip, "limit": limit}
     async with conn.cursor(row_factory=class_row(VideoRow)) as cur:
         await cur.execute(
