@@ -34,7 +34,10 @@ class VideoOut(msgspec.Struct, kw_only=True, rename="camel"):
     id: UUID
     project_id: UUID
     filename: str
+    """The stored name (`<uuid>.<ext>`), as the original backend's `filename` was."""
     original_name: str
+    name: str
+    """What pages show (the frontend's `name`, then `filename`): the upload's own name."""
     url: str
     """What a player should load: the rendition when there is one, else the upload."""
     original_url: str
@@ -115,6 +118,7 @@ def video_out(row: read.VideoRow, base_url: str) -> VideoOut:
         project_id=row.project_id,
         filename=row.filename,
         original_name=row.original_name,
+        name=row.original_name,
         url=f"{base_url}/uploads/{rendition}" if rendition else original,
         original_url=original,
         rendition_status=row.rendition_status,
