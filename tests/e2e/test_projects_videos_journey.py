@@ -121,7 +121,10 @@ def test_upload_link_and_unlink_a_generated_video(client: TestClient[Any], tmp_p
     response = upload(client, f"/api/projects/{project['id']}/videos", video_file)
     assert response.status_code == 200, response.text
     video = response.json()
-    assert video["projectId"] == project["id"] and video["originalName"] == video["name"] == "crossing.mp4"
+    assert (
+        video["projectId"] == project["id"]
+        and video["originalName"] == video["name"] == "crossing.mp4"
+    )
 
     listed = client.get(f"/api/projects/{project['id']}/videos").json()
     assert [v["id"] for v in listed] == [video["id"]]
