@@ -15,7 +15,8 @@ LIST_LIMIT = 10_000
 
 class RebuildMode(Enum):
     REBUILD = "rebuild"
-    """Empty the read models and apply every event again (failures recorded afresh)."""
+    """Blue-green: fill new tables from every event while the old ones serve, then swap them
+    in (failures recorded afresh)."""
     LIST_FAILURES = "list-failures"
     RETRY_FAILURES = "retry-failures"
 
@@ -26,9 +27,10 @@ def rebuild_command(
     from psycopg_pool import ConnectionPool  # noqa: PLC0415 - keep other commands light
     from tqdm import tqdm  # noqa: PLC0415
 
+    from projections.blue_green import RebuildBusy, rebuild_blue_green  # noqa: PLC0415
     from projections.failures import failure_count, failures_of  # noqa: PLC0415
-    from projections.notifications import event_count  # noqa: PLC0415
     from projections.runner import ProjectionRunner  # noqa: PLC0415
+    from projections.schema_build import Progress  # noqa: PLC0415
     from verity.bootstrap import open_application, projection_runners, servers  # noqa: PLC0415
 
     with servers(settings) as endpoints:
@@ -46,12 +48,28 @@ def rebuild_command(
                     return failure_count(conn, runner.name)
 
             def rebuild(line: int, runner: ProjectionRunner) -> str:
-                with pool.connection() as conn:
-                    total = event_count(conn, runner.topics)
-                runner.reset()
-                with tqdm(total=total, desc=runner.name, unit="ev", position=line) as bar:
-                    runner.catch_up(progress=bar.update)
-                return f"{runner.name}: rebuilt, {failures(runner)} event(s) not applied"
+                with tqdm(total=0, desc=runner.name, unit="ev", position=line) as bar:
+
+                    def progress(p: Progress) -> None:
+                        bar.total = p.total
+                        bar.update(p.processed - bar.n)
+
+                    try:
+                        done = rebuild_blue_green(
+                            endpoints.database_url,
+                            runner.projection,
+                            runner.reader,
+                            runner.decode,
+                            runner.batch_size,
+                            progress,
+                        )
+                    except RebuildBusy as busy:
+                        return f"{runner.name}: not rebuilt: {busy}"
+                return (
+                    f"{runner.name}: rebuilt up to {done.position} ({done.events} events,"
+                    f" {done.seconds:.1f}s, swapped in {done.swap_seconds * 1000:.0f} ms),"
+                    f" {failures(runner)} event(s) not applied"
+                )
 
             def retry(line: int, runner: ProjectionRunner) -> str:
                 with tqdm(
@@ -83,3 +101,5 @@ def rebuild_command(
                 outcomes = list(workers.map(work, range(len(chosen)), chosen))
             print("\n".join(outcomes))
         app.close()
+        if any(": not rebuilt:" in line for line in outcomes):
+            raise SystemExit(1)
