@@ -92,6 +92,11 @@ def _rebuild_status(job: RebuildJob, detail: str | None = None) -> RebuildStatus
     )
 
 
+def _refused(name: str, detail: str) -> RebuildStatus:
+    """A 409 for a rebuild this server did not start (another process runs it)."""
+    return _rebuild_status(RebuildJob(name, "running", datetime.now(UTC)), detail)
+
+
 def _jobs(services: Services, name: str) -> RebuildJobs:
     known = [r.name for r in services.read_side.runners]
     if name not in known:
@@ -167,10 +172,16 @@ class ProjectionStatusController(Controller):
     async def rebuild(self, state: State, name: str) -> Response[RebuildStatus]:
         services = services_of(state)
         jobs = _jobs(services, name)
+        async with services.read_pool.connection() as conn:
+            elsewhere = name in await rebuilding(conn, [name])
         try:
+            if elsewhere:  # another process holds the lock (its thread here would find it too)
+                raise RebuildBusy(name)
             job = jobs.start(name)
         except RebuildBusy as busy:
-            return Response(_rebuild_status(jobs.jobs[name], str(busy)), status_code=409)
+            current = jobs.jobs.get(name)
+            body = _rebuild_status(current, str(busy)) if current else _refused(name, str(busy))
+            return Response(body, status_code=409)
         return Response(_rebuild_status(job), status_code=202)
 
     @get(

@@ -80,8 +80,7 @@ def replay_into(
     with psycopg.connect(database_url, autocommit=True) as conn:
         create_read_model_schema(conn, schema, f"replay up to position {until} (in progress)")
         with schema_pool(database_url, schema, 5) as pool:
-            applied = SchemaBuild(projections, pool, reader, decode, batch_size).run(
-                until, progress
-            )
+            build = SchemaBuild(projections, pool, reader, decode, batch_size)
+            applied = build.run(until, progress, build.total(conn, until))
         comment_schema(conn, schema, f"replay up to position {until}{note}")
     return applied

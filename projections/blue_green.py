@@ -80,7 +80,7 @@ def rebuild_blue_green(
             with schema_pool(database_url, shadow, 2) as pool:
                 build = SchemaBuild([projection], pool, reader, decode, batch_size)
                 head = reader.max_notification_id() or 0
-                total = build.total(head)
+                total = build.total(conn, head)
                 events = build.run(head, progress, total)
                 for _ in range(TAIL_ROUNDS):
                     head = reader.max_notification_id() or 0

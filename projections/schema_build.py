@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from psycopg import Connection
 from psycopg_pool import ConnectionPool
 
 from projections.notifications import event_count
@@ -72,21 +73,20 @@ class SchemaBuild:
     def position(self) -> int:
         return min((r.position for r in self.runners), default=0)
 
-    def total(self, until: int) -> int:
-        topics = sorted({t for r in self.runners for t in r.topics})
-        with self.pool.connection() as conn:
-            return event_count(conn, topics, until)
+    def total(self, log: Connection[Any], until: int) -> int:
+        """Events of these read models' types up to `until`, counted on `log` (a connection
+        that sees the event store; this build's own pool does not)."""
+        return event_count(log, sorted({t for r in self.runners for t in r.topics}), until)
 
     def run(
         self,
         until: int,
         progress: Callable[[Progress], None] | None = None,
-        total: int | None = None,
+        total: int = 0,
     ) -> int:
         """Bring every read model to `until`, side by side (one's round trips overlap another's
         Python work); returns the events applied. `progress` is called every
         PROGRESS_INTERVAL and at the end; an exception it raises stops the build."""
-        total = self.total(until) if total is None and progress is not None else total or 0
         started = time.monotonic()
         reported = 0.0
 
