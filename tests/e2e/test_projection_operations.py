@@ -90,9 +90,8 @@ def seed_annotations(app: Verity, video: UUID, count: int) -> list[Annotation]:
 
 def rows(url: str, table: str, schema: str = "public") -> list[tuple[Any, ...]]:
     with psycopg.connect(url) as conn:
-        return conn.execute(
-            sql.SQL("SELECT * FROM {} ORDER BY 1, 2").format(sql.Identifier(schema, table))
-        ).fetchall()
+        found = conn.execute(sql.SQL("SELECT * FROM {}").format(sql.Identifier(schema, table)))
+        return sorted(found.fetchall(), key=repr)  # every column decides: no ties
 
 
 def tracked(url: str, name: str, schema: str = "public") -> int:
