@@ -9,10 +9,10 @@ postgresql://postgres@127.0.0.1:5432/postgres) in a fresh database verity_bench_
 dropped at the end unless --keep.
 
 The log (default 50,000 events; `--events 1000000` for the full size) is mostly frame batches
-(2 frames of 2 detections each by default, over 20 test sessions) and annotations
-(created, every tenth then validated), plus projects, videos and sessions. Events are built as the aggregates build
-them, encoded by the application's own mapper and COPYed into the event store (generation is
-not what is measured).
+(2 frames of 2 detections each by default, over 20 test sessions) and annotations (created,
+every tenth then validated), plus projects, videos and sessions. Events are built as the
+aggregates build them, encoded by the application's own mapper and COPYed into the event store
+(generation is not what is measured).
 
 1. Batch runner: every read model (all ten) built from the whole log into a schema of its own,
    exactly as a blue-green rebuild or `verity replay` builds it (projections/schema_build.py:
