@@ -22,7 +22,13 @@ from psycopg_pool import ConnectionPool
 
 from projections.notifications import event_count
 from projections.runner import AnyProjection, NotificationReader, ProjectionRunner
+from projections.shared_decoding import SharedDecoding
 from storage.read_model_schema import check_schema_name
+
+SHARED_PAGES = 2
+"""Pages of decoded events kept for the other read models of a build (those of the same
+events read the same pages at about the same pace). A page holds at most 16 MB of stored
+events (projections/notifications.py)."""
 
 PROGRESS_INTERVAL = 0.25
 """Seconds between progress reports (each may become a WebSocket message)."""
@@ -65,6 +71,8 @@ class SchemaBuild:
     ) -> None:
         self.pool = pool
         self.reader = reader
+        if len(projections) > 1:  # read models of the same events decode each one once
+            decode = SharedDecoding(decode, capacity=SHARED_PAGES * batch_size)
         self.runners = [ProjectionRunner(p, pool, reader, decode, batch_size) for p in projections]
         self._processed = 0
         self._lock = threading.Lock()
