@@ -81,7 +81,7 @@ async def _read_model_problems(services: Services, lag: dict[str, int]) -> list[
     problems = [
         f"read model {name}: {behind} events behind (more than {limit})"
         for name, behind in sorted(lag.items())
-        if behind > limit
+        if behind > limit and services.read_side.live  # else nothing here moves them
     ]
     tables = {r.name: r.projection.tables for r in services.read_side.runners}
     try:

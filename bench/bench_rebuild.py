@@ -181,8 +181,9 @@ def _copy(conn: psycopg.Connection[Any], app: Verity, events: Sequence[Any]) -> 
 # --------------------------------------------------------------------------- 1. batch runner
 
 
-def batch_rebuild(app: Verity, url: str, schema: str, until: int) -> float:
-    """Seconds to build every read model into `schema` up to `until`."""
+def batch_rebuild(app: Verity, url: str, schema: str, until: int) -> tuple[float, float]:
+    """(wall, this process's CPU) seconds to build every read model into `schema` up to
+    `until`."""
     with psycopg.connect(url, autocommit=True) as conn:
         create_read_model_schema(conn, schema, "bench")
     with (
@@ -196,9 +197,9 @@ def batch_rebuild(app: Verity, url: str, schema: str, until: int) -> float:
             app.mapper.to_domain_event,
             BATCH_SIZE,
         )
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         build.run(until)
-        return time.perf_counter() - t0
+        return time.perf_counter() - t0, time.process_time() - c0
 
 
 # --------------------------------------------------------------------------- 2. the library
@@ -328,16 +329,21 @@ def main(argv: Sequence[str] | None = None) -> None:
                 conn.execute("ANALYZE verity_events")
 
             print("\n1. Batch runner: all read models from the whole log")
-            rates = []
+            rates, cpu_rates = [], []
             for run in range(args.runs):
-                seconds = batch_rebuild(app, url, f"bench_batch_{run}", total)
+                seconds, cpu = batch_rebuild(app, url, f"bench_batch_{run}", total)
                 rates.append(total / seconds)
+                cpu_rates.append(total / cpu)
                 print(
                     f"  run {run + 1}: {seconds:.1f}s = {fmt_rate(total / seconds)} events/s"
                     f"  (load {load()})"
                 )
             batch = median(rates)
             print(f"  median {fmt_rate(batch)} events/s  {spread(rates)}")
+            print(
+                f"  per CPU-second of this process (PostgreSQL's work not included):"
+                f" median {fmt_rate(median(cpu_rates))} events  {spread(cpu_rates)}"
+            )
             rows = counts.get("frame batches", 0) * args.frames_per_batch * 2
             print(
                 f"  ({rows:,} detection rows: {fmt_rate(rows / total * batch)} rows/s;"
@@ -358,7 +364,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             prefix_rates = []
             for run in range(args.runs):
                 schema = f"bench_prefix_{run}"
-                prefix_seconds = batch_rebuild(app, url, schema, done)
+                prefix_seconds, _ = batch_rebuild(app, url, schema, done)
                 prefix_rates.append(done / prefix_seconds)
             differ = same_rows(url, LIBRARY_SCHEMA, "bench_prefix_0")
             print(
