@@ -32,7 +32,7 @@ from projections.blue_green import RebuildBusy, rebuild_blue_green, shadow_schem
 from projections.schema_build import Progress
 from projections.service import ProjectionService
 from storage.read_model_schema import REBUILD_LOCK_CLASS
-from tests.e2e.helpers import api_client
+from tests.e2e.helpers import api_client, next_event
 from verity.bootstrap import PROJECTIONS
 from verity.cli import main
 from verity.settings import Settings
@@ -128,6 +128,7 @@ def cli_env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
     monkeypatch.setenv("VERITY_DATABASE_URL", settings.database_url)
     monkeypatch.setenv("VERITY_NATS_URL", settings.nats_url)
     monkeypatch.setenv("VERITY_DATA_DIR", str(Path(settings.data_dir)))
+    monkeypatch.setenv("VERITY_NATS_PREFIX", settings.nats_prefix)
     return settings
 
 
@@ -228,6 +229,23 @@ def test_a_rebuild_held_elsewhere_is_refused_over_http_and_by_the_cli(
     assert f"{ANNOTATIONS}: not rebuilt: {ANNOTATIONS} is being rebuilt already" in (
         capsys.readouterr().out
     )
+
+
+def test_the_cli_rebuild_reports_its_progress_over_websocket(
+    cli_env: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with api_client(cli_env) as client, client.websocket_connect("/ws") as ws:
+        ws.receive_text()  # connection_status
+        ws.send_text(json.dumps({"action": "join", "room": "admin"}))
+        assert json.loads(ws.receive_text())["event"] == "joined"
+        main(["rebuild", "criteria_v1"])
+        heard = [next_event(ws, "projection_rebuild_progress", 10)]
+        while heard[-1]["data"]["state"] == "running":
+            heard.append(next_event(ws, "projection_rebuild_progress", 10))
+    done = heard[-1]
+    assert done["data"]["name"] == "criteria_v1" and done["data"]["state"] == "done"
+    assert done["room"] == "admin" and done["data"]["position"] > 0
+    assert "criteria_v1: rebuilt up to" in capsys.readouterr().out
 
 
 def test_a_rebuild_that_dies_midway_leaves_the_live_model_serving(settings: Settings) -> None:
