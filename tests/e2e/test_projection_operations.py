@@ -231,21 +231,25 @@ def test_a_rebuild_held_elsewhere_is_refused_over_http_and_by_the_cli(
     )
 
 
-def test_the_cli_rebuild_reports_its_progress_over_websocket(
+def test_the_cli_rebuilds_every_read_model_and_reports_over_websocket(
     cli_env: Settings, capsys: pytest.CaptureFixture[str]
 ) -> None:
     with api_client(cli_env) as client, client.websocket_connect("/ws") as ws:
         ws.receive_text()  # connection_status
         ws.send_text(json.dumps({"action": "join", "room": "admin"}))
         assert json.loads(ws.receive_text())["event"] == "joined"
-        main(["rebuild", "criteria_v1"])
-        heard = [next_event(ws, "projection_rebuild_progress", 10)]
-        while heard[-1]["data"]["state"] == "running":
-            heard.append(next_event(ws, "projection_rebuild_progress", 10))
-    done = heard[-1]
-    assert done["data"]["name"] == "criteria_v1" and done["data"]["state"] == "done"
-    assert done["room"] == "admin" and done["data"]["position"] > 0
-    assert "criteria_v1: rebuilt up to" in capsys.readouterr().out
+        main(["rebuild"])  # all of them, side by side
+        finished: dict[str, dict[str, Any]] = {}
+        while len(finished) < len(PROJECTIONS):
+            heard = next_event(ws, "projection_rebuild_progress", 10)
+            assert heard["room"] == "admin"
+            if heard["data"]["state"] != "running":
+                finished[heard["data"]["name"]] = heard["data"]
+    assert set(finished) == {cls.name for cls in PROJECTIONS}
+    assert {d["state"] for d in finished.values()} == {"done"}
+    assert all(d["position"] > 0 for d in finished.values())
+    printed = capsys.readouterr().out
+    assert all(f"{cls.name}: rebuilt up to" in printed for cls in PROJECTIONS)
 
 
 def test_a_rebuild_that_dies_midway_leaves_the_live_model_serving(settings: Settings) -> None:
