@@ -146,8 +146,15 @@ class RebuildJobs:
             events_per_second=job.events_per_second,
             error=job.error,
         )
+        if self.loop.is_closed():  # the server stopped; the rebuild goes on unheard
+            return
         subject = live_subject(self.live_prefix, ADMIN_ROOM)
-        sent = asyncio.run_coroutine_threadsafe(self.publish(subject, message), self.loop)
+        publishing = self.publish(subject, message)
+        try:
+            sent = asyncio.run_coroutine_threadsafe(publishing, self.loop)
+        except RuntimeError:  # the loop closed meanwhile
+            publishing.close()
+            return
         sent.add_done_callback(_log_failure)
 
 
