@@ -18,7 +18,7 @@ MAX_ENTRIES = 512
 class ResponseCache:
     def __init__(self, read_side: ProjectionService) -> None:
         self.read_side = read_side
-        self._entries: dict[tuple[str, Hashable], tuple[int, bytes]] = {}
+        self._entries: dict[tuple[str, Hashable], tuple[tuple[int, int], bytes]] = {}
 
     async def get(
         self, projection: str, key: Hashable, render: Callable[[], Awaitable[bytes]]
@@ -26,9 +26,10 @@ class ResponseCache:
         """The body for `key`, rendered again only if `projection` moved since it was stored."""
         if not self.read_side.live:
             return await render()
-        position = self.read_side.positions().get(projection)
-        if position is None:
+        at = self.read_side.positions().get(projection)
+        if at is None:
             return await render()
+        position = (at, self.read_side.epoch(projection))  # a rebuild swaps rows at one position
         hit = self._entries.get((projection, key))
         if hit is not None and hit[0] == position:
             return hit[1]

@@ -12,6 +12,7 @@ from litestar.datastructures import State
 from api.operation_ids import per_path
 from api.services import Services, services_of
 from projections.failures import ProjectionFailures, failure_summary
+from projections.operations import missing_tables
 from workers.ingest_consumer import IngestConsumer
 
 VERSION = "0.1.0"
@@ -60,6 +61,7 @@ async def health(state: State) -> Response[Health]:
     lag = {name: max(0, (head or 0) - pos) for name, pos in services.read_side.positions().items()}
     if services.read_side.last_error:
         problems.append(f"projections: {services.read_side.last_error}")
+    problems += await _read_model_problems(services, lag)
     failures = await _projection_failures(services)
     consumer = await _ingest_consumer(services, problems)
     body = Health(
@@ -76,6 +78,28 @@ async def health(state: State) -> Response[Health]:
         ingest_consumer=consumer,
     )
     return Response(body, status_code=200 if not problems else 503)
+
+
+async def _read_model_problems(services: Services, lag: dict[str, int]) -> list[str]:
+    """A read model whose table is gone answers nothing right (a restart rebuilds it); one
+    further behind than the threshold answers out of date."""
+    limit = services.config.max_projection_lag
+    problems = [
+        f"read model {name}: {behind} events behind (more than {limit})"
+        for name, behind in sorted(lag.items())
+        if behind > limit and services.read_side.live  # else nothing here moves them
+    ]
+    tables = {r.name: r.projection.tables for r in services.read_side.runners}
+    try:
+        async with services.read_pool.connection() as conn:
+            missing = await missing_tables(conn, tables)
+    except Exception:  # an outage: the database check reports it
+        return problems
+    problems += [
+        f"read model {name}: table(s) missing: {', '.join(gone)}"
+        for name, gone in sorted(missing.items())
+    ]
+    return problems
 
 
 async def _projection_failures(services: Services) -> dict[str, ProjectionFailures]:

@@ -20,6 +20,7 @@ from commands.context import run_as
 from domain.events import EventMeta
 from projections.service import ProjectionService
 from workers.detector_queue import DetectorQueue
+from workers.projection_rebuild import RebuildJobs
 
 C = TypeVar("C")
 R = TypeVar("R")
@@ -35,6 +36,8 @@ class ApiConfig:
     allow_pickle_weights: bool = False
     max_model_bytes: int = 1024 * 1024 * 1024
     pipeline_wait_timeout: float = 60.0
+    max_projection_lag: int = 50_000
+    """/health is unhealthy while a read model is more events than this behind the log."""
 
 
 @dataclass
@@ -52,6 +55,8 @@ class Services:
     """The ingest's durable JetStream consumer (workers/ingest_consumer.py), all workers'."""
     detector_queue: DetectorQueue | None = None
     """Where stored run requests and model registrations go for a detector worker."""
+    rebuilds: RebuildJobs | None = None
+    """Blue-green rebuilds asked for over HTTP (`POST /api/admin/projections/{name}/rebuild`)."""
     responses: ResponseCache = field(init=False)
     """Encoded GET bodies, valid while their read model's position stands still."""
 

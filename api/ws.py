@@ -24,7 +24,7 @@ from projections.live_messages import LiveHeader, gateway_reply, stored_event_me
 log = logging.getLogger(__name__)
 
 ROOM_PATTERN = re.compile(
-    r"^(dashboard|(project|video|test_session|annotation_session|annotation):[0-9a-fA-F-]{36})$"
+    r"^(dashboard|admin|(project|video|test_session|annotation_session|annotation):[0-9a-fA-F-]{36})$"
 )
 QUEUE_LIMIT = 1000
 _envelope_decoder = decoder(dict[str, Any])
@@ -131,7 +131,7 @@ def _handle(hub: RoomHub, client: Client, raw: str) -> str | None:
     if not isinstance(room, str) or not ROOM_PATTERN.match(room):
         return gateway_reply(
             "error",
-            detail="room: expected 'dashboard' or '<project|video|test_session|"
+            detail="room: expected 'dashboard', 'admin' or '<project|video|test_session|"
             "annotation_session>:<uuid>'",
         )
     if action == "join":

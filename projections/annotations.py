@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from itertools import groupby
 from typing import Any
 from uuid import UUID
 
@@ -135,14 +134,18 @@ class AnnotationsProjection:
     tables: tuple[str, ...] = ("rm_annotations", "rm_annotation_imports")
 
     def write_batch(self, conn: Connection[Any], events: Sequence[Any]) -> None:
-        """Runs of new annotations go in with one COPY; edits as grouped statements."""
-        for created, run in groupby(events, key=lambda e: isinstance(e, Annotation.Created)):
-            if created:
-                with conn.cursor().copy(_COPY) as copy:
-                    for event in run:
-                        copy.write_row(_created_row(event))
-            else:
-                execute_grouped(conn, [s for e in run for s in self.handle(e)])
+        """The batch's new annotations go in with one COPY, then its other events in order as
+        grouped statements. The same result as in log order: an annotation is created once,
+        before any event that changes it, and import jobs are rows of another table. (COPY
+        per run of creations cost a round trip for every edit made between two of them.)"""
+        created = [e for e in events if isinstance(e, Annotation.Created)]
+        if created:
+            with conn.cursor().copy(_COPY) as copy:
+                for event in created:
+                    copy.write_row(_created_row(event))
+        rest = [e for e in events if not isinstance(e, Annotation.Created)]
+        if rest:
+            execute_grouped(conn, [s for e in rest for s in self.handle(e)])
 
     def handle(self, event: Any) -> Iterable[Statement]:
         if isinstance(event, IMPORT_EVENTS):

@@ -460,3 +460,53 @@ def stored_event_messages(env: AnyEnvelope) -> list[tuple[str, bytes]]:
 def gateway_reply(event: str, room: str | None = None, **data: Any) -> str:
     """The gateway's own answers: connection_status, joined, left, pong, error."""
     return encode(event, room, data).decode()
+
+
+# --- projection_rebuild_progress ------------------------------------------------------------
+
+ADMIN_ROOM = "admin"
+"""Operators' room: read-model rebuilds report here."""
+
+
+class RebuildProgressData(msgspec.Struct, kw_only=True, rename="camel"):
+    name: str
+    """The read model."""
+    state: str
+    """`running`, `done` or `failed`."""
+    processed: int
+    total: int
+    progress: float
+    """0-100."""
+    position: int
+    """How far in the log the new tables have got."""
+    head: int
+    """The position the rebuild is reading up to."""
+    events_per_second: float
+    error: str | None = None
+    sent_at: str
+
+
+def rebuild_progress_message(
+    name: str,
+    state: str,
+    *,
+    processed: int,
+    total: int,
+    position: int,
+    head: int,
+    events_per_second: float,
+    error: str | None = None,
+) -> bytes:
+    data = RebuildProgressData(
+        name=name,
+        state=state,
+        processed=processed,
+        total=total,
+        progress=round(100.0 * processed / total, 1) if total > 0 else 100.0,
+        position=position,
+        head=head,
+        events_per_second=round(events_per_second, 1),
+        error=error,
+        sent_at=now(),
+    )
+    return encode("projection_rebuild_progress", ADMIN_ROOM, data)

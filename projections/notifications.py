@@ -35,12 +35,23 @@ class NotificationPage(list[StoredNotification]):
     truncated: bool = False
 
 
-def event_count(conn: Connection[Any], topics: Sequence[str]) -> int:
-    """Stored events of these topics: what a rebuild of a read model will read."""
+def event_count(conn: Connection[Any], topics: Sequence[str], until: int | None = None) -> int:
+    """Stored events of these topics (up to position `until`): what a rebuild will read."""
     row = conn.execute(
-        f"SELECT count(*) FROM {EVENTS_TABLE} WHERE topic = ANY(%s)", (list(topics),)
+        f"SELECT count(*) FROM {EVENTS_TABLE} WHERE topic = ANY(%s) AND notification_id <= %s",
+        (list(topics), 2**63 - 1 if until is None else until),
     ).fetchone()
     return int(row[0]) if row else 0
+
+
+def notification_from(conn: Connection[Any], position: int) -> StoredNotification | None:
+    """The first stored event at or after `position` (None past the end of the log)."""
+    row = conn.execute(
+        "SELECT notification_id, originator_id, originator_version, topic, state"
+        f" FROM {EVENTS_TABLE} WHERE notification_id >= %s ORDER BY notification_id LIMIT 1",
+        (position,),
+    ).fetchone()
+    return None if row is None else StoredNotification._make(row)
 
 
 class NotificationLog:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from itertools import groupby
 from typing import Any, Protocol
@@ -35,6 +36,9 @@ from projections.isolation import Item, Write, apply_isolated
 from projections.rows import BatchProjection, RowProjection, apply_rows
 
 log = logging.getLogger(__name__)
+
+RATE_WINDOW = 10.0
+"""Seconds over which `events_per_second` counts."""
 
 SKIP_RECORD_INTERVAL = 0.2
 """Seconds between tracking-row writes that only say "nothing for us up to here"."""
@@ -135,6 +139,8 @@ class ProjectionRunner:
         with pool.connection() as conn:
             self.position = start_tracking(conn, projection.name)
         self._skip_recorded = 0.0
+        self._recent: deque[tuple[float, int]] = deque(maxlen=4096)
+        """(when, how many) per committed batch, for `events_per_second`."""
         self._persisted = self.position
         """The tracking row's value; `position` may run ahead of it past events this
         projection ignores (no transaction just to say "nothing here")."""
@@ -167,7 +173,13 @@ class ProjectionRunner:
             with self.pool.connection() as conn:
                 self.position = self._persisted = ensure_tracking(conn, self.name)
             return 0
+        self._recent.append((time.monotonic(), len(items)))
         return len(items)
+
+    def events_per_second(self, window: float = RATE_WINDOW) -> float:
+        """Events applied per second over the last `window` seconds."""
+        since = time.monotonic() - window
+        return sum(n for at, n in list(self._recent) if at >= since) / window
 
     def _item(self, notification: Any) -> Item:
         """The event, or why it cannot be read (recorded as a failure, never retried forever)."""

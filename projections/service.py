@@ -69,6 +69,8 @@ class ProjectionService:
         self._lock = threading.Lock()
         self._waiters: list[_Waiter] = []
         self._errors: dict[str, str] = {}
+        self._epochs: dict[str, int] = {}
+        """Per read model, how many times its tables were swapped for rebuilt ones here."""
 
     @property
     def last_error(self) -> str | None:
@@ -86,6 +88,17 @@ class ProjectionService:
 
     def positions(self) -> dict[str, int]:
         return {r.name: r.position for r in self.runners}
+
+    def epoch(self, name: str) -> int:
+        """Changes when `name`'s tables were replaced by a rebuild in this process: the same
+        position may then hold different rows (cached answers must go)."""
+        return self._epochs.get(name, 0)
+
+    def swapped(self, name: str) -> None:
+        """A blue-green rebuild replaced `name`'s tables. Its runner finds the tracking row
+        moved on its next write (LostRace) and follows it; cached answers go now."""
+        with self._lock:
+            self._epochs[name] = self._epochs.get(name, 0) + 1
 
     @property
     def live(self) -> bool:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
@@ -43,8 +45,16 @@ def load_migrations(folder: Path | None = None) -> list[Migration]:
     return found
 
 
-def migrate(database_url: str, folder: Path | None = None) -> list[str]:
-    """Apply what is pending; returns the names applied. Changed applied files are an error."""
+def migrate(
+    database_url: str,
+    folder: Path | None = None,
+    *,
+    before: Callable[[psycopg.Connection[Any]], object] | None = None,
+) -> list[str]:
+    """Apply what is pending; returns the names applied. Changed applied files are an error.
+
+    `before` runs first, in the same transaction and under the same lock (a start-up check
+    that must see the tables as they were, before the repeatable DDL re-creates them)."""
     applied_now: list[str] = []
     with psycopg.connect(database_url, autocommit=True) as conn, conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
@@ -53,6 +63,8 @@ def migrate(database_url: str, folder: Path | None = None) -> list[str]:
             " number integer PRIMARY KEY, name text NOT NULL, checksum text NOT NULL,"
             " applied_at timestamptz NOT NULL DEFAULT now())"
         )
+        if before is not None:
+            before(conn)
         done: dict[int, str] = dict(
             conn.execute("SELECT number, checksum FROM schema_migrations").fetchall()
         )

@@ -41,6 +41,7 @@ from projections.test_sessions import DetectionsProjection, TestSessionsProjecti
 from projections.videos import VideosProjection
 from storage.frames import PostgresFrameStore
 from storage.migrate import migrate
+from storage.read_model_schema import forget_dropped_read_models
 from storage.server import ping
 from verity.pools import guard, guard_async
 from verity.settings import Settings
@@ -49,6 +50,7 @@ from verity.worker_registry import RunningWorkers, WorkerContext, serve_workers
 from workers.detector_queue import DetectorQueue
 from workers.ingest import DURABLE as INGEST_DURABLE
 from workers.ingest_consumer import ingest_consumer
+from workers.projection_rebuild import RebuildJobs
 from workers.references import resolve
 
 log = logging.getLogger(__name__)
@@ -132,15 +134,32 @@ def settle_heap() -> None:
     gc.set_threshold(*GC_THRESHOLDS)
 
 
+READ_MODELS = {cls.name: cls.tables for cls in PROJECTIONS}
+"""Each read model's tables, for the start-up check of dropped ones."""
+
+
 def open_application(database_url: str, pool_size: int = 8) -> Verity:
-    """Migrate, then open the event store (the library needs the tables to exist first)."""
-    migrate(database_url)
+    """Migrate, then open the event store (the library needs the tables to exist first).
+
+    A read model with a table dropped is reset with it (tracking row and failures too) before
+    the repeatable DDL re-creates it, so its runner rebuilds it from the events at start."""
+    migrate_database(database_url)
     app = Verity(env=eventsourcing_env(database_url, pool_size))
     if isinstance(app.recorder, PostgresApplicationRecorder):
         guard(app.recorder.datastore.pool)
     ensure_central_store(app)
     prebuild_decoders(event_classes())
     return app
+
+
+def migrate_database(database_url: str) -> list[str]:
+    """`migrate`, resetting first the read models that lost a table (see open_application)."""
+    return migrate(database_url, before=_forget_dropped)
+
+
+def _forget_dropped(conn: Any) -> None:
+    for name in forget_dropped_read_models(conn, READ_MODELS):
+        log.warning("read model %s had a table missing: rebuilding it from the events", name)
 
 
 def projection_runners(
@@ -309,6 +328,7 @@ def _services(
             allow_pickle_weights=settings.allow_pickle_weights,
             max_model_bytes=settings.max_model_bytes,
             pipeline_wait_timeout=settings.pipeline_wait_timeout,
+            max_projection_lag=settings.health_max_lag,
         ),
         frames=GroupCommit(ctx.app, ctx.record),
         health_checks=(
@@ -321,4 +341,12 @@ def _services(
             nc.jetstream(), settings.detections_stream, INGEST_DURABLE
         ),
         detector_queue=DetectorQueue(nc.jetstream(), settings.nats_prefix),
+        rebuilds=RebuildJobs(
+            ctx.database_url,
+            read_side.runners,
+            nc.publish,
+            settings.live_subject,
+            asyncio.get_running_loop(),
+            on_swapped=read_side.swapped,
+        ),
     )

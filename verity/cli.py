@@ -20,6 +20,7 @@ from verity.detector_commands import (
 )
 from verity.device_commands import device_schema_command, simulate_command
 from verity.rebuild_command import RebuildMode, rebuild_command
+from verity.replay_command import replay_command
 from verity.settings import Settings
 from verity.worker_command import worker_command
 from verity.worker_registry import WORKERS
@@ -96,11 +97,10 @@ async def _stop_when_exiting(server: Any, stop: asyncio.Event) -> None:
 
 
 def migrate_command(settings: Settings) -> None:
-    from storage.migrate import migrate  # noqa: PLC0415
-    from verity.bootstrap import servers  # noqa: PLC0415
+    from verity.bootstrap import migrate_database, servers  # noqa: PLC0415
 
     with servers(settings) as endpoints:
-        applied = migrate(endpoints.database_url)
+        applied = migrate_database(endpoints.database_url)
         print("applied: " + (", ".join(applied) if applied else "nothing (up to date)"))
 
 
@@ -109,7 +109,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("serve", help="API + projections + relay in one process")
     sub.add_parser("migrate", help="apply pending SQL migrations")
-    rebuild = sub.add_parser("rebuild", help="empty read models and rebuild them from events")
+    rebuild = sub.add_parser(
+        "rebuild", help="rebuild read models from the events beside the live ones, then swap"
+    )
     rebuild.add_argument("projections", nargs="*", help="names (default: all)")
     what = rebuild.add_mutually_exclusive_group()
     what.add_argument(
@@ -125,6 +127,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         action="store_const",
         const=RebuildMode.RETRY_FAILURES,
         help="apply those events again (after a fix) instead of rebuilding",
+    )
+    replay = sub.add_parser(
+        "replay", help="every read model as at a past position or time, in a schema of its own"
+    )
+    replay.add_argument("--until", required=True, help="a log position, or an ISO 8601 time")
+    replay.add_argument("--schema", required=True, help="the schema to build (a new name)")
+    replay.add_argument(
+        "--replace", action="store_true", help="overwrite a schema an earlier replay made"
     )
     worker = sub.add_parser(
         "worker",
@@ -156,6 +166,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             migrate_command(settings)
         elif args.command == "rebuild":
             rebuild_command(settings, args.projections, args.mode or RebuildMode.REBUILD)
+        elif args.command == "replay":
+            replay_command(settings, args.until, args.schema, replace=args.replace)
         elif args.command == "worker":
             worker_command(settings, args.name)
         elif args.command == "models":

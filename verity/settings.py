@@ -51,6 +51,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     relay_adopt_stream: bool = False
     """The relay publishes into an events stream that another event store (database) has fed;
     without it, it refuses and says so in its log and in /health."""
+    health_max_lag: int = 50_000
+    """/health is unhealthy (503) while a read model is more events than this behind the log."""
     public_url: str | None = None
     """Base URL clients use to reach this server (for video URLs); default http://host:port."""
 
@@ -118,6 +120,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             "allow_pickle_weights": get("ALLOW_PICKLE_WEIGHTS"),
             "max_model_bytes": get("MAX_MODEL_BYTES"),
             "pipeline_wait_timeout": get("PIPELINE_WAIT_TIMEOUT"),
+            "health_max_lag": get("HEALTH_MAX_LAG"),
         }
         given = {k: v for k, v in raw.items() if v is not None}
         data_dir = Path(str(given.pop("data_dir", ".data"))).expanduser().resolve()

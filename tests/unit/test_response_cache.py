@@ -15,9 +15,13 @@ class FakeReadSide:
     def __init__(self) -> None:
         self.live = True
         self.position = 5
+        self.swaps = 0
 
     def positions(self) -> dict[str, int]:
         return {"projects_v1": self.position}
+
+    def epoch(self, name: str) -> int:
+        return self.swaps
 
 
 def counting_render(calls: list[int]) -> Any:
@@ -57,3 +61,13 @@ async def test_nothing_is_cached_when_this_process_does_not_project() -> None:
     await cache.get("projects_v1", "k", counting_render(calls))
     await cache.get("unknown_projection", "k", counting_render(calls))
     assert len(calls) == 3
+
+
+async def test_a_rebuild_swapped_in_at_the_same_position_renders_again() -> None:
+    side = FakeReadSide()
+    cache = ResponseCache(side)  # type: ignore[arg-type]
+    calls: list[int] = []
+    assert await cache.get("projects_v1", "k", counting_render(calls)) == b"body1"
+    side.swaps += 1  # the blue-green swap: new rows, same position
+    assert await cache.get("projects_v1", "k", counting_render(calls)) == b"body2"
+    assert await cache.get("projects_v1", "k", counting_render(calls)) == b"body2"
