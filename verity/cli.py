@@ -8,7 +8,7 @@ import contextlib
 import logging
 import signal
 import sys
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, NoReturn
 from uuid import UUID
 
@@ -104,7 +104,7 @@ def migrate_command(settings: Settings) -> None:
         print("applied: " + (", ".join(applied) if applied else "nothing (up to date)"))
 
 
-def main(argv: Sequence[str] | None = None) -> None:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="verity", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("serve", help="API + projections + relay in one process")
@@ -152,36 +152,42 @@ def main(argv: Sequence[str] | None = None) -> None:
     simulate.add_argument("--seed", type=int, default=7)
     sub.add_parser("device-schema", help="print the device frame message JSON Schema")
     add_audit_parsers(sub)
-    args = parser.parse_args(argv)
+    return parser
 
+
+Command = Callable[[Settings, argparse.Namespace], None]
+COMMANDS: dict[str, Command] = {
+    "serve": lambda settings, _: serve(settings),
+    "migrate": lambda settings, _: migrate_command(settings),
+    "rebuild": lambda settings, args: rebuild_command(
+        settings, args.projections, args.mode or RebuildMode.REBUILD
+    ),
+    "replay": lambda settings, args: replay_command(
+        settings, args.until, args.schema, replace=args.replace
+    ),
+    "worker": lambda settings, args: worker_command(settings, args.name),
+    "models": lambda settings, args: models_add_command(settings, args.path, args.name),
+    "detect": lambda settings, args: detect_command(
+        settings, args.video, args.model, args.ground_truth
+    ),
+    "simulate-device": lambda settings, args: simulate_command(
+        settings, args.session, args.fps, args.duration, args.device, args.seed
+    ),
+    "device-schema": lambda _settings, _args: device_schema_command(),
+    "audit": audit_command,
+}
+"""Sub-command name -> what runs it; a new command is a parser in `_parser` and a line here."""
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     signal.signal(signal.SIGTERM, _interrupt)
     settings = Settings.from_env()
     try:
-        if args.command == "serve":
-            serve(settings)
-        elif args.command == "migrate":
-            migrate_command(settings)
-        elif args.command == "rebuild":
-            rebuild_command(settings, args.projections, args.mode or RebuildMode.REBUILD)
-        elif args.command == "replay":
-            replay_command(settings, args.until, args.schema, replace=args.replace)
-        elif args.command == "worker":
-            worker_command(settings, args.name)
-        elif args.command == "models":
-            models_add_command(settings, args.path, args.name)
-        elif args.command == "detect":
-            detect_command(settings, args.video, args.model, args.ground_truth)
-        elif args.command == "simulate-device":
-            simulate_command(
-                settings, args.session, args.fps, args.duration, args.device, args.seed
-            )
-        elif args.command == "device-schema":
-            device_schema_command()
-        elif args.command == "audit":
-            audit_command(settings, args)
+        COMMANDS[args.command](settings, args)
     except KeyboardInterrupt:
         print("stopped", file=sys.stderr)
 
