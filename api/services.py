@@ -104,6 +104,7 @@ ReadModel = Literal[
     "evaluations_v1",
     "detector_models_v1",
     "detection_runs_v1",
+    "devices_v1",
 ]
 """The read models' names (projections' `name`; a unit test keeps the two lists equal)."""
 

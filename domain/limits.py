@@ -103,3 +103,15 @@ InferenceBatch = Annotated[int, Meta(ge=1, le=MAX_INFERENCE_BATCH)]
 InputSize = Annotated[int, Meta(ge=32, le=MAX_INPUT_SIZE)]
 ComputeDevice = Annotated[str, Meta(pattern=r"^(auto|cpu|cuda(:[0-9]{1,2})?)$")]
 """`auto`, `cpu`, `cuda` or `cuda:N`: where a detector runs."""
+
+MAX_DEVICE_NAME = 64
+"""A registered device's id: its NATS user name and one subject token, so a short word."""
+DEVICE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]*$"
+"""Letters, digits, `_` and `-`: safe as a NATS user, a subject token and an inbox prefix
+(`.`, `*`, `>` and spaces would change what a permission matches)."""
+DeviceName = Annotated[
+    str, Meta(min_length=1, max_length=MAX_DEVICE_NAME, pattern=DEVICE_NAME_PATTERN)
+]
+MAX_ALLOWED_DEVICES = 100
+"""Most device ids a test session names as allowed (checked per frame from a set in memory)."""
+AllowedDeviceIds = Annotated[list[Identifier], Meta(max_length=MAX_ALLOWED_DEVICES)]
