@@ -46,6 +46,7 @@ class TestSessionsProjection:
         TestSession.Stopped,
         TestSession.Completed,
         TestSession.Failed,
+        TestSession.AllowedDevicesChanged,
         *FRAME_EVENTS,
     )
     tables: tuple[str, ...] = ("rm_test_sessions",)
@@ -72,6 +73,7 @@ class TestSessionsProjection:
         "first_detection_at",
         "last_detection_at",
         "last_frame_timestamp",
+        "allowed_device_ids",
     )
 
     def key(self, event: Any) -> UUID:
@@ -102,12 +104,18 @@ class TestSessionsProjection:
                 "first_detection_at": None,
                 "last_detection_at": None,
                 "last_frame_timestamp": None,
+                "allowed_device_ids": list(event.allowed_device_ids),
             }
         if row is None:
             return None
         row["class_counts"] = Jsonb(_counts(row))  # loaded as a dict; COPY needs the wrapper
         if isinstance(event, FRAME_EVENTS):
             return _add_frames(row, frames_of(event), event.received_at)
+        row["updated_at"] = event.timestamp
+        row["version"] = event.originator_version
+        if isinstance(event, TestSession.AllowedDevicesChanged):
+            row["allowed_device_ids"] = list(event.allowed_device_ids)
+            return row
         status = _STATUS_OF[type(event)]
         row["status"] = status.value
         row["updated_at"] = event.timestamp
@@ -251,6 +259,7 @@ class TestSessionRow(msgspec.Struct, frozen=True, kw_only=True):
     first_detection_at: datetime | None
     last_detection_at: datetime | None
     last_frame_timestamp: float | None
+    allowed_device_ids: list[str]
 
 
 class DetectionRow(msgspec.Struct, frozen=True, kw_only=True):

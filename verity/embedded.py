@@ -64,7 +64,7 @@ from urllib.parse import quote
 
 from projections.devices import DeviceUser
 from storage.server import ensure_database
-from verity.nats_access import NatsAccess
+from verity.nats_access import SERVER_NAME, NatsAccess
 
 log = logging.getLogger(__name__)
 
@@ -703,7 +703,7 @@ class EmbeddedNats(_EmbeddedServer):
                 "--port",
                 str(port),
                 "--server_name",
-                "verity-embedded",
+                SERVER_NAME,
                 "--jetstream",
                 "--store_dir",
                 str(self.store_dir),

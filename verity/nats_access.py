@@ -31,6 +31,7 @@ from projections.devices import DeviceUser
 
 CONFIG_NAME = "nats-auth.conf"
 CREDENTIALS_NAME = "service-credentials.json"
+SERVER_NAME = "verity-embedded"
 
 
 class NatsCredentials(msgspec.Struct, frozen=True, kw_only=True):
@@ -150,7 +151,10 @@ class NatsAccess:
         block = authorization(
             self.detections_subject, self._stored_service().password_hash, devices
         )
-        text = json.dumps({"authorization": block}, indent=2) + "\n"
+        # server_name also in the file: a reload compares it with the file's (the flag alone
+        # reads as a change, which nats-server refuses to reload)
+        config = {"server_name": SERVER_NAME, "authorization": block}
+        text = json.dumps(config, indent=2) + "\n"
         try:
             if self.config_path.read_text() == text:
                 return False

@@ -213,6 +213,13 @@ def test_every_write_answers_and_reads_back_what_it_wrote(
             "POST", f"/api/test-sessions/{sid}/start", f"/api/test-sessions/{sid}"
         )
         assert started == got and got["status"] == "running"
+        allowed, got = trip.write(
+            "PUT",
+            f"/api/test-sessions/{sid}/allowed-devices",
+            f"/api/test-sessions/{sid}",
+            json={"allowedDeviceIds": ["cam-1", "cam-2"]},
+        )
+        assert allowed == got and got["allowedDeviceIds"] == ["cam-1", "cam-2"]
         frame = {
             "deviceId": "cam-1",
             "sessionId": sid,
@@ -226,6 +233,7 @@ def test_every_write_answers_and_reads_back_what_it_wrote(
         )
         assert got["frameCount"] == 1
         single = {
+            "device_id": "cam-2",
             "test_session_id": sid,
             "timestamp": 0.6,
             "frame_number": 6,
