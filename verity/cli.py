@@ -17,6 +17,7 @@ from verity.detector_commands import (
     detect_command,
     models_add_command,
 )
+from verity.device_access_commands import add_devices_parser, devices_command
 from verity.device_commands import device_schema_command, simulate_command
 from verity.rebuild_command import RebuildMode, rebuild_command
 from verity.settings import Settings
@@ -140,6 +141,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     simulate.add_argument("--device", default="sim-1", help="device id")
     simulate.add_argument("--seed", type=int, default=7)
     sub.add_parser("device-schema", help="print the device frame message JSON Schema")
+    add_devices_parser(sub)
     args = parser.parse_args(argv)
 
     logging.basicConfig(
@@ -166,6 +168,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             )
         elif args.command == "device-schema":
             device_schema_command()
+        elif args.command == "devices":
+            devices_command(settings, args)
     except KeyboardInterrupt:
         print("stopped", file=sys.stderr)
 

@@ -67,10 +67,13 @@ def device_permissions(detections_subject: str, device_id: str) -> dict[str, Any
 
 
 def authorization(
-    detections_subject: str, service_hash: str, devices: Sequence[DeviceUser]
+    detections_subject: str,
+    service_hash: str,
+    devices: Sequence[DeviceUser],
+    service_user: str = SERVICE_USER,
 ) -> dict[str, Any]:
     """The `authorization` block: the service user (no restriction) and each device's user."""
-    users: list[dict[str, Any]] = [{"user": SERVICE_USER, "password": service_hash}]
+    users: list[dict[str, Any]] = [{"user": service_user, "password": service_hash}]
     users.extend(
         {
             "user": d.device_id,
@@ -83,10 +86,13 @@ def authorization(
 
 
 def authorization_text(
-    detections_subject: str, service_hash: str, devices: Sequence[DeviceUser]
+    detections_subject: str,
+    service_hash: str,
+    devices: Sequence[DeviceUser],
+    service_user: str = SERVICE_USER,
 ) -> str:
     """The block as nats-server config text, to paste into an external server's config."""
-    block = authorization(detections_subject, service_hash, devices)
+    block = authorization(detections_subject, service_hash, devices, service_user)
     return "authorization: " + json.dumps(block, indent=2) + "\n"
 
 
