@@ -196,9 +196,7 @@ async def test_a_device_publishes_its_own_detections_and_nothing_else(
         await cam.violation("publish", f"$JS.API.STREAM.INFO.{settings.detections_stream}")
         with pytest.raises(TimeoutError):
             await api.add_consumer(settings.detections_stream, ConsumerConfig(name="spy"))
-        await cam.violation(
-            "publish", f"$JS.API.CONSUMER.CREATE.{settings.detections_stream}.spy"
-        )
+        await cam.violation("publish", f"$JS.API.CONSUMER.CREATE.{settings.detections_stream}.spy")
 
         # Publishing: not as another device, not on the session subject without a device,
         # not into the dead letters nor the events.
