@@ -35,6 +35,9 @@ class ApiConfig:
     allow_pickle_weights: bool = False
     max_model_bytes: int = 1024 * 1024 * 1024
     pipeline_wait_timeout: float = 60.0
+    nats_url: str | None = None
+    """Where devices connect (answered with their credentials)."""
+    detections_subject: str = "verity.detections"
 
 
 @dataclass

@@ -12,7 +12,7 @@ from typing import Any
 from uuid import UUID
 
 import msgspec
-from psycopg import AsyncConnection, Connection
+from psycopg import AsyncConnection
 from psycopg.rows import class_row
 
 from domain.devices import Device, DeviceStatus
@@ -92,13 +92,21 @@ class DeviceUser(msgspec.Struct, frozen=True, kw_only=True):
     password_hash: str
 
 
-def list_devices(conn: Connection[Any]) -> list[DeviceRow]:
-    with conn.cursor(row_factory=class_row(DeviceRow)) as cur:
-        cur.execute(
-            "SELECT device_id, status, disabled_reason, created_at, updated_at, created_by, id"
-            " FROM rm_devices ORDER BY device_id"
+_ROW_COLUMNS = "device_id, status, disabled_reason, created_at, updated_at, created_by, id"
+
+
+async def list_devices(conn: AsyncConnection[Any]) -> list[DeviceRow]:
+    async with conn.cursor(row_factory=class_row(DeviceRow)) as cur:
+        await cur.execute(f"SELECT {_ROW_COLUMNS} FROM rm_devices ORDER BY device_id")
+        return await cur.fetchall()
+
+
+async def get_device(conn: AsyncConnection[Any], device_id: str) -> DeviceRow | None:
+    async with conn.cursor(row_factory=class_row(DeviceRow)) as cur:
+        await cur.execute(
+            f"SELECT {_ROW_COLUMNS} FROM rm_devices WHERE device_id = %s", (device_id,)
         )
-        return cur.fetchall()
+        return await cur.fetchone()
 
 
 async def active_device_users(conn: AsyncConnection[Any]) -> list[DeviceUser]:

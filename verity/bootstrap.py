@@ -44,6 +44,7 @@ from storage.frames import PostgresFrameStore
 from storage.migrate import migrate
 from storage.server import ping
 from verity.device_users import follow_device_users
+from verity.nats_access import without_credentials
 from verity.pools import guard, guard_async
 from verity.settings import Settings
 from verity.waiting import close_nats, connect_nats, open_when_ready
@@ -316,7 +317,8 @@ async def running(
                 else ctx
             )
             await started.start(context, serve_workers(settings) if workers is None else workers)
-            services = _services(context, read_side, hub, started)
+            device_url = without_credentials(endpoints.nats_url)
+            services = _services(context, read_side, hub, started, device_url)
             try:
                 yield services
             finally:
@@ -330,7 +332,11 @@ async def running(
 
 
 def _services(
-    ctx: WorkerContext, read_side: ProjectionService, hub: RoomHub, workers: RunningWorkers
+    ctx: WorkerContext,
+    read_side: ProjectionService,
+    hub: RoomHub,
+    workers: RunningWorkers,
+    nats_url: str,
 ) -> Services:
     settings, read_pool, nc = ctx.settings, ctx.read_pool, ctx.nc
 
@@ -350,6 +356,8 @@ def _services(
             allow_pickle_weights=settings.allow_pickle_weights,
             max_model_bytes=settings.max_model_bytes,
             pipeline_wait_timeout=settings.pipeline_wait_timeout,
+            nats_url=nats_url,
+            detections_subject=settings.detections_subject,
         ),
         frames=GroupCommit(ctx.app, ctx.record),
         health_checks=(

@@ -34,6 +34,12 @@ def _describe(settings: Settings, database_url: str, nats_url: str) -> str:
 
     db = "embedded" if settings.database_url is None else "external"
     ns = "embedded" if settings.nats_url is None else "external"
+    if settings.nats_url is None:
+        auth = "service user and registered devices only (verity devices add NAME)"
+    elif settings.nats_user:
+        auth = f"connecting as {settings.nats_user}"
+    else:
+        auth = "none configured (VERITY_NATS_USER)"
     base = f"http://{settings.host}:{settings.port}"
     return (
         f"Verity serving on {base}\n"
@@ -41,7 +47,7 @@ def _describe(settings: Settings, database_url: str, nats_url: str) -> str:
         f"  WebSocket: ws://{settings.host}:{settings.port}/ws\n"
         f"  data:      {settings.data_dir}\n"
         f"  database:  {db} {postgres_location(database_url)}\n"
-        f"  NATS:      {ns} {nats_location(nats_url)}\n"
+        f"  NATS:      {ns} {nats_location(nats_url)}; authorization: {auth}\n"
         "Press Ctrl-C to stop."
     )
 

@@ -26,6 +26,7 @@ def _store(settings: Settings, handler: Callable[[C, Verity], Any], cmd: C) -> s
     from commands.context import run_as  # noqa: PLC0415 - keep the CLI's start light
     from domain.events import EventMeta  # noqa: PLC0415
     from verity.bootstrap import open_application, servers  # noqa: PLC0415
+    from verity.nats_access import without_credentials  # noqa: PLC0415
 
     with servers(settings) as endpoints:
         app = open_application(endpoints.database_url)
@@ -33,7 +34,7 @@ def _store(settings: Settings, handler: Callable[[C, Verity], Any], cmd: C) -> s
             run_as(EventMeta(actor="cli", correlation_id=uuid4()), handler, cmd, app)
         finally:
             app.close()
-        return endpoints.nats_url
+        return without_credentials(endpoints.nats_url)
 
 
 def _print_credentials(settings: Settings, url: str, device_id: str, password: str) -> None:
@@ -95,15 +96,21 @@ def _project_devices(settings: Settings, database_url: str) -> None:
 
 
 def devices_list_command(settings: Settings) -> None:
-    import psycopg  # noqa: PLC0415
+    import asyncio  # noqa: PLC0415
 
-    from projections.devices import list_devices  # noqa: PLC0415
+    from psycopg import AsyncConnection  # noqa: PLC0415
+
+    from projections.devices import DeviceRow, list_devices  # noqa: PLC0415
     from verity.bootstrap import servers  # noqa: PLC0415
 
     with servers(settings) as endpoints:
         _project_devices(settings, endpoints.database_url)
-        with psycopg.connect(endpoints.database_url) as conn:
-            rows = list_devices(conn)
+
+        async def read() -> list[DeviceRow]:
+            async with await AsyncConnection.connect(endpoints.database_url) as conn:
+                return await list_devices(conn)
+
+        rows = asyncio.run(read())
     for row in rows:
         why = f" ({row.disabled_reason})" if row.disabled_reason else ""
         print(f"{row.device_id}\t{row.status}{why}\tsince {row.created_at:%Y-%m-%d %H:%M}")

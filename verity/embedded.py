@@ -620,6 +620,7 @@ class EmbeddedNats(_EmbeddedServer):
         """With it, the server starts from its generated config (service user, device users)
         and `update_devices` reloads it; without it (the tests' fallback server) anyone may
         connect, as before."""
+        self._reload_pending = False
         self.store_dir = self.data_dir / "nats"
         self.ports_dir = self.data_dir / "nats-run"
         self.pid_file = self.data_dir / "nats.pid"
@@ -656,10 +657,12 @@ class EmbeddedNats(_EmbeddedServer):
         disconnected by the server. Whether anything changed."""
         if self.access is None:
             raise EmbeddedServerError("this embedded NATS runs without authorization")
-        if not self.access.write(devices):
+        if not self.access.write(devices) and not self._reload_pending:
             return False
         if self._process is not None:
+            self._reload_pending = True  # until a reload succeeds, even of an unchanged file
             self._reload(self._process.pid)
+            self._reload_pending = False
         return True
 
     def _reload(self, pid: int) -> None:

@@ -22,6 +22,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import msgspec
 
@@ -48,6 +49,14 @@ class _StoredService(msgspec.Struct, frozen=True, kw_only=True):
     user: str
     password: str
     password_hash: str
+
+
+def without_credentials(url: str) -> str:
+    """`url` less any user, password or token in it: what a device may be told."""
+    parts = urlsplit(url if "://" in url else f"nats://{url}")
+    host = parts.hostname or "localhost"
+    netloc = f"[{host}]" if ":" in host else host
+    return f"{parts.scheme}://{netloc}:{parts.port or 4222}"
 
 
 def device_inbox(device_id: str) -> str:

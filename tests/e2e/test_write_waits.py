@@ -270,6 +270,17 @@ def test_every_write_answers_and_reads_back_what_it_wrote(
         )
         assert executed["session_id"] in [s["id"] for s in got]
 
+        # devices
+        devices = "/api/admin/devices"
+        added, got = trip.write("POST", devices, devices, json={"name": "cam-w"})
+        assert added["user"] == "cam-w" and [d["deviceId"] for d in got] == ["cam-w"]
+        rotated, got = trip.write("POST", f"{devices}/cam-w/rotate", devices)
+        assert rotated["password"] != added["password"] and got[0]["updatedAt"]
+        disabled, got = trip.write(
+            "POST", f"{devices}/cam-w/disable", devices, json={"reason": "lost"}
+        )
+        assert disabled == got[0] and got[0]["status"] == "disabled"
+
         # deletions
         _, got = trip.write("DELETE", f"/api/videos/{other['id']}", f"/api/videos/{other['id']}")
         assert got is None
