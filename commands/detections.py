@@ -144,7 +144,9 @@ def _session_problems(
             )
         else:
             allowed = frozenset(session.allowed_device_ids)
-            known_open.remember(sid, _frame_size(app, session), allowed)
+            # a refresh: the video's size does not change, only the allowed devices may
+            size = known_open.sizes[sid] if sid in known_open.sizes else _frame_size(app, session)
+            known_open.remember(sid, size, allowed)
     return problems
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 
 from commands.device_credentials import password_matches
+from commands.devices import load_device
 from tests.e2e.helpers import api_client
+from verity.bootstrap import open_application
 from verity.settings import Settings
 
 pytestmark = pytest.mark.e2e
@@ -43,9 +45,6 @@ def test_a_device_is_registered_once_rotated_and_disabled_for_good(settings: Set
 
 
 def test_the_stored_hash_is_bcrypt_of_the_answered_password(settings: Settings) -> None:
-    from commands.devices import load_device  # noqa: PLC0415
-    from verity.bootstrap import open_application  # noqa: PLC0415
-
     with api_client(settings) as client:
         creds = client.post(DEVICES, json={"name": "cam-hash"}).json()
     assert settings.database_url is not None
