@@ -84,6 +84,8 @@ class OpenSessions:
         self.sizes: dict[UUID, FrameSize | None] = {}
         self.allowed: dict[UUID, frozenset[str]] = {}
         """Each session's allowed device ids; empty (or absent): any device."""
+        self.restricted: set[UUID] = set()
+        """The sessions whose allowed devices are not empty."""
         self._loaded: dict[UUID, float] = {}
         self._clock = clock
 
@@ -93,9 +95,14 @@ class OpenSessions:
         if len(self.sizes) >= self.KEPT:
             self.sizes.clear()
             self.allowed.clear()
+            self.restricted.clear()
             self._loaded.clear()
         self.sizes[session_id] = size
         self.allowed[session_id] = allowed
+        if allowed:
+            self.restricted.add(session_id)
+        else:
+            self.restricted.discard(session_id)
         self._loaded[session_id] = self._clock()
 
     def knows(self, session_id: UUID) -> bool:
@@ -107,6 +114,7 @@ class OpenSessions:
         for sid in sessions:
             self.sizes.pop(sid, None)
             self.allowed.pop(sid, None)
+            self.restricted.discard(sid)
             self._loaded.pop(sid, None)
 
 
@@ -156,6 +164,8 @@ def _devices_not_allowed(
     """Frames from a device their session does not name (where it names any), by index."""
     out: dict[int, Rejection] = {}
     allowed_of = known_open.allowed
+    if not known_open.restricted:  # no session names its devices: nothing to check
+        return out
     for i, f in enumerate(frames):
         allowed = allowed_of.get(f.session_id)
         if allowed and f.device_id not in allowed:

@@ -82,5 +82,8 @@ def test_open_sessions_are_loaded_again_once_a_second() -> None:
     sid = uuid4()
     known.remember(sid, None, frozenset({"cam-1"}))
     assert known.knows(sid) and known.allowed[sid] == {"cam-1"}
+    assert known.restricted == {sid}
     now[0] += OpenSessions.REFRESH
     assert not known.knows(sid)  # its allowed devices may have changed: load it again
+    known.remember(sid, None, frozenset())  # the list was emptied meanwhile
+    assert known.knows(sid) and not known.restricted
