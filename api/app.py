@@ -23,6 +23,7 @@ from api.dashboard import dashboard_charts, dashboard_stats
 from api.detection_runs import DetectionRunsController
 from api.detections import DetectionsController, detections_visible
 from api.detector_models import DetectorModelsController
+from api.devices import DevicesController
 from api.errors import exception_handlers
 from api.ground_truth import GroundTruthController
 from api.health import health, root
@@ -94,6 +95,7 @@ def create_app(services_factory: ServicesFactory, uploads_dir: Path) -> Litestar
             dashboard_charts,
             ProjectionStatusController,
             AuditController,
+            DevicesController,
             websocket_gateway,
             test_execution_socket,
             enhanced_test_socket,

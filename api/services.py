@@ -38,6 +38,9 @@ class ApiConfig:
     pipeline_wait_timeout: float = 60.0
     max_projection_lag: int = 50_000
     """/health is unhealthy while a read model is more events than this behind the log."""
+    nats_url: str | None = None
+    """Where devices connect (answered with their credentials)."""
+    detections_subject: str = "verity.detections"
 
 
 @dataclass
@@ -116,6 +119,7 @@ ReadModel = Literal[
     "evaluations_v1",
     "detector_models_v1",
     "detection_runs_v1",
+    "devices_v1",
 ]
 """The read models' names (projections' `name`; a unit test keeps the two lists equal)."""
 

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 from uuid import UUID
 
 import msgspec
-from litestar import Controller, Request, get, post
+from litestar import Controller, Request, get, post, put
 from litestar.datastructures import State
 from litestar.params import FromPath, FromQuery, JSONBody, Parameter, QueryParameter
 
@@ -22,9 +22,22 @@ from api.inputs import InputDTO, InputError, SkipQuery, decode_input
 from api.operation_ids import per_path
 from api.projects import load_project
 from api.services import Services, caught_up, execute, services_of
-from commands.test_sessions import CreateTestSession, create_test_session
+from commands.test_sessions import (
+    AllowDevices,
+    CreateTestSession,
+    allow_devices,
+    create_test_session,
+)
 from domain.errors import NotFound
-from domain.limits import MAX_LIST, Fraction, Identifier, OptionalName, Text, ToleranceMs
+from domain.limits import (
+    MAX_LIST,
+    AllowedDeviceIds,
+    Fraction,
+    Identifier,
+    OptionalName,
+    Text,
+    ToleranceMs,
+)
 from domain.test_sessions import DEFAULT_IOU_THRESHOLD, DEFAULT_TOLERANCE_MS
 from projections import test_sessions as read
 from projections.evaluations import EvaluationRow, latest_recorded_of
@@ -43,6 +56,13 @@ class TestSessionIn(msgspec.Struct, kw_only=True):
     iou_threshold: Fraction = DEFAULT_IOU_THRESHOLD
     device_id: Identifier | None = None
     description: Text | None = None
+    allowed_device_ids: AllowedDeviceIds = []
+    """Devices whose frames the session takes (others are dead-lettered as
+    `device_not_allowed`); empty: any device."""
+
+
+class AllowedDevicesIn(msgspec.Struct, kw_only=True):
+    allowed_device_ids: AllowedDeviceIds
 
 
 class ExecuteTestIn(msgspec.Struct, kw_only=True):
@@ -79,6 +99,7 @@ class TestSessionOut(msgspec.Struct, kw_only=True, rename="camel"):
     first_detection_at: datetime | None
     last_detection_at: datetime | None
     version: int
+    allowed_device_ids: list[str]
     metrics: SessionMetricsOut | None = None
     """From the newest recorded evaluation (percentages, as T4); null until there is one."""
 
@@ -226,6 +247,7 @@ class TestSessionsController(Controller):
             iou_threshold=data.iou_threshold,
             device_id=data.device_id,
             description=data.description,
+            allowed_device_ids=tuple(data.allowed_device_ids),
         )
         position = await execute(services, request, create_test_session, cmd)
         await caught_up(services, position, "test_sessions_v1")
@@ -264,6 +286,27 @@ class TestSessionsController(Controller):
             },
             error=row.error,
         )
+
+    @put(
+        "/api/test-sessions/{session_id:uuid}/allowed-devices",
+        operation_id="setTestSessionAllowedDevices",
+        summary="The devices whose frames the session takes (empty: any); frames from others"
+        " are dead-lettered as `device_not_allowed`; 409 once the session is closed",
+        dto=InputDTO[AllowedDevicesIn],
+        return_dto=None,
+    )
+    async def set_allowed_devices(
+        self,
+        state: State,
+        request: Request[Any, Any, Any],
+        session_id: FromPath[UUID],
+        data: JSONBody[AllowedDevicesIn],
+    ) -> TestSessionOut:
+        services = services_of(state)
+        cmd = AllowDevices(id=session_id, allowed_device_ids=tuple(data.allowed_device_ids))
+        position = await execute(services, request, allow_devices, cmd)
+        await caught_up(services, position, "test_sessions_v1")
+        return session_out(await load_session(services, session_id))
 
     @get(
         "/api/projects/{project_id:uuid}/test-sessions",

@@ -8,6 +8,7 @@ those frames; the call is made again with the rest."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
@@ -45,7 +46,8 @@ class RecordFrames(msgspec.Struct, frozen=True, kw_only=True):
 class Rejection(msgspec.Struct, frozen=True, kw_only=True):
     index: int
     reason: str
-    """`unknown_session`, `session_closed`, or `invalid` (a box outside the video's frame)."""
+    """`unknown_session`, `session_closed`, `device_not_allowed` (the session names its
+    devices, not this one), or `invalid` (a box outside the video's frame)."""
     detail: str
     field: str | None = None
     """The wire path of the value at fault, for `invalid` (`detections[0].box`); `detail`
@@ -65,25 +67,55 @@ FrameSize = tuple[int, int]
 
 
 class OpenSessions:
-    """Sessions seen taking detections, with their video's frame size where it is known.
+    """Sessions seen taking detections, with their video's frame size where it is known and
+    the devices they allow.
 
     Loading a session for every batch cost a query each; a session that closes later is still
     caught, by the frame store's check when the events go in. A video's size is recorded with
-    its upload, before any session can run on it, so the size first seen stays right."""
+    its upload, before any session can run on it, so the size first seen stays right. The
+    allowed devices may change while a session runs, so a session is loaded again once its
+    entry is `REFRESH` seconds old: a change applies to frames stored from then on (one load
+    per session and second, never one per frame)."""
 
     KEPT = 10_000
+    REFRESH = 1.0
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.sizes: dict[UUID, FrameSize | None] = {}
+        self.allowed: dict[UUID, frozenset[str]] = {}
+        """Each session's allowed device ids; empty (or absent): any device."""
+        self.restricted: set[UUID] = set()
+        """The sessions whose allowed devices are not empty."""
+        self._loaded: dict[UUID, float] = {}
+        self._clock = clock
 
-    def remember(self, session_id: UUID, size: FrameSize | None) -> None:
+    def remember(
+        self, session_id: UUID, size: FrameSize | None, allowed: frozenset[str] = frozenset()
+    ) -> None:
         if len(self.sizes) >= self.KEPT:
             self.sizes.clear()
+            self.allowed.clear()
+            self.restricted.clear()
+            self._loaded.clear()
         self.sizes[session_id] = size
+        self.allowed[session_id] = allowed
+        if allowed:
+            self.restricted.add(session_id)
+        else:
+            self.restricted.discard(session_id)
+        self._loaded[session_id] = self._clock()
+
+    def knows(self, session_id: UUID) -> bool:
+        """Remembered open, and recently enough that its allowed devices are current."""
+        loaded = self._loaded.get(session_id)
+        return loaded is not None and self._clock() - loaded < self.REFRESH
 
     def forget(self, sessions: Iterable[UUID]) -> None:
         for sid in sessions:
             self.sizes.pop(sid, None)
+            self.allowed.pop(sid, None)
+            self.restricted.discard(sid)
+            self._loaded.pop(sid, None)
 
 
 def _frame_size(app: Verity, session: TestSession) -> FrameSize | None:
@@ -103,7 +135,7 @@ def _session_problems(
 ) -> dict[UUID, Rejection]:
     problems: dict[UUID, Rejection] = {}
     for sid in session_ids:
-        if sid in known_open.sizes:
+        if known_open.knows(sid):
             continue
         try:
             session = app.load(TestSession, sid, "Test session")
@@ -119,8 +151,27 @@ def _session_problems(
                 detail=f"Test session {sid} is {session.status.value}; it takes no detections",
             )
         else:
-            known_open.remember(sid, _frame_size(app, session))
+            allowed = frozenset(session.allowed_device_ids)
+            # a refresh: the video's size does not change, only the allowed devices may
+            size = known_open.sizes[sid] if sid in known_open.sizes else _frame_size(app, session)
+            known_open.remember(sid, size, allowed)
     return problems
+
+
+def _devices_not_allowed(
+    known_open: OpenSessions, frames: Sequence[FrameMessage]
+) -> dict[int, Rejection]:
+    """Frames from a device their session does not name (where it names any), by index."""
+    out: dict[int, Rejection] = {}
+    allowed_of = known_open.allowed
+    if not known_open.restricted:  # no session names its devices: nothing to check
+        return out
+    for i, f in enumerate(frames):
+        allowed = allowed_of.get(f.session_id)
+        if allowed and f.device_id not in allowed:
+            detail = f"Test session {f.session_id} does not take frames from device {f.device_id}"
+            out[i] = Rejection(index=i, reason="device_not_allowed", detail=detail)
+    return out
 
 
 def _boxes_outside(
@@ -250,7 +301,7 @@ def record_frames(
     frames = cmd.frames
     ids = cmd.ids or _frame_ids(frames)
     problems = _session_problems(app, known_open, {f.session_id for f in frames})
-    invalid = _boxes_outside(known_open, frames)
+    invalid = _devices_not_allowed(known_open, frames) | _boxes_outside(known_open, frames)
     while True:
         first_index: dict[UUID, int] = {}
         in_batch_repeats: list[int] = []

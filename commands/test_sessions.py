@@ -1,4 +1,5 @@
-"""Write side of test sessions: create, and the moves of domain.test_sessions.TRANSITIONS."""
+"""Write side of test sessions: create, the moves of domain.test_sessions.TRANSITIONS, and
+the devices a session takes frames from."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import msgspec
 
 from commands.application import Position, Verity
 from domain.errors import InvalidValue, check_text
+from domain.limits import MAX_ALLOWED_DEVICES
 from domain.projects import Project
 from domain.test_sessions import (
     DEFAULT_IOU_THRESHOLD,
@@ -28,9 +30,27 @@ class CreateTestSession(msgspec.Struct, frozen=True, kw_only=True):
     iou_threshold: float = DEFAULT_IOU_THRESHOLD
     device_id: str | None = None
     description: str | None = None
+    allowed_device_ids: tuple[str, ...] = ()
+    """Devices whose frames the session takes; empty: any."""
     start: bool = False
     """Start it in the same transaction (execute-test does)."""
     id: UUID = msgspec.field(default_factory=uuid4)
+
+
+class AllowDevices(msgspec.Struct, frozen=True, kw_only=True):
+    id: UUID
+    allowed_device_ids: tuple[str, ...]
+
+
+def _device_ids(ids: tuple[str, ...]) -> tuple[str, ...]:
+    """Each id once, in the order given; at most MAX_ALLOWED_DEVICES, no NUL."""
+    unique = tuple(dict.fromkeys(ids))
+    if len(unique) > MAX_ALLOWED_DEVICES:
+        detail = f"allowedDeviceIds: at most {MAX_ALLOWED_DEVICES} devices"
+        raise InvalidValue("allowedDeviceIds", detail)
+    for device_id in unique:
+        check_text("allowedDeviceIds", device_id)
+    return unique
 
 
 class ChangeSessionStatus(msgspec.Struct, frozen=True, kw_only=True):
@@ -56,6 +76,7 @@ def create_test_session(cmd: CreateTestSession, app: Verity) -> Position | None:
         iou_threshold=cmd.iou_threshold,
         device_id=cmd.device_id,
         description=cmd.description,
+        allowed_device_ids=_device_ids(cmd.allowed_device_ids),
     )
     if cmd.start:
         session.start()
@@ -119,3 +140,10 @@ HANDLERS: dict[Move, SessionHandler] = {
     Move.DELETE: delete_test_session,
 }
 """One command handler per move of the lifecycle (HTTP routes and the Socket.IO door use it)."""
+
+
+def allow_devices(cmd: AllowDevices, app: Verity) -> Position | None:
+    session = app.load(TestSession, cmd.id, "Test session")
+    if not session.allow_devices(_device_ids(cmd.allowed_device_ids)):
+        return None
+    return app.commit(session)

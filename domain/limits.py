@@ -122,3 +122,14 @@ AUDIT_CLOCK_SLACK_SECONDS = 600.0
 """How far an event's time may run ahead of a later position's: it is taken when the command
 decides, its position when the commit takes the table lock. A time filter starts its scan this
 much earlier (and ends it this much later) and then filters exactly."""
+MAX_DEVICE_NAME = 64
+"""A registered device's id: its NATS user name and one subject token, so a short word."""
+DEVICE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]*$"
+"""Letters, digits, `_` and `-`: safe as a NATS user, a subject token and an inbox prefix
+(`.`, `*`, `>` and spaces would change what a permission matches)."""
+DeviceName = Annotated[
+    str, Meta(min_length=1, max_length=MAX_DEVICE_NAME, pattern=DEVICE_NAME_PATTERN)
+]
+MAX_ALLOWED_DEVICES = 100
+"""Most device ids a test session names as allowed (checked per frame from a set in memory)."""
+AllowedDeviceIds = Annotated[list[Identifier], Meta(max_length=MAX_ALLOWED_DEVICES)]

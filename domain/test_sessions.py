@@ -85,6 +85,11 @@ class TestSession(VerityAggregate):
         iou_threshold: float = DEFAULT_IOU_THRESHOLD
         device_id: str | None = None
         description: str | None = None
+        allowed_device_ids: tuple[str, ...] = ()
+        """Devices whose frames it takes; empty: any device."""
+
+    class AllowedDevicesChanged(VerityAggregate.Event):
+        allowed_device_ids: tuple[str, ...]
 
     class Started(VerityAggregate.Event):
         pass
@@ -123,7 +128,9 @@ class TestSession(VerityAggregate):
         iou_threshold: float = DEFAULT_IOU_THRESHOLD,
         device_id: str | None = None,
         description: str | None = None,
+        allowed_device_ids: tuple[str, ...] = (),
     ) -> None:
+        self.allowed_device_ids = allowed_device_ids
         self.name = name
         self.project_id = project_id
         self.video_id = video_id
@@ -136,6 +143,20 @@ class TestSession(VerityAggregate):
     @property
     def accepts_detections(self) -> bool:
         return self.status not in CLOSED
+
+    def allow_devices(self, device_ids: tuple[str, ...]) -> bool:
+        """Take frames only from these devices (empty: from any); whether anything changed."""
+        if not self.accepts_detections:
+            msg = f"Cannot change the devices of test session {self.id}: it is {self.status.value}"
+            raise Conflict(msg)
+        if device_ids == self.allowed_device_ids:
+            return False
+        self._devices_allowed(allowed_device_ids=device_ids)
+        return True
+
+    @event(AllowedDevicesChanged)
+    def _devices_allowed(self, allowed_device_ids: tuple[str, ...]) -> None:
+        self.allowed_device_ids = allowed_device_ids
 
     def _check(self, move: Move) -> None:
         allowed, _ = TRANSITIONS[move]

@@ -392,9 +392,12 @@ NAMES: dict[tuple[str, str], str] = {
 _VIDEO_DASHBOARD = frozenset({"uploaded", "quality_assessed", "processing_failed"})
 """Video events the dashboard hears of (it refreshes on `video_processed`)."""
 
-SILENT = frozenset({"device_frame", "frame_batch"})
-"""Aggregates whose events reach WebSockets another way: detections arrive coalesced on the
-live subject (workers/live.py), not one message per stored frame."""
+SILENT = frozenset({"device_frame", "frame_batch", "device"})
+"""Aggregates whose events reach no WebSocket room as stored: detections arrive coalesced on
+the live subject (workers/live.py), not one message per stored frame; devices' events carry
+their password hash, which no room (anyone may join `device:<id>`) should hear."""
+_SESSION_SILENT = frozenset({"allowed_devices_changed"})
+"""Test-session events that are no status change (`test_session_update` says the status)."""
 
 _SESSION_STATUS = {to_snake(name): status.value for name, status in STATUS_AFTER.items()}
 _SESSION_DASHBOARD = {
@@ -450,7 +453,7 @@ def stored_event_messages(env: AnyEnvelope) -> list[tuple[str, bytes]]:
     if aggregate in SILENT:
         return []
     if aggregate == "test_session":
-        return _test_session_messages(env, data)
+        return [] if kind in _SESSION_SILENT else _test_session_messages(env, data)
     name = NAMES.get((aggregate, kind), f"{aggregate}_{kind}")
     id_key = f"{aggregate.split('_')[0]}Id" if "_" not in aggregate else "id"
     body = {id_key: env.aggregate_id, **data, **_stamp(env)}

@@ -42,6 +42,7 @@ class TestSessionsProjection:
         TestSession.Completed,
         TestSession.Failed,
         TestSession.Deleted,
+        TestSession.AllowedDevicesChanged,
         *FRAME_EVENTS,
     )
     tables: tuple[str, ...] = ("rm_test_sessions",)
@@ -68,6 +69,7 @@ class TestSessionsProjection:
         "first_detection_at",
         "last_detection_at",
         "last_frame_timestamp",
+        "allowed_device_ids",
     )
 
     def key(self, event: Any) -> UUID:
@@ -98,12 +100,18 @@ class TestSessionsProjection:
                 "first_detection_at": None,
                 "last_detection_at": None,
                 "last_frame_timestamp": None,
+                "allowed_device_ids": list(event.allowed_device_ids),
             }
         if row is None:
             return None
         row["class_counts"] = Jsonb(_counts(row))  # loaded as a dict; COPY needs the wrapper
         if isinstance(event, FRAME_EVENTS):
             return _add_frames(row, frames_of(event), event.received_at)
+        row["updated_at"] = event.timestamp
+        row["version"] = event.originator_version
+        if isinstance(event, TestSession.AllowedDevicesChanged):
+            row["allowed_device_ids"] = list(event.allowed_device_ids)
+            return row
         status = STATUS_AFTER[type(event).__name__]
         row["status"] = status.value
         row["updated_at"] = event.timestamp
@@ -247,6 +255,7 @@ class TestSessionRow(msgspec.Struct, frozen=True, kw_only=True):
     first_detection_at: datetime | None
     last_detection_at: datetime | None
     last_frame_timestamp: float | None
+    allowed_device_ids: list[str]
 
 
 class DetectionRow(msgspec.Struct, frozen=True, kw_only=True):

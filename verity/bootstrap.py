@@ -9,7 +9,7 @@ import gc
 import logging
 from collections.abc import AsyncIterator, Callable, Collection, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from eventsourcing.postgres import PostgresApplicationRecorder
 from nats.aio.client import Client as NatsClient
@@ -29,6 +29,7 @@ from projections.annotations import AnnotationsProjection
 from projections.criteria import CriteriaProjection
 from projections.detection_runs import DetectionRunsProjection
 from projections.detector_models import DetectorModelsProjection
+from projections.devices import DevicesProjection
 from projections.envelopes import aggregate_names
 from projections.evaluations import EvaluationsProjection
 from projections.live_messages import SILENT
@@ -43,6 +44,8 @@ from storage.frames import PostgresFrameStore
 from storage.migrate import migrate
 from storage.read_model_schema import forget_dropped_read_models
 from storage.server import ping
+from verity.device_users import follow_device_users
+from verity.nats_access import without_credentials
 from verity.pools import guard, guard_async
 from verity.settings import Settings
 from verity.waiting import close_nats, connect_nats, open_when_ready
@@ -52,6 +55,10 @@ from workers.ingest import DURABLE as INGEST_DURABLE
 from workers.ingest_consumer import ingest_consumer
 from workers.projection_rebuild import RebuildJobs
 from workers.references import resolve
+
+if TYPE_CHECKING:
+    from verity.embedded import EmbeddedNats
+    from verity.nats_access import NatsCredentials
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +73,7 @@ PROJECTIONS: tuple[type[AnyProjection], ...] = (
     EvaluationsProjection,
     DetectorModelsProjection,
     DetectionRunsProjection,
+    DevicesProjection,
 )
 
 
@@ -76,12 +84,22 @@ class Endpoints:
     database_url: str
     nats_url: str
     started: list[Any] = field(default_factory=list)
+    nats_credentials: NatsCredentials | None = None
+    """What Verity's processes connect to NATS with (None: the server asks for nothing)."""
+    nats_server: EmbeddedNats | None = None
+    """The embedded NATS this process started, whose device users it keeps up to date."""
+
+    @property
+    def nats_options(self) -> dict[str, str]:
+        """`nats.connect` keyword arguments that authenticate (never logged)."""
+        return {} if self.nats_credentials is None else self.nats_credentials.connect_options()
 
 
 @contextlib.contextmanager
 def servers(settings: Settings) -> Iterator[Endpoints]:
     """Use the configured servers, or start embedded ones under the data folder."""
     from verity.embedded import EmbeddedNats, EmbeddedPostgres  # noqa: PLC0415 - only if needed
+    from verity.nats_access import NatsAccess, NatsCredentials  # noqa: PLC0415 - bcrypt too
 
     started: list[Any] = []
     try:
@@ -91,11 +109,21 @@ def servers(settings: Settings) -> Iterator[Endpoints]:
             started.append(pg)
             database_url = pg.start()
         nats_url = settings.nats_url
+        embedded_nats = None
         if nats_url is None:
-            embedded_nats = EmbeddedNats(settings.data_dir / "nats")
+            folder = settings.data_dir / "nats"
+            access = NatsAccess(folder, settings.detections_subject)
+            embedded_nats = EmbeddedNats(folder, access=access)
             started.append(embedded_nats)
             nats_url = embedded_nats.start()
-        yield Endpoints(database_url, nats_url, started)
+            credentials: NatsCredentials | None = access.service
+        elif settings.nats_user is not None:
+            credentials = NatsCredentials(
+                user=settings.nats_user, password=settings.nats_password or ""
+            )
+        else:
+            credentials = None
+        yield Endpoints(database_url, nats_url, started, credentials, embedded_nats)
     finally:
         for server in reversed(started):
             server.stop()
@@ -239,7 +267,7 @@ async def connected(
         )
         await read_pool.open()
         opened.push_async_callback(read_pool.close)
-        nc = await connect_nats(endpoints.nats_url, client_name, stop)
+        nc = await connect_nats(endpoints.nats_url, client_name, stop, endpoints.nats_options)
         opened.push_async_callback(close_nats, nc)
         yield WorkerContext(
             settings=settings,
@@ -289,6 +317,17 @@ async def running(
             read_side.start()
         hub = RoomHub(resolve=lambda position: resolve(ctx.app, position))
         started = RunningWorkers(stop)
+        device_users = None
+        if endpoints.nats_server is not None and endpoints.nats_server.access is not None:
+            device_users = asyncio.create_task(
+                follow_device_users(
+                    endpoints.nats_server,
+                    ctx.read_pool,
+                    lambda: read_side.reached([DevicesProjection.name]),
+                    stop,
+                ),
+                name="nats-device-users",
+            )
         try:
             await _fan_out_to_rooms(ctx.nc, settings, hub)
             context = (
@@ -297,18 +336,26 @@ async def running(
                 else ctx
             )
             await started.start(context, serve_workers(settings) if workers is None else workers)
-            services = _services(context, read_side, hub, started)
+            device_url = without_credentials(endpoints.nats_url)
+            services = _services(context, read_side, hub, started, device_url)
             try:
                 yield services
             finally:
                 await services.frames.close()  # posts already queued are stored and answered
         finally:
+            if device_users is not None:
+                device_users.cancel()
+                await asyncio.gather(device_users, return_exceptions=True)
             await started.close()
             read_side.stop()
 
 
 def _services(
-    ctx: WorkerContext, read_side: ProjectionService, hub: RoomHub, workers: RunningWorkers
+    ctx: WorkerContext,
+    read_side: ProjectionService,
+    hub: RoomHub,
+    workers: RunningWorkers,
+    nats_url: str,
 ) -> Services:
     settings, read_pool, nc = ctx.settings, ctx.read_pool, ctx.nc
 
@@ -329,6 +376,8 @@ def _services(
             max_model_bytes=settings.max_model_bytes,
             pipeline_wait_timeout=settings.pipeline_wait_timeout,
             max_projection_lag=settings.health_max_lag,
+            nats_url=nats_url,
+            detections_subject=settings.detections_subject,
         ),
         frames=GroupCommit(ctx.app, ctx.record),
         health_checks=(

@@ -18,6 +18,7 @@ from verity.detector_commands import (
     detect_command,
     models_add_command,
 )
+from verity.device_access_commands import add_devices_parser, devices_command
 from verity.device_commands import device_schema_command, simulate_command
 from verity.rebuild_command import RebuildMode, rebuild_command
 from verity.replay_command import replay_command
@@ -35,6 +36,12 @@ def _describe(settings: Settings, database_url: str, nats_url: str) -> str:
 
     db = "embedded" if settings.database_url is None else "external"
     ns = "embedded" if settings.nats_url is None else "external"
+    if settings.nats_url is None:
+        auth = "service user and registered devices only (verity devices add NAME)"
+    elif settings.nats_user:
+        auth = f"connecting as {settings.nats_user}"
+    else:
+        auth = "none configured (VERITY_NATS_USER)"
     base = f"http://{settings.host}:{settings.port}"
     return (
         f"Verity serving on {base}\n"
@@ -42,7 +49,7 @@ def _describe(settings: Settings, database_url: str, nats_url: str) -> str:
         f"  WebSocket: ws://{settings.host}:{settings.port}/ws\n"
         f"  data:      {settings.data_dir}\n"
         f"  database:  {db} {postgres_location(database_url)}\n"
-        f"  NATS:      {ns} {nats_location(nats_url)}\n"
+        f"  NATS:      {ns} {nats_location(nats_url)}; authorization: {auth}\n"
         "Press Ctrl-C to stop."
     )
 
@@ -152,6 +159,7 @@ def _parser() -> argparse.ArgumentParser:
     simulate.add_argument("--seed", type=int, default=7)
     sub.add_parser("device-schema", help="print the device frame message JSON Schema")
     add_audit_parsers(sub)
+    add_devices_parser(sub)
     return parser
 
 
@@ -175,6 +183,7 @@ COMMANDS: dict[str, Command] = {
     ),
     "device-schema": lambda _settings, _args: device_schema_command(),
     "audit": audit_command,
+    "devices": devices_command,
 }
 """Sub-command name -> what runs it; a new command is a parser in `_parser` and a line here."""
 

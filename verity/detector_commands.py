@@ -134,7 +134,9 @@ def detect_command(settings: Settings, video: UUID, model: str, ground_truth: bo
             async def enqueue() -> None:
                 import nats  # noqa: PLC0415
 
-                nc = await nats.connect(endpoints.nats_url, name="verity-detect")
+                nc = await nats.connect(
+                    endpoints.nats_url, name="verity-detect", **endpoints.nats_options
+                )
                 try:
                     await DetectorQueue(nc.jetstream(), settings.nats_prefix).run(cmd.id)
                 finally:

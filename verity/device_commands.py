@@ -26,7 +26,9 @@ def simulate_command(
         print(f"simulating {device} on session {session} from {source}", flush=True)
 
         async def main() -> int:
-            nc = await nats.connect(endpoints.nats_url, name="verity-simulator")
+            nc = await nats.connect(
+                endpoints.nats_url, name="verity-simulator", **endpoints.nats_options
+            )
             try:
                 with tqdm(total=int(fps * duration), unit="frame", desc=device) as bar:
                     return await publish(

@@ -16,6 +16,8 @@ Layout under ``data_dir`` (both servers may share one):
 - ``nats/``         JetStream file store
 - ``nats.log``      nats-server output
 - ``nats.port``     last client port (127.0.0.1), reused when still free, never assumed free
+- ``nats-auth.conf`` with authorization (``verity serve``): the generated users, 0600
+- ``service-credentials.json``  the service user's password and its hash, made once, 0600
 - ``*.lock``        flock held by the owning process, so a second owner fails fast
 
 PostgreSQL refuses to run as root. Under root, initdb and postgres run as the system user
@@ -60,7 +62,9 @@ from types import TracebackType
 from typing import Self
 from urllib.parse import quote
 
+from projections.devices import DeviceUser
 from storage.server import ensure_database
+from verity.nats_access import SERVER_NAME, NatsAccess
 
 log = logging.getLogger(__name__)
 
@@ -604,9 +608,19 @@ class EmbeddedNats(_EmbeddedServer):
     name = "nats"
 
     def __init__(
-        self, data_dir: Path, *, startup_timeout: float = 30.0, stop_timeout: float = 10.0
+        self,
+        data_dir: Path,
+        *,
+        startup_timeout: float = 30.0,
+        stop_timeout: float = 10.0,
+        access: NatsAccess | None = None,
     ) -> None:
         super().__init__(data_dir, startup_timeout, stop_timeout)
+        self.access = access
+        """With it, the server starts from its generated config (service user, device users)
+        and `update_devices` reloads it; without it (the tests' fallback server) anyone may
+        connect, as before."""
+        self._reload_pending = False
         self.store_dir = self.data_dir / "nats"
         self.ports_dir = self.data_dir / "nats-run"
         self.pid_file = self.data_dir / "nats.pid"
@@ -615,6 +629,8 @@ class EmbeddedNats(_EmbeddedServer):
     def _start(self) -> str:
         self.store_dir.mkdir(exist_ok=True)
         self.ports_dir.mkdir(exist_ok=True)
+        if self.access is not None:  # the devices of the last run, for the current prefix
+            self.access.write(self.access.devices())
         self._stop_orphan()
         for stale in self.ports_dir.glob("*.ports"):
             stale.unlink()
@@ -634,6 +650,35 @@ class EmbeddedNats(_EmbeddedServer):
 
     def _stop_steps(self) -> Sequence[tuple[signal.Signals, float]]:
         return [(signal.SIGTERM, self.stop_timeout)]
+
+    def update_devices(self, devices: Sequence[DeviceUser]) -> bool:
+        """Make `devices` the device users of the running server, without a restart: the
+        config is rewritten and the server reloads it (SIGHUP). A device no longer listed is
+        disconnected by the server. Whether anything changed."""
+        if self.access is None:
+            raise EmbeddedServerError("this embedded NATS runs without authorization")
+        if not self.access.write(devices) and not self._reload_pending:
+            return False
+        if self._process is not None:
+            self._reload_pending = True  # until a reload succeeds, even of an unchanged file
+            self._reload(self._process.pid)
+            self._reload_pending = False
+        return True
+
+    def _reload(self, pid: int) -> None:
+        """SIGHUP, then wait until the log says the server runs the new config."""
+        offset = _log_size(self.log_path)
+        os.kill(pid, signal.SIGHUP)
+        deadline = time.monotonic() + self.startup_timeout
+        while True:
+            with self.log_path.open("rb") as f:
+                f.seek(offset)
+                news = f.read()
+            if b"Reloaded server configuration" in news:
+                return
+            if b"Failed to reload" in news or time.monotonic() > deadline:
+                raise self._fail("nats-server did not reload its configuration", offset)
+            time.sleep(0.02)
 
     def _previous_port(self) -> int | None:
         try:
@@ -661,7 +706,7 @@ class EmbeddedNats(_EmbeddedServer):
                 "--port",
                 str(port),
                 "--server_name",
-                "verity-embedded",
+                SERVER_NAME,
                 "--jetstream",
                 "--store_dir",
                 str(self.store_dir),
@@ -669,6 +714,7 @@ class EmbeddedNats(_EmbeddedServer):
                 str(self.pid_file),
                 "--ports_file_dir",
                 str(self.ports_dir),
+                *([] if self.access is None else ["--config", str(self.access.config_path)]),
             ],
             signal.SIGTERM,
         )

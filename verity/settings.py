@@ -16,6 +16,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """PostgreSQL URL; None starts the embedded server under `data_dir`."""
     nats_url: str | None = None
     """NATS URL (JetStream enabled); None starts the embedded server under `data_dir`."""
+    nats_user: str | None = None
+    """User (and `nats_password`) Verity connects to an external NATS as; the embedded server
+    makes its own service credentials under `data_dir`."""
+    nats_password: str | None = None
     data_dir: Path = Path(".data")
     host: str = "127.0.0.1"
     port: int = 8000
@@ -102,6 +106,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         raw: dict[str, object] = {
             "database_url": get("DATABASE_URL"),
             "nats_url": get("NATS_URL"),
+            "nats_user": get("NATS_USER"),
+            "nats_password": get("NATS_PASSWORD"),
             "data_dir": get("DATA_DIR"),
             "host": get("HOST"),
             "port": get("PORT"),

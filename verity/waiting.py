@@ -13,7 +13,7 @@ import contextlib
 import logging
 import signal
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -174,7 +174,7 @@ async def open_when_ready(
             )
 
 
-async def _probe_nats(url: str) -> None:
+async def _probe_nats(url: str, credentials: Mapping[str, str]) -> None:
     errors: list[Exception] = []
 
     async def keep(err: Exception) -> None:
@@ -188,6 +188,7 @@ async def _probe_nats(url: str) -> None:
             max_reconnect_attempts=1,  # 0 would mean "no limit" in its first-connect loop
             reconnect_time_wait=0,
             error_cb=keep,
+            **credentials,
         )
     except nats.errors.NoServersError:
         raise (errors[-1] if errors else ConnectionError("no NATS server answered")) from None
@@ -197,14 +198,18 @@ async def _probe_nats(url: str) -> None:
         await nc.close()
 
 
-async def connect_nats(url: str, name: str, stop: asyncio.Event) -> NatsClient:
+async def connect_nats(
+    url: str, name: str, stop: asyncio.Event, credentials: Mapping[str, str] | None = None
+) -> NatsClient:
     """A client that, once connected, reconnects on its own for as long as it takes.
 
+    `credentials`: nats-py's `user` and `password` where the server authenticates.
     nats-py's own first-connect loop (with max_reconnect_attempts=-1) retries silently and
     cannot be told to stop, so the first connection waits here; after that the client
     retries every second (reconnect_time_wait) and logs each loss and return."""
     where = nats_location(url)
-    await wait_for("NATS", where, lambda: _probe_nats(url), stop)
+    credentials = credentials or {}
+    await wait_for("NATS", where, lambda: _probe_nats(url, credentials), stop)
     client: list[NatsClient] = []
 
     async def on_error(err: Exception) -> None:
@@ -227,6 +232,7 @@ async def connect_nats(url: str, name: str, stop: asyncio.Event) -> NatsClient:
             error_cb=on_error,
             disconnected_cb=on_disconnected,
             reconnected_cb=on_reconnected,
+            **credentials,
         ),
         stop,
     )

@@ -112,14 +112,16 @@ class IngestWorker:
         """Whether the last failed store could not reach the database (no use splitting)."""
 
     async def prepare(self) -> None:
-        await ensure_stream(self.js, self.stream, [f"{self.subject_prefix}.*"])
+        await ensure_stream(
+            self.js, self.stream, [f"{self.subject_prefix}.*", f"{self.subject_prefix}.*.*"]
+        )
         # The first hand-off to a thread costs ~80 ms (anyio loads its thread machinery) and
         # the first event-store query a connect: paid now, not by the first frames stored.
         await anyio.to_thread.run_sync(self.app.head)
         config = ConsumerConfig(
             name=self.durable,
             durable_name=self.durable,
-            filter_subject=f"{self.subject_prefix}.*",
+            filter_subject=f"{self.subject_prefix}.>",
             ack_policy=AckPolicy.EXPLICIT,
             deliver_policy=DeliverPolicy.ALL,
             ack_wait=self.ack_wait,
@@ -131,9 +133,13 @@ class IngestWorker:
         except NotFoundError:
             await self.js.add_consumer(self.stream, config=config)
             return
-        if info.config.max_deliver != self.max_deliver:
-            # made before redelivery was bounded (max_deliver -1): the same create request
-            # updates an existing consumer's editable fields
+        if (
+            info.config.max_deliver != self.max_deliver
+            or info.config.filter_subject != config.filter_subject
+        ):
+            # made before redelivery was bounded (max_deliver -1), or before devices had
+            # their own subjects (filter `<prefix>.*`): the same create request updates an
+            # existing consumer's editable fields
             try:
                 await self.js.add_consumer(self.stream, config=config)
             except APIError as err:  # it still consumes; say what would fix it
@@ -206,10 +212,9 @@ class IngestWorker:
             except InvalidMessage as err:
                 poison.append((msg, err.reason, err.detail))
                 continue
-            named = msg.subject.rsplit(".", 1)[-1]
-            if named != str(frame.session_id):
-                detail = f"subject names session {named}, message names {frame.session_id}"
-                poison.append((msg, "invalid", detail))
+            wrong = self._subject_mismatch(msg.subject, frame)
+            if wrong is not None:
+                poison.append((msg, "invalid", wrong))
                 continue
             good.append((msg, frame))
         if good:
@@ -220,6 +225,19 @@ class IngestWorker:
                 self._errors_logged.clear()  # a failure after a success is news again
         for msg, reason, detail in poison:
             await self._dead_letter(msg, reason, detail)
+
+    def _subject_mismatch(self, subject: str, frame: FrameMessage) -> str | None:
+        """What the subject says that the message contradicts, or None.
+
+        `<prefix>.<sessionId>` (Verity's own publishers, and devices where NATS has no
+        authorization) or `<prefix>.<sessionId>.<deviceId>`, the only subject a device user
+        may publish on: the device id there is the one NATS authenticated."""
+        session, _, device = subject[len(self.subject_prefix) + 1 :].partition(".")
+        if session != str(frame.session_id):
+            return f"subject names session {session}, message names {frame.session_id}"
+        if device and device != frame.device_id:
+            return f"subject names device {device}, message names {frame.device_id}"
+        return None
 
     async def _commit(
         self, good: list[tuple[Msg, FrameMessage]], poison: list[tuple[Msg, str, str]]

@@ -213,6 +213,13 @@ def test_every_write_answers_and_reads_back_what_it_wrote(
             "POST", f"/api/test-sessions/{sid}/start", f"/api/test-sessions/{sid}"
         )
         assert started == got and got["status"] == "running"
+        allowed, got = trip.write(
+            "PUT",
+            f"/api/test-sessions/{sid}/allowed-devices",
+            f"/api/test-sessions/{sid}",
+            json={"allowedDeviceIds": ["cam-1", "cam-2"]},
+        )
+        assert allowed == got and got["allowedDeviceIds"] == ["cam-1", "cam-2"]
         frame = {
             "deviceId": "cam-1",
             "sessionId": sid,
@@ -226,6 +233,7 @@ def test_every_write_answers_and_reads_back_what_it_wrote(
         )
         assert got["frameCount"] == 1
         single = {
+            "device_id": "cam-2",
             "test_session_id": sid,
             "timestamp": 0.6,
             "frame_number": 6,
@@ -290,6 +298,17 @@ def test_every_write_answers_and_reads_back_what_it_wrote(
             "POST", f"/api/projects/{pid}/execute-test", f"/api/test-sessions?projectId={pid}"
         )
         assert executed["session_id"] in [s["id"] for s in got]
+
+        # devices
+        devices = "/api/admin/devices"
+        added, got = trip.write("POST", devices, devices, json={"name": "cam-w"})
+        assert added["user"] == "cam-w" and [d["deviceId"] for d in got] == ["cam-w"]
+        rotated, got = trip.write("POST", f"{devices}/cam-w/rotate", devices)
+        assert rotated["password"] != added["password"] and got[0]["updatedAt"]
+        disabled, got = trip.write(
+            "POST", f"{devices}/cam-w/disable", devices, json={"reason": "lost"}
+        )
+        assert disabled == got[0] and got[0]["status"] == "disabled"
 
         # deletions
         _, got = trip.write("DELETE", f"/api/videos/{other['id']}", f"/api/videos/{other['id']}")

@@ -318,3 +318,8 @@ async def test_a_consumer_made_with_unbounded_redelivery_is_bounded_at_start(
     await w.prepare()
     info = await js.consumer_info(settings.detections_stream, w.durable)
     assert info.config.max_deliver == MAX_DELIVER
+    # made before devices had subjects of their own: it now takes those too
+    assert info.config.filter_subject == f"{settings.detections_subject}.>"
+    stream = await js.stream_info(settings.detections_stream)
+    subject = settings.detections_subject
+    assert stream.config.subjects == [f"{subject}.*", f"{subject}.*.*"]

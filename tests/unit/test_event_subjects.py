@@ -20,6 +20,7 @@ AGGREGATES = [
     "annotation_session",
     "detection_run",
     "detector_model",
+    "device",
     "device_frame",
     "evaluation",
     "frame_batch",

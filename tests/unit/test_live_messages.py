@@ -154,6 +154,15 @@ def test_session_updates_name_the_status_the_event_leaves(kind: str, status: str
     assert update["event"] == "test_session_update" and update["data"]["status"] == status
 
 
+def test_device_events_and_allowed_devices_reach_no_room() -> None:
+    """A device's events carry its password hash; a session's devices are no status."""
+    device = envelope("device", "registered", {"deviceId": "cam-1", "passwordHash": "$2b$..."})
+    allowed = envelope("test_session", "allowed_devices_changed", {"allowedDeviceIds": ["a"]})
+    decoded = decoder(dict)
+    assert stored_event_messages(decoded.decode(encode(device))) == []
+    assert stored_event_messages(decoded.decode(encode(allowed))) == []
+
+
 def test_envelope_and_reference_are_one_struct() -> None:
     env = envelope("project", "created", {"name": "p"})
     full = msgspec.json.decode(encode(env))
