@@ -50,6 +50,23 @@ def _plain(value: Any) -> Any:
     return camel_keys(msgspec.to_builtins(value, enc_hook=str))
 
 
+REDACTED = "[redacted]"
+
+
+def _is_secret(name: str) -> bool:
+    """Credential digests (a device's bcrypt hash, a token's digest) are recorded so a server
+    can check them, and never shown: an offline guess needs only the digest."""
+    return "password" in name or "secret" in name or name.endswith("token_hash")
+
+
+def _fields(owner: Any, skip: frozenset[str] | set[str] = frozenset()) -> dict[str, Any]:
+    return {
+        to_camel(k): REDACTED if _is_secret(k) else _plain(v)
+        for k, v in vars(owner).items()
+        if k not in skip and not k.startswith("_")
+    }
+
+
 def _frames_summary(event: Any) -> dict[str, Any]:
     frames = frames_of(event)
     seqs = [f.seq for f in frames]
@@ -73,7 +90,7 @@ def payload_of(event: Any) -> tuple[dict[str, Any], bool]:
     MAX_AUDIT_PAYLOAD_BYTES becomes its size, its field names and its SHA-256."""
     if isinstance(event, FRAME_EVENTS):
         return _frames_summary(event), True
-    payload = {to_camel(k): _plain(v) for k, v in vars(event).items() if k not in _SKIP}
+    payload = _fields(event, _SKIP)
     encoded = _encoder.encode(payload)
     if len(encoded) <= MAX_AUDIT_PAYLOAD_BYTES:
         return payload, False
@@ -160,7 +177,7 @@ def topics_named(text: str) -> tuple[str, ...]:
 
 def aggregate_state(aggregate: VerityAggregate) -> dict[str, Any]:
     """The aggregate's own fields (its public attributes) as JSON with camelCase keys."""
-    return {to_camel(k): _plain(v) for k, v in vars(aggregate).items() if not k.startswith("_")}
+    return _fields(aggregate)
 
 
 def _digest(value: Any) -> str:

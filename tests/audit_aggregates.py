@@ -20,6 +20,7 @@ from domain.criteria import CriteriaValues, ProjectCriteria
 from domain.detection_runs import DetectionRun, RunMode, RunParameters
 from domain.detections import Detection, DeviceFrame, FrameBatch, RecordedFrame
 from domain.detector_models import DetectorModel, Framework
+from domain.devices import Device, register_device
 from domain.evaluation import EvaluationConfig
 from domain.evaluations import DetectionsPin, Evaluation, GroundTruthPin
 from domain.events import VerityAggregate
@@ -29,6 +30,13 @@ from domain.videos import Video, VideoMetadata
 from domain.vru import VruType
 
 Builder = Callable[[], VerityAggregate]
+_BCRYPT_SHAPED = "$2b$12$" + "a" * 53
+
+
+def _device() -> VerityAggregate:
+    device = register_device("audit-cam", _BCRYPT_SHAPED)
+    device.disable("retired")
+    return device
 
 
 def _project() -> VerityAggregate:
@@ -162,6 +170,7 @@ SAMPLES: dict[type[Any], tuple[Builder, str | None]] = {
     Evaluation: (_evaluation, "failure"),
     DetectorModel: (_detector_model, "status"),
     DetectionRun: (_detection_run, "status"),
+    Device: (_device, "status"),
     DeviceFrame: (_device_frame, None),
     FrameBatch: (_frame_batch, None),
 }

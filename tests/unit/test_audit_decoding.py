@@ -135,3 +135,14 @@ def test_a_v1_upload_decodes_as_v2() -> None:
     assert isinstance(video, Video) and video.size_bytes == 77
     again = MsgspecMapper().to_stored_event(event)
     assert msgspec.json.decode(again.state)["class_version"] == 2
+
+
+def test_credential_digests_are_never_shown() -> None:
+    from projections.audit_decoding import REDACTED, aggregate_state, payload_of
+    from tests.audit_aggregates import _device
+
+    device = _device()
+    registered = device.collect_events()[0]
+    payload, _ = payload_of(registered)
+    assert payload["passwordHash"] == REDACTED and payload["deviceId"] == "audit-cam"
+    assert aggregate_state(device)["passwordHash"] == REDACTED
