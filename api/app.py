@@ -30,6 +30,7 @@ from api.projection_status import ProjectionStatusController
 from api.projects import ProjectsController
 from api.results import ResultsController
 from api.services import Services, request_id
+from api.socketio_gateway import SocketIOGateway
 from api.test_sessions import TestSessionsController
 from api.uploads import served_name_guard
 from api.validation import ValidationController
@@ -61,11 +62,18 @@ def request_id_middleware(app: ASGIApp) -> ASGIApp:
 
 
 def create_app(services_factory: ServicesFactory, uploads_dir: Path) -> Litestar:
+    cors = CORSConfig(allow_origins=["*"])
+    socketio_gateway = SocketIOGateway(cors_origins=cors.allow_origins)
+
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         async with services_factory() as services:
             app.state.services = services
-            yield
+            socketio_gateway.attach(services)
+            try:
+                yield
+            finally:
+                await socketio_gateway.detach()
 
     uploads_dir.mkdir(parents=True, exist_ok=True)
     return Litestar(
@@ -91,6 +99,7 @@ def create_app(services_factory: ServicesFactory, uploads_dir: Path) -> Litestar
             dashboard_charts,
             ProjectionStatusController,
             websocket_gateway,
+            socketio_gateway.route(),
             create_static_files_router(
                 path="/uploads", directories=[uploads_dir], guards=[served_name_guard]
             ),
@@ -99,7 +108,7 @@ def create_app(services_factory: ServicesFactory, uploads_dir: Path) -> Litestar
         exception_handlers=exception_handlers,
         middleware=[request_id_middleware],
         before_request=detections_visible,
-        cors_config=CORSConfig(allow_origins=["*"]),
+        cors_config=cors,
         openapi_config=OpenAPIConfig(
             title="Verity",
             version="0.1.0",

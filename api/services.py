@@ -90,7 +90,14 @@ async def execute(
     cmd: C,
 ) -> R:
     """Run a command handler off the event loop, recording who asked and why."""
-    return await anyio.to_thread.run_sync(run_as, meta_of(request), handler, cmd, services.app)
+    return await execute_as(services, meta_of(request), handler, cmd)
+
+
+async def execute_as(
+    services: Services, meta: EventMeta, handler: Callable[[C, Verity], R], cmd: C
+) -> R:
+    """`execute` for a command that came another way than an HTTP request (Socket.IO)."""
+    return await anyio.to_thread.run_sync(run_as, meta, handler, cmd, services.app)
 
 
 ReadModel = Literal[
