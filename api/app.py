@@ -30,6 +30,7 @@ from api.projection_status import ProjectionStatusController
 from api.projects import ProjectsController
 from api.results import ResultsController
 from api.services import Services, request_id
+from api.session_lifecycle import LIFECYCLE_ROUTES
 from api.socketio_gateway import SocketIOGateway
 from api.test_sessions import TestSessionsController
 from api.uploads import served_name_guard
@@ -89,6 +90,7 @@ def create_app(services_factory: ServicesFactory, uploads_dir: Path) -> Litestar
             GroundTruthController,
             CandidateReviewController,
             TestSessionsController,
+            *LIFECYCLE_ROUTES,
             DetectionsController,
             DetectorModelsController,
             DetectionRunsController,

@@ -36,7 +36,7 @@ from projections.evaluation_sources import load_sources
 from projections.test_sessions import TestSessionRow, get_test_session
 
 RUNNING = frozenset({"running"})
-WAITING = frozenset({"created", "running", "stopped"})
+WAITING = frozenset({"pending", "running", "paused"})
 
 
 async def session_or_404(services: Services, session_id: UUID) -> TestSessionRow:

@@ -96,7 +96,7 @@ async def execute(
 async def execute_as(
     services: Services, meta: EventMeta, handler: Callable[[C, Verity], R], cmd: C
 ) -> R:
-    """`execute` for a command that came another way than an HTTP request (Socket.IO)."""
+    """`execute` for a caller that is no HTTP request (a Socket.IO event, a page socket)."""
     return await anyio.to_thread.run_sync(run_as, meta, handler, cmd, services.app)
 
 

@@ -31,14 +31,14 @@ from litestar.handlers import ASGIRouteHandler
 from litestar.types import Receive, Scope, Send
 
 from api.errors import status_of
-from api.services import Services, caught_up, execute_as
+from api.services import Services
+from api.session_lifecycle import change_session
 from api.socketio_messages import client_room, socketio_room, translate
-from api.test_sessions import load_session, session_out
-from commands.application import Position, Verity
-from commands.test_sessions import ChangeSessionStatus, start_test_session, stop_test_session
+from api.test_sessions import load_session
 from domain.errors import DomainError, NotFound
 from domain.events import EventMeta
 from domain.limits import Identifier
+from domain.test_sessions import Move
 from projections.service import ReadSideTimeout
 
 log = logging.getLogger(__name__)
@@ -54,15 +54,14 @@ MAX_ROOMS = 64
 MAX_MESSAGE_BYTES = 64 * 1024
 """Largest message a client may send; every client event is a few ids."""
 
-SessionCommand = Callable[[ChangeSessionStatus, Verity], Position | None]
-SESSION_COMMANDS: dict[str, SessionCommand | None] = {
-    "start_test_session": start_test_session,
-    "stop_test_session": stop_test_session,
-    "pause_test_session": None,
-    "resume_test_session": None,
+SESSION_COMMANDS: dict[str, Move] = {
+    "start_test_session": Move.START,
+    "stop_test_session": Move.STOP,
+    "pause_test_session": Move.PAUSE,
+    "resume_test_session": Move.RESUME,
 }
-"""Socket.IO session command -> the command handler its HTTP route runs (None: not supported
-yet). The reply is the session as `GET /api/test-sessions/{id}` shows it."""
+"""Socket.IO session command -> the move its HTTP route makes, through the same function
+(api/session_lifecycle.py `change_session`); the reply is the session as GET shows it."""
 
 _NOT_FOUND_FIELDS = {"Test session": "sessionId", "Project": "projectId"}
 _FIELD_IN_ERROR = re.compile(r"(?:at `\$\.|missing required field `)([A-Za-z_]+)")
@@ -372,27 +371,21 @@ class SocketIOGateway:
             project_id = _one(ref.project_id, ref.project_id_snake, "projectId")
             if session_id is None:
                 raise Refused(422, "sessionId: field is required", "sessionId")
-            handler = SESSION_COMMANDS[event]
-            if handler is None:
-                raise Refused(501, f"{event}: not supported yet", "event")
             services = self._services()
             row = await load_session(services, session_id)
             if project_id is not None and project_id != row.project_id:
                 raise Refused(
                     422, f"projectId: the session belongs to project {row.project_id}", "projectId"
                 )
-            # in the room before the command, so its test_session_update reaches this client
+            # in the room before the move, so its test_session_update reaches this client
             await self._enter(sid, socketio_room(f"test_session:{session_id}"))
             meta = EventMeta(correlation_id=(rid := uuid4()), causation_id=rid)
-            position = await execute_as(services, meta, handler, ChangeSessionStatus(id=session_id))
             try:
-                await caught_up(services, position, "test_sessions_v1")
+                session = await change_session(services, meta, session_id, SESSION_COMMANDS[event])
             except ReadSideTimeout as late:
                 return {"status": 202, "detail": f"Stored at position {late.position}"}
-            session: dict[str, Any] = msgspec.to_builtins(
-                session_out(await load_session(services, session_id))
-            )
-            return session
+            reply: dict[str, Any] = msgspec.to_builtins(session)
+            return reply
 
         return run
 

@@ -5,10 +5,11 @@ The hub publishes `{"event", "room", "data"}` (projections/live_messages.py) in 
 event names and data stay as they are, with two additions the pages need:
 
 - `detection_event`: Test Execution lists one detection per event and reads `id`, `classLabel`,
-  `confidence`, `timestamp` and `validationResult` at the top; the frame's most confident
-  detection is lifted there (the full list stays in `detections`). A frame with no detection
-  gives no Socket.IO event: the page would show an empty row, and the dashboard counts each
-  event as one detection.
+  `confidence`, `timestamp` and `validationResult` at the top; the newest frame's most confident
+  detection is lifted there (the full list stays in `detections`; `classLabel` and `confidence`
+  are null when only the frames folded into it had detections). A message that carries no
+  detection at all gives no Socket.IO event: the page would list an empty row, and the
+  dashboard counts each event as a detection.
 - `test_session_update`: the page replaces its session with the payload, then stops it by
   `id`; `id` is the session id.
 """
@@ -61,13 +62,13 @@ def _confidence(detection: dict[str, Any]) -> float:
 
 def _detection_event(data: dict[str, Any]) -> dict[str, Any] | None:
     detections = data.get("detections") or []
-    if not detections:
+    if not detections and not data.get("coalescedDetections"):
         return None
-    best = max(detections, key=_confidence)
+    best = max(detections, key=_confidence, default={})
     return {
         **data,
         "id": f"{data['sessionId']}:{data['deviceId']}:{data['seq']}",
-        "classLabel": best["classLabel"],
+        "classLabel": best.get("classLabel"),
         "confidence": best.get("confidence"),
         "validationResult": best.get("validationResult", "PENDING"),
     }

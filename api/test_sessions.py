@@ -1,4 +1,4 @@
-"""Test sessions (contract T1-T3, T8-T10): create, read, start, stop, complete.
+"""Test sessions (contract T1-T3, T8-T10): create and read; the moves are api/session_lifecycle.py.
 
 Decision where the frontend disagrees with itself: `POST /api/test-sessions` takes `videoId`
 (or `video_id`), or the `videoIds` list TestExecution.tsx sends when it names exactly one video;
@@ -8,7 +8,6 @@ dropping all but the first.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
@@ -22,16 +21,7 @@ from api.evaluation_views import percent
 from api.inputs import InputDTO, InputError, SkipQuery, decode_input
 from api.projects import load_project
 from api.services import Services, caught_up, execute, services_of
-from commands.application import Position, Verity
-from commands.test_sessions import (
-    ChangeSessionStatus,
-    CreateTestSession,
-    complete_test_session,
-    create_test_session,
-    fail_test_session,
-    start_test_session,
-    stop_test_session,
-)
+from commands.test_sessions import CreateTestSession, create_test_session
 from domain.errors import NotFound
 from domain.limits import MAX_LIST, Fraction, Identifier, OptionalName, Text, ToleranceMs
 from domain.test_sessions import DEFAULT_IOU_THRESHOLD, DEFAULT_TOLERANCE_MS
@@ -60,10 +50,6 @@ class ExecuteTestIn(msgspec.Struct, kw_only=True):
     tolerance_ms: ToleranceMs = DEFAULT_TOLERANCE_MS
     iou_threshold: Fraction = DEFAULT_IOU_THRESHOLD
     device_id: Identifier | None = None
-
-
-class FailIn(msgspec.Struct, kw_only=True):
-    reason: Text = ""
 
 
 class TestSessionOut(msgspec.Struct, kw_only=True, rename="camel"):
@@ -181,20 +167,6 @@ def _video_of(data: TestSessionIn) -> UUID:
     raise InputError("videoId: field is required", "videoId")
 
 
-async def _change(
-    state: State,
-    request: Request[Any, Any, Any],
-    session_id: UUID,
-    handler: Callable[[ChangeSessionStatus, Verity], Position | None],
-    reason: str = "",
-) -> TestSessionOut:
-    services = services_of(state)
-    cmd = ChangeSessionStatus(id=session_id, reason=reason)
-    position: Position | None = await execute(services, request, handler, cmd)
-    await caught_up(services, position, "test_sessions_v1")
-    return session_out(await load_session(services, session_id))
-
-
 def _progress(row: read.TestSessionRow, duration: float | None) -> float:
     if row.status == "completed":
         return 100.0
@@ -282,56 +254,6 @@ class TestSessionsController(Controller):
             },
             error=row.error,
         )
-
-    @post(
-        "/api/test-sessions/{session_id:uuid}/start",
-        operation_id="startTestSession",
-        summary="Start (or resume) a test session (T10); 409 naming the current status",
-        status_code=200,
-    )
-    async def start_session(
-        self, state: State, request: Request[Any, Any, Any], session_id: FromPath[UUID]
-    ) -> TestSessionOut:
-        return await _change(state, request, session_id, start_test_session)
-
-    @post(
-        "/api/test-sessions/{session_id:uuid}/stop",
-        operation_id="stopTestSession",
-        summary="Stop a running test session (T10); 409 naming the current status",
-        status_code=200,
-    )
-    async def stop_session(
-        self, state: State, request: Request[Any, Any, Any], session_id: FromPath[UUID]
-    ) -> TestSessionOut:
-        return await _change(state, request, session_id, stop_test_session)
-
-    @post(
-        "/api/test-sessions/{session_id:uuid}/fail",
-        operation_id="failTestSession",
-        summary="Mark a test session failed (device broke, run invalid) with an optional"
-        " `reason`; it is kept, not evaluated; 409 naming the current status",
-        status_code=200,
-    )
-    async def fail_session(
-        self,
-        state: State,
-        request: Request[Any, Any, Any],
-        session_id: FromPath[UUID],
-        data: JSONBody[FailIn | None] = None,
-    ) -> TestSessionOut:
-        reason = data.reason if data is not None else ""
-        return await _change(state, request, session_id, fail_test_session, reason)
-
-    @post(
-        "/api/test-sessions/{session_id:uuid}/complete",
-        operation_id="completeTestSession",
-        summary="Complete a test session: no more detections; the evaluation runs",
-        status_code=200,
-    )
-    async def complete_session(
-        self, state: State, request: Request[Any, Any, Any], session_id: FromPath[UUID]
-    ) -> TestSessionOut:
-        return await _change(state, request, session_id, complete_test_session)
 
     @get(
         "/api/projects/{project_id:uuid}/test-sessions",

@@ -31,7 +31,7 @@ from domain.detection_runs import (
     track_key,
 )
 from domain.errors import ConcurrentModification, Conflict, InvalidValue, NotFound
-from domain.test_sessions import TestSession
+from domain.test_sessions import SessionStatus, TestSession
 from domain.videos import Video
 from domain.vru import VruType, vru_type_of
 
@@ -168,7 +168,7 @@ def _session_for(app: Verity, cmd: RequestRun, video: Video, name: str) -> TestS
         raise InvalidValue("sessionId", msg)
     if not session.accepts_detections:
         raise Conflict(f"Test session {session.id} is {session.status.value}; it takes no more")
-    if session.status.value == "created":
+    if session.status is SessionStatus.PENDING:
         session.start()
     return session
 

@@ -1,7 +1,8 @@
-"""Write side of test sessions: create, start, stop, complete, fail."""
+"""Write side of test sessions: create, and the moves of domain.test_sessions.TRANSITIONS."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from uuid import UUID, uuid4
 
 import msgspec
@@ -12,6 +13,7 @@ from domain.projects import Project
 from domain.test_sessions import (
     DEFAULT_IOU_THRESHOLD,
     DEFAULT_TOLERANCE_MS,
+    Move,
     TestSession,
     check_settings,
 )
@@ -67,9 +69,23 @@ def start_test_session(cmd: ChangeSessionStatus, app: Verity) -> Position | None
     return app.commit(session)
 
 
-def stop_test_session(cmd: ChangeSessionStatus, app: Verity) -> Position | None:
+def pause_test_session(cmd: ChangeSessionStatus, app: Verity) -> Position | None:
+    check_text("reason", cmd.reason)
     session = app.load(TestSession, cmd.id, "Test session")
-    session.stop(cmd.reason)
+    session.pause(cmd.reason)
+    return app.commit(session)
+
+
+def resume_test_session(cmd: ChangeSessionStatus, app: Verity) -> Position | None:
+    session = app.load(TestSession, cmd.id, "Test session")
+    session.resume()
+    return app.commit(session)
+
+
+def stop_test_session(cmd: ChangeSessionStatus, app: Verity) -> Position | None:
+    """The run is over: the session completes (and is evaluated), as the frontend's Stop means."""
+    session = app.load(TestSession, cmd.id, "Test session")
+    session.stop()
     return app.commit(session)
 
 
@@ -84,3 +100,16 @@ def fail_test_session(cmd: ChangeSessionStatus, app: Verity) -> Position | None:
     session = app.load(TestSession, cmd.id, "Test session")
     session.fail(cmd.reason)
     return app.commit(session)
+
+
+SessionHandler = Callable[[ChangeSessionStatus, Verity], Position | None]
+
+HANDLERS: dict[Move, SessionHandler] = {
+    Move.START: start_test_session,
+    Move.PAUSE: pause_test_session,
+    Move.RESUME: resume_test_session,
+    Move.STOP: stop_test_session,
+    Move.COMPLETE: complete_test_session,
+    Move.FAIL: fail_test_session,
+}
+"""One command handler per move of the lifecycle (HTTP routes and the Socket.IO door use it)."""

@@ -15,30 +15,46 @@ DEFAULT_IOU_THRESHOLD = 0.5
 
 
 class SessionStatus(StrEnum):
-    CREATED = "created"
+    PENDING = "pending"
+    """Created, ready to start (read models written before this name said `created`)."""
     RUNNING = "running"
-    STOPPED = "stopped"
+    PAUSED = "paused"
+    """Detections still accepted; resume continues the run (once named `stopped`)."""
     COMPLETED = "completed"
     FAILED = "failed"
 
 
-CLOSED = frozenset({SessionStatus.COMPLETED, SessionStatus.FAILED})
+class Move(StrEnum):
+    """What a user or worker can do to a session; each is one command and one event."""
+
+    START = "start"
+    PAUSE = "pause"
+    RESUME = "resume"
+    STOP = "stop"
+    """The frontend's Stop: the run is over, the session completes and is evaluated."""
+    COMPLETE = "complete"
+    FAIL = "fail"
+
+
+_LIVE = frozenset({SessionStatus.RUNNING, SessionStatus.PAUSED})
+_OPEN = frozenset({SessionStatus.PENDING, *_LIVE})
+
+TRANSITIONS: dict[Move, tuple[frozenset[SessionStatus], SessionStatus]] = {
+    Move.START: (frozenset({SessionStatus.PENDING}), SessionStatus.RUNNING),
+    Move.PAUSE: (frozenset({SessionStatus.RUNNING}), SessionStatus.PAUSED),
+    Move.RESUME: (frozenset({SessionStatus.PAUSED}), SessionStatus.RUNNING),
+    Move.STOP: (_LIVE, SessionStatus.COMPLETED),
+    Move.COMPLETE: (_OPEN, SessionStatus.COMPLETED),
+    Move.FAIL: (_OPEN, SessionStatus.FAILED),
+}
+"""The session lifecycle, the one table of it: move -> (statuses it applies in, status after).
+Any other move answers Conflict naming the current status."""
+
+CLOSED = frozenset(SessionStatus) - _OPEN
 """Terminal states: nothing moves a session out of them and no detection is accepted."""
 
-# status -> the statuses it may move to
-_NEXT: dict[SessionStatus, frozenset[SessionStatus]] = {
-    SessionStatus.CREATED: frozenset(
-        {SessionStatus.RUNNING, SessionStatus.COMPLETED, SessionStatus.FAILED}
-    ),
-    SessionStatus.RUNNING: frozenset(
-        {SessionStatus.STOPPED, SessionStatus.COMPLETED, SessionStatus.FAILED}
-    ),
-    SessionStatus.STOPPED: frozenset(
-        {SessionStatus.RUNNING, SessionStatus.COMPLETED, SessionStatus.FAILED}
-    ),
-    SessionStatus.COMPLETED: frozenset(),
-    SessionStatus.FAILED: frozenset(),
-}
+LEGACY_STATUS = {"created": SessionStatus.PENDING, "stopped": SessionStatus.PAUSED}
+"""Status names read models stored before pause/resume were their own moves."""
 
 
 def check_settings(tolerance_ms: int, iou_threshold: float) -> None:
@@ -49,7 +65,8 @@ def check_settings(tolerance_ms: int, iou_threshold: float) -> None:
 
 
 class TestSession(VerityAggregate):
-    """Created -> running <-> stopped -> completed | failed; completion triggers evaluation."""
+    """pending -> running <-> paused -> completed | failed (TRANSITIONS); completion, by Stop or
+    complete, triggers the evaluation."""
 
     __test__ = False  # not a pytest test class, despite the name
 
@@ -65,11 +82,23 @@ class TestSession(VerityAggregate):
     class Started(VerityAggregate.Event):
         pass
 
+    class Paused(VerityAggregate.Event):
+        reason: str = ""
+
+    class Resumed(VerityAggregate.Event):
+        pass
+
     class Stopped(VerityAggregate.Event):
+        """Stored before pause was its own move: meant "paused" (a later `Started` resumed).
+        Nothing records it now; kept so the sessions that have one load and project."""
+
         reason: str = ""
 
     class Completed(VerityAggregate.Event):
         """The run is over; the evaluation reacts to this event."""
+
+        reason: str = ""
+        """Why it ended: `stopped` when the frontend's Stop ended it, empty for complete."""
 
     class Failed(VerityAggregate.Event):
         error: str = ""
@@ -92,51 +121,74 @@ class TestSession(VerityAggregate):
         self.iou_threshold = iou_threshold
         self.device_id = device_id
         self.description = description
-        self.status = SessionStatus.CREATED
+        self.status = SessionStatus.PENDING
 
     @property
     def accepts_detections(self) -> bool:
         return self.status not in CLOSED
 
-    def _move(self, to: SessionStatus) -> None:
-        if to not in _NEXT[self.status]:
-            verb = {
-                SessionStatus.RUNNING: "start",
-                SessionStatus.STOPPED: "stop",
-                SessionStatus.COMPLETED: "complete",
-                SessionStatus.FAILED: "fail",
-            }.get(to, to.value)
-            msg = f"Cannot {verb} test session {self.id}: it is {self.status.value}"
+    def _check(self, move: Move) -> None:
+        allowed, _ = TRANSITIONS[move]
+        if self.status not in allowed:
+            msg = f"Cannot {move.value} test session {self.id}: it is {self.status.value}"
             raise Conflict(msg)
 
     def start(self) -> None:
-        self._move(SessionStatus.RUNNING)
+        self._check(Move.START)
         self._started()
 
     @event(Started)
     def _started(self) -> None:
-        self.status = SessionStatus.RUNNING
+        self.status = TRANSITIONS[Move.START][1]
 
-    def stop(self, reason: str = "") -> None:
-        self._move(SessionStatus.STOPPED)
-        self._stopped(reason=reason)
+    def pause(self, reason: str = "") -> None:
+        self._check(Move.PAUSE)
+        self._paused(reason=reason)
+
+    @event(Paused)
+    def _paused(self, reason: str) -> None:
+        self.status = TRANSITIONS[Move.PAUSE][1]
+
+    def resume(self) -> None:
+        self._check(Move.RESUME)
+        self._resumed()
+
+    @event(Resumed)
+    def _resumed(self) -> None:
+        self.status = TRANSITIONS[Move.RESUME][1]
 
     @event(Stopped)
     def _stopped(self, reason: str) -> None:
-        self.status = SessionStatus.STOPPED
+        self.status = TRANSITIONS[Move.PAUSE][1]
+
+    def stop(self) -> None:
+        self._check(Move.STOP)
+        self._completed(reason="stopped")
 
     def complete(self) -> None:
-        self._move(SessionStatus.COMPLETED)
-        self._completed()
+        self._check(Move.COMPLETE)
+        self._completed(reason="")
 
     @event(Completed)
-    def _completed(self) -> None:
-        self.status = SessionStatus.COMPLETED
+    def _completed(self, reason: str) -> None:
+        self.status = TRANSITIONS[Move.COMPLETE][1]
 
     def fail(self, error: str = "") -> None:
-        self._move(SessionStatus.FAILED)
+        self._check(Move.FAIL)
         self._failed(error=error)
 
     @event(Failed)
     def _failed(self, error: str) -> None:
-        self.status = SessionStatus.FAILED
+        self.status = TRANSITIONS[Move.FAIL][1]
+
+
+STATUS_AFTER: dict[str, SessionStatus] = {
+    "Created": SessionStatus.PENDING,
+    "Started": TRANSITIONS[Move.START][1],
+    "Paused": TRANSITIONS[Move.PAUSE][1],
+    "Resumed": TRANSITIONS[Move.RESUME][1],
+    "Stopped": TRANSITIONS[Move.PAUSE][1],
+    "Completed": TRANSITIONS[Move.COMPLETE][1],
+    "Failed": TRANSITIONS[Move.FAIL][1],
+}
+"""The status each event (by class name) leaves a session in, for the read side."""

@@ -53,3 +53,9 @@ CREATE TABLE IF NOT EXISTS rm_detections (
 -- detection_id): computing it for every row while projecting was a seventh of the server's
 -- ingest work. Tables made before that drop the column.
 ALTER TABLE rm_detections DROP COLUMN IF EXISTS id;
+
+-- Status names rows got before pause and resume were moves of their own
+-- (domain.test_sessions.LEGACY_STATUS): a session ready to start reads `pending`, a paused one
+-- `paused`. Idempotent, like the rest of this file.
+UPDATE rm_test_sessions SET status = 'pending' WHERE status = 'created';
+UPDATE rm_test_sessions SET status = 'paused' WHERE status = 'stopped';

@@ -18,8 +18,10 @@ from msgspec import UNSET, UnsetType
 
 from commands.device_messages import BoxIn, FrameMessage
 from commands.evaluations import Evaluated
+from domain.casing import to_snake
 from domain.evaluation import Counts
 from domain.running_evaluation import RunningEvaluation
+from domain.test_sessions import STATUS_AFTER
 from projections.envelopes import AnyEnvelope
 from projections.test_sessions import SessionCounts
 
@@ -358,13 +360,7 @@ SILENT = frozenset({"device_frame", "frame_batch"})
 """Aggregates whose events reach WebSockets another way: detections arrive coalesced on the
 live subject (workers/live.py), not one message per stored frame."""
 
-_SESSION_STATUS = {
-    "created": "created",
-    "started": "running",
-    "stopped": "stopped",
-    "completed": "completed",
-    "failed": "failed",
-}
+_SESSION_STATUS = {to_snake(name): status.value for name, status in STATUS_AFTER.items()}
 _SESSION_DASHBOARD = {
     "started": "test_session_started",
     "completed": "test_session_completed",

@@ -19,15 +19,8 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from domain.detections import FRAME_EVENTS, RecordedFrame, detection_id, frames_of
-from domain.test_sessions import SessionStatus, TestSession
+from domain.test_sessions import STATUS_AFTER, SessionStatus, TestSession
 from projections.rows import Row
-
-_STATUS_OF: dict[type[Any], SessionStatus] = {
-    TestSession.Started: SessionStatus.RUNNING,
-    TestSession.Stopped: SessionStatus.STOPPED,
-    TestSession.Completed: SessionStatus.COMPLETED,
-    TestSession.Failed: SessionStatus.FAILED,
-}
 
 
 def _counts(row: Row) -> dict[str, int]:
@@ -43,6 +36,8 @@ class TestSessionsProjection:
     event_classes: tuple[type[Any], ...] = (
         TestSession.Created,
         TestSession.Started,
+        TestSession.Paused,
+        TestSession.Resumed,
         TestSession.Stopped,
         TestSession.Completed,
         TestSession.Failed,
@@ -85,7 +80,7 @@ class TestSessionsProjection:
                 "name": event.name,
                 "project_id": event.project_id,
                 "video_id": event.video_id,
-                "status": SessionStatus.CREATED.value,
+                "status": STATUS_AFTER["Created"].value,
                 "tolerance_ms": event.tolerance_ms,
                 "iou_threshold": event.iou_threshold,
                 "device_id": event.device_id,
@@ -108,7 +103,7 @@ class TestSessionsProjection:
         row["class_counts"] = Jsonb(_counts(row))  # loaded as a dict; COPY needs the wrapper
         if isinstance(event, FRAME_EVENTS):
             return _add_frames(row, frames_of(event), event.received_at)
-        status = _STATUS_OF[type(event)]
+        status = STATUS_AFTER[type(event).__name__]
         row["status"] = status.value
         row["updated_at"] = event.timestamp
         row["version"] = event.originator_version

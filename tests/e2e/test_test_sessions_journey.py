@@ -74,7 +74,7 @@ def test_session_lifecycle_detections_and_live_updates(
     assert created.status_code == 200, created.text
     session = created.json()
     sid = session["id"]
-    assert session["status"] == "created" and session["toleranceMs"] == 100
+    assert session["status"] == "pending" and session["toleranceMs"] == 100
     assert session["projectId"] == project_id and session["iouThreshold"] == 0.5
 
     with client.websocket_connect("/ws") as ws:
@@ -107,10 +107,15 @@ def test_session_lifecycle_detections_and_live_updates(
         )
         assert snake.status_code == 200 and snake.json()["status"] == "processed"
 
-        client.post(f"/api/test-sessions/{sid}/stop")
-        next_event(ws, "test_session_update", status="stopped")
-        done = client.post(f"/api/test-sessions/{sid}/complete")
+        paused = client.post(f"/api/test-sessions/{sid}/pause")
+        assert paused.status_code == 200 and paused.json()["status"] == "paused"
+        next_event(ws, "test_session_update", status="paused")
+        resumed = client.post(f"/api/test-sessions/{sid}/resume")
+        assert resumed.json()["status"] == "running"
+        next_event(ws, "test_session_update", status="running")
+        done = client.post(f"/api/test-sessions/{sid}/stop")  # the frontend's Stop ends it
         assert done.json()["status"] == "completed" and done.json()["completedAt"]
+        next_event(ws, "test_session_update", status="completed")
         next_event(ws, "test_session_completed", sessionId=sid)
 
     got = client.get(f"/api/test-sessions/{sid}").json()
@@ -189,9 +194,9 @@ def test_bad_input_is_refused_with_the_field_named(client: TestClient[Any], tmp_
     assert negative_seq.status_code == 422 and "seq" in negative_seq.json()["detail"]
 
     assert client.get("/api/test-sessions/00000000-0000-0000-0000-00000000abcd").status_code == 404
-    stop_created = client.post(f"/api/test-sessions/{sid}/stop")
-    assert stop_created.status_code == 409
-    assert stop_created.json()["detail"].endswith("it is created")
+    stop_pending = client.post(f"/api/test-sessions/{sid}/stop")
+    assert stop_pending.status_code == 409
+    assert stop_pending.json()["detail"].endswith("it is pending")
 
     no_gt = client.post(f"/api/projects/{project_id}/execute-test")
     assert no_gt.status_code == 400 and "ground truth" in no_gt.json()["detail"]

@@ -237,12 +237,23 @@ def test_every_write_answers_and_reads_back_what_it_wrote(
             "POST", "/api/detection-events", f"/api/test-sessions/{sid}/detections", json=single
         )
         assert got["total_detections"] == 2
+        paused, got = trip.write(
+            "POST", f"/api/test-sessions/{sid}/pause", f"/api/test-sessions/{sid}"
+        )
+        assert paused == got and got["status"] == "paused"
+        resumed, got = trip.write(
+            "POST", f"/api/test-sessions/{sid}/resume", f"/api/test-sessions/{sid}"
+        )
+        assert resumed == got and got["status"] == "running"
         stopped, got = trip.write(
             "POST", f"/api/test-sessions/{sid}/stop", f"/api/test-sessions/{sid}"
         )
-        assert stopped == got and got["status"] == "stopped"
+        assert stopped == got and got["status"] == "completed"
+        done_ts, _ = trip.write("POST", "/api/test-sessions", session_of, json=new)
         done, got = trip.write(
-            "POST", f"/api/test-sessions/{sid}/complete", f"/api/test-sessions/{sid}"
+            "POST",
+            f"/api/test-sessions/{done_ts['id']}/complete",
+            f"/api/test-sessions/{done_ts['id']}",
         )
         assert done == got and got["status"] == "completed"
         evaluated, got = trip.write(

@@ -8,7 +8,7 @@ import os
 import random
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, uuid4
@@ -28,6 +28,7 @@ from commands.test_sessions import (
     CreateTestSession,
     complete_test_session,
     create_test_session,
+    stop_test_session,
 )
 from commands.videos import RegisterUpload, register_upload
 from domain.detections import frame_id
@@ -438,11 +439,13 @@ def test_frames_racing_a_completion_are_refused_not_stored_after_it(
     assert claimed == (0,), "the refused frames' claims were rolled back with them"
 
 
+@pytest.mark.parametrize("end", [complete_test_session, stop_test_session])
 def test_a_session_known_to_be_open_is_still_refused_once_completed(
-    app: Verity, database_url: str
+    app: Verity, database_url: str, end: Callable[[ChangeSessionStatus, Verity], object]
 ) -> None:
     """The ingest remembers sessions it saw open instead of loading them for every batch; the
-    check under the write lock still refuses frames of one completed since, naming its status."""
+    check under the write lock still refuses frames of one completed since (by complete, or by
+    the frontend's Stop), naming its status."""
     from commands.device_messages import decode_frame
 
     session = new_session(app)
@@ -450,7 +453,7 @@ def test_a_session_known_to_be_open_is_still_refused_once_completed(
     messages = tuple(decode_frame(msgspec.json.encode(frame(session, s))) for s in range(6))
     first = record_frames(RecordFrames(frames=messages[:3], received_at=datetime.now(UTC)), app)
     assert first.stored == (0, 1, 2)
-    complete_test_session(ChangeSessionStatus(id=session), app)
+    end(ChangeSessionStatus(id=session), app)
     late = record_frames(RecordFrames(frames=messages[3:], received_at=datetime.now(UTC)), app)
     assert late.stored == () and late.position is None
     assert [r.reason for r in late.rejected] == ["session_closed"] * 3

@@ -136,6 +136,24 @@ def test_a_stored_event_reaches_its_rooms_with_its_data() -> None:
     assert rooms["dashboard"]["event"] == "test_session_started"
 
 
+@pytest.mark.parametrize(
+    ("kind", "status"),
+    [
+        ("created", "pending"),
+        ("started", "running"),
+        ("paused", "paused"),
+        ("resumed", "running"),
+        ("stopped", "paused"),  # stored before pause was its own move: it meant paused
+        ("completed", "completed"),
+        ("failed", "failed"),
+    ],
+)
+def test_session_updates_name_the_status_the_event_leaves(kind: str, status: str) -> None:
+    messages = dict(stored_event_messages(envelope("test_session", kind, {})))
+    update = msgspec.json.decode(messages[f"test_session:{SESSION}"])
+    assert update["event"] == "test_session_update" and update["data"]["status"] == status
+
+
 def test_envelope_and_reference_are_one_struct() -> None:
     env = envelope("project", "created", {"name": "p"})
     full = msgspec.json.decode(encode(env))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 from uuid import UUID, uuid4, uuid5
 
 import msgspec
@@ -15,6 +16,7 @@ from commands.detections import RecordFrames, frame_recorder
 from commands.device_messages import InvalidMessage, decode_frame, frame_schema
 from commands.projects import CreateProject, DeleteProject, create_project, delete_project
 from commands.test_sessions import (
+    HANDLERS,
     ChangeSessionStatus,
     CreateTestSession,
     complete_test_session,
@@ -25,7 +27,14 @@ from commands.videos import RegisterUpload, register_upload
 from domain.detections import FrameBatch, fast_uuid5, frame_id
 from domain.errors import Conflict, InvalidValue, NotFound
 from domain.projects import CameraView, Project, SignalType
-from domain.test_sessions import SessionStatus, TestSession
+from domain.test_sessions import (
+    LEGACY_STATUS,
+    STATUS_AFTER,
+    TRANSITIONS,
+    Move,
+    SessionStatus,
+    TestSession,
+)
 from storage.memory_frames import InMemoryFrameStore
 
 pytestmark = pytest.mark.unit
@@ -40,21 +49,95 @@ def session() -> TestSession:
 
 def test_legal_transitions_and_conflicts_naming_the_status() -> None:
     s = session()
-    assert s.status is SessionStatus.CREATED and s.tolerance_ms == 100 and s.iou_threshold == 0.5
-    with pytest.raises(Conflict, match=r"Cannot stop .* it is created"):
+    assert s.status is SessionStatus.PENDING and s.tolerance_ms == 100 and s.iou_threshold == 0.5
+    with pytest.raises(Conflict, match=r"Cannot stop .* it is pending"):
         s.stop()
+    with pytest.raises(Conflict, match=r"Cannot resume .* it is pending"):
+        s.resume()
     s.start()
     with pytest.raises(Conflict, match="it is running"):
         s.start()
-    s.stop()
-    s.start()  # resume
-    s.complete()
-    assert not s.accepts_detections
-    for action in (s.start, s.stop, s.complete, s.fail):
+    s.pause()
+    assert s.status is SessionStatus.PAUSED and s.accepts_detections
+    with pytest.raises(Conflict, match=r"Cannot start .* it is paused"):
+        s.start()
+    s.resume()
+    s.stop()  # the frontend's Stop: the run is over and is evaluated
+    assert s.status is SessionStatus.COMPLETED and not s.accepts_detections
+    for action in (s.start, s.stop, s.pause, s.resume, s.complete, s.fail):
         with pytest.raises(Conflict, match="it is completed"):
             action()
-    kinds = [type(e).__name__ for e in s.collect_events()]
-    assert kinds == ["Created", "Started", "Stopped", "Started", "Completed"]
+    events = s.collect_events()
+    assert [type(e).__name__ for e in events] == [
+        "Created",
+        "Started",
+        "Paused",
+        "Resumed",
+        "Completed",
+    ]
+    assert isinstance(events[-1], TestSession.Completed) and events[-1].reason == "stopped"
+
+
+_MOVES = {
+    Move.START: TestSession.start,
+    Move.PAUSE: TestSession.pause,
+    Move.RESUME: TestSession.resume,
+    Move.STOP: TestSession.stop,
+    Move.COMPLETE: TestSession.complete,
+    Move.FAIL: TestSession.fail,
+}
+_TO_REACH: dict[SessionStatus, tuple[Move, ...]] = {
+    SessionStatus.PENDING: (),
+    SessionStatus.RUNNING: (Move.START,),
+    SessionStatus.PAUSED: (Move.START, Move.PAUSE),
+    SessionStatus.COMPLETED: (Move.COMPLETE,),
+    SessionStatus.FAILED: (Move.FAIL,),
+}
+
+
+@pytest.mark.parametrize("move", list(Move))
+@pytest.mark.parametrize("status", list(SessionStatus))
+def test_the_aggregate_follows_the_transition_table(status: SessionStatus, move: Move) -> None:
+    s = session()
+    for step in _TO_REACH[status]:
+        _MOVES[step](s)
+    assert s.status is status
+    allowed, after = TRANSITIONS[move]
+    if status in allowed:
+        _MOVES[move](s)
+        assert s.status is after
+        assert STATUS_AFTER[type(s.collect_events()[-1]).__name__] is after
+    else:
+        with pytest.raises(Conflict, match=f"Cannot {move.value} .* it is {status.value}"):
+            _MOVES[move](s)
+    assert HANDLERS.keys() == TRANSITIONS.keys() == set(Move)
+
+
+def test_a_stored_stopped_event_still_loads_as_paused() -> None:
+    """`Stopped` meant "paused" before pause was its own move; old stores hold such events."""
+    app = Verity(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
+    s = session()
+    s.start()
+    s._stopped(reason="old pause")  # what `stop()` recorded before
+    app.save(s)
+    assert app.recorder.select_notifications(1, 10)[-1].topic == (
+        "domain.test_sessions:TestSession.Stopped"
+    )
+    loaded = app.load(TestSession, s.id)
+    assert loaded.status is SessionStatus.PAUSED and loaded.accepts_detections
+    loaded.resume()
+    loaded.stop()
+    app.save(loaded)
+    assert app.load(TestSession, s.id).status is SessionStatus.COMPLETED
+    assert STATUS_AFTER["Stopped"] is SessionStatus.PAUSED
+
+
+def test_rows_stored_under_the_old_status_names_are_renamed_on_start() -> None:
+    sql = (Path(__file__).parents[2] / "migrations" / "0005_test_sessions.sql").read_text()
+    assert "-- verity:repeatable" in sql  # re-applied on every start
+    for old, new in LEGACY_STATUS.items():
+        statement = f"UPDATE rm_test_sessions SET status = '{new.value}' WHERE status = '{old}';"
+        assert statement in sql
 
 
 def test_failed_is_terminal_too() -> None:
