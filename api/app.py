@@ -64,7 +64,7 @@ def request_id_middleware(app: ASGIApp) -> ASGIApp:
 
 def create_app(services_factory: ServicesFactory, uploads_dir: Path) -> Litestar:
     cors = CORSConfig(allow_origins=["*"])
-    socketio_gateway = SocketIOGateway(cors_origins=cors.allow_origins)
+    socketio_gateway = SocketIOGateway(cors)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:

@@ -20,13 +20,14 @@ import contextlib
 import logging
 import re
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 from uuid import UUID, uuid4
 
 import msgspec
 import socketio
 from litestar import asgi
+from litestar.config.cors import CORSConfig
 from litestar.handlers import ASGIRouteHandler
 from litestar.types import Receive, Scope, Send
 
@@ -141,10 +142,12 @@ def _refusal(exc: DomainError) -> Refused:
 class SocketIOGateway:
     """The Socket.IO server of one API process; `attach` it to the process's services."""
 
-    def __init__(self, cors_origins: Sequence[str]) -> None:
+    def __init__(self, cors: CORSConfig) -> None:
+        """`cors`: the HTTP API's own CORS settings, so both doors admit the same origins."""
         self.sio = socketio.AsyncServer(
             async_mode="asgi",
-            cors_allowed_origins=list(cors_origins),
+            cors_allowed_origins=list(cors.allow_origins),
+            cors_credentials=cors.allow_credentials,
             always_connect=True,  # connected before `connect` runs: it can emit
             max_http_buffer_size=MAX_MESSAGE_BYTES,
             logger=False,
@@ -165,7 +168,7 @@ class SocketIOGateway:
         """The Litestar mount that hands `/socket.io` traffic to python-socketio."""
         engine = socketio.ASGIApp(self.sio, socketio_path=None)
 
-        @asgi("/socket.io", is_mount=True)
+        @asgi("/socket.io", is_mount=True, copy_scope=True)
         async def socketio_door(scope: Scope, receive: Receive, send: Send) -> None:
             await engine(scope, receive, send)
 

@@ -64,7 +64,7 @@ def _detection_event(data: dict[str, Any]) -> dict[str, Any] | None:
     detections = data.get("detections") or []
     if not detections and not data.get("coalescedDetections"):
         return None
-    best = max(detections, key=_confidence, default={})
+    best: dict[str, Any] = max(detections, key=_confidence, default={})
     return {
         **data,
         "id": f"{data['sessionId']}:{data['deviceId']}:{data['seq']}",
