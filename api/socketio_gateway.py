@@ -4,9 +4,11 @@ The plain `/ws` (api/ws.py) stays the documented protocol. This door speaks the 
 platform's Socket.IO dialect (contract section 4) on the API's port: it hears every message
 the process's RoomHub publishes (one tap; the hub is fed from NATS, so events written by any
 process reach every client, and python-socketio's in-process manager is all it needs) and
-re-emits those that a Socket.IO client's room asks for (api/socketio_messages.py). Emits are
-queued and sent by one task, so the hub never waits; each client has its own send queue, and
-a client that lets it grow past `CLIENT_QUEUE_LIMIT` is disconnected, as on `/ws`.
+re-emits those that a Socket.IO client's room asks for (api/socketio_messages.py). The tap
+only queues (the hub never waits); one task per process encodes each message once and puts it
+in every member's engine.io send queue, drained by that connection's own writer, so a slow
+client stalls nobody; one that lets its queue reach `CLIENT_QUEUE_LIMIT` is disconnected, as
+on `/ws`.
 
 Client events: room membership, harmless acknowledgements, and the session commands, which
 run exactly as the HTTP routes run them (`SESSION_COMMANDS`). Every payload is checked; a bad
@@ -26,15 +28,17 @@ from uuid import UUID, uuid4
 
 import msgspec
 import socketio
+from engineio import packet as eio_packet
 from litestar import asgi
 from litestar.config.cors import CORSConfig
 from litestar.handlers import ASGIRouteHandler
 from litestar.types import Receive, Scope, Send
+from socketio import packet as sio_packet
 
 from api.errors import status_of
 from api.services import Services
 from api.session_lifecycle import change_session
-from api.socketio_messages import client_room, socketio_room, translate
+from api.socketio_messages import Outgoing, client_room, socketio_room, translate
 from api.test_sessions import load_session
 from domain.errors import DomainError, NotFound
 from domain.events import EventMeta
@@ -160,6 +164,7 @@ class SocketIOGateway:
         self.dropped = 0
         self.emitted = 0
         self.shedding: set[str] = set()
+        self.tasks: set[asyncio.Task[None]] = set()
         self._register()
 
     # --- composition ----------------------------------------------------------------------
@@ -211,21 +216,36 @@ class SocketIOGateway:
                 try:
                     out = translate(hub_room, message)
                     if out is not None:
-                        await self.sio.emit(out.event, out.data, room=out.room)
-                        self.emitted += 1
-                        self._shed_slow(out.room)
+                        self._deliver(out)
                 except Exception:  # one bad message must not stop the others
                     log.exception("cannot emit a message for room %s", hub_room)
+                await asyncio.sleep(0)  # a burst must not hold the loop
 
-    def _shed_slow(self, room: str) -> None:
-        for sid, eio_sid in self.sio.manager.get_participants(NAMESPACE, room):
+    def _deliver(self, out: Outgoing) -> None:
+        """What `AsyncServer.emit` to a room does, encoding once, without its task per member:
+        the packet goes straight into each member's engine.io send queue, which that
+        connection's own writer drains. A member whose queue is full is disconnected."""
+        encoded = self.sio.packet_class(
+            sio_packet.EVENT, namespace=NAMESPACE, data=[out.event, out.data]
+        ).encode()
+        engine_packet = eio_packet.Packet(eio_packet.MESSAGE, encoded)
+        for sid, eio_sid in self.sio.manager.get_participants(NAMESPACE, out.room):
             socket = self.sio.eio.sockets.get(eio_sid)
-            if socket is None or sid in self.shedding:
+            if socket is None or socket.closed:
                 continue
-            if socket.queue.qsize() > CLIENT_QUEUE_LIMIT:
-                log.warning("disconnecting Socket.IO client %s: too slow to drain", sid)
-                self.shedding.add(sid)
-                asyncio.create_task(self.sio.disconnect(sid))  # noqa: RUF006 - sio holds it
+            if socket.queue.qsize() >= CLIENT_QUEUE_LIMIT:
+                self._shed(sid)
+                continue
+            socket.queue.put_nowait(engine_packet)
+        self.emitted += 1
+
+    def _shed(self, sid: str) -> None:
+        if sid not in self.shedding:
+            log.warning("disconnecting Socket.IO client %s: too slow to drain", sid)
+            self.shedding.add(sid)
+            task = asyncio.create_task(self.sio.disconnect(sid))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
 
     # --- from the clients -----------------------------------------------------------------
 

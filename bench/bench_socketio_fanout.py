@@ -71,13 +71,14 @@ async def _page_clients(base: str, count: int, orders: Any, results: Any) -> Non
     while (order := await asyncio.to_thread(orders.get)) != "exit":
         _, session = order
         receipts: list[list[Receipt]] = [[] for _ in range(count)]
-        clients = [_client(receipts[i]) for i in range(count)]
+        heard = [0]
+        clients = [_client(receipts[i], heard) for i in range(count)]
         gate = asyncio.Semaphore(16)
         await asyncio.gather(*(_join(c, base, session, gate) for c in clients))
         results.put(("ready", None))
         await asyncio.to_thread(orders.get)  # "stop"
         await asyncio.gather(*(c.disconnect() for c in clients))
-        results.put(("receipts", receipts))
+        results.put(("receipts", (receipts, heard[0])))
 
 
 async def _join(
@@ -88,8 +89,14 @@ async def _join(
         await client.call("join_test_session", {"sessionId": session}, timeout=60)
 
 
-def _client(receipts: list[Receipt]) -> socketio.AsyncClient:
+def _client(receipts: list[Receipt], heard: list[int]) -> socketio.AsyncClient:
+    """A client noting each detection_event's times, and counting every event it hears."""
     client = socketio.AsyncClient(reconnection=False)
+
+    async def on_any(event: str, *args: Any) -> None:
+        heard[0] += 1
+
+    client.on("*", on_any)
 
     async def on_detection(data: dict[str, Any]) -> None:
         arrived = time.time()
@@ -153,12 +160,14 @@ def run_phase(args: argparse.Namespace, ctx: dict[str, Any], with_clients: bool)
     server_cpu = cpu_seconds(ctx["server"].pid) - server_cpu0
     client_cpu = sum(cpu_seconds(p.pid or 0) for _, _, p in pool) - client_cpu0
     per_client: list[list[Receipt]] = []
+    events = 0
     for orders, _, _ in pool:
         orders.put("stop")
     for _, results, _ in pool:
-        kind, receipts = results.get(timeout=300)
+        kind, (receipts, heard) = results.get(timeout=300)
         assert kind == "receipts"
         per_client.extend(receipts)
+        events += heard
 
     def during(receipts: list[Receipt]) -> list[Receipt]:
         return [r for r in receipts if r[0] <= last]
@@ -188,6 +197,7 @@ def run_phase(args: argparse.Namespace, ctx: dict[str, Any], with_clients: bool)
         "socketio": percentiles([(a - c) * 1000 for a, c, _ in sio]),
         "fan_out": percentiles([(a - s) * 1000 for a, _, s in sio]),
         "per_client": [len(during(r)) for r in per_client],
+        "events": events + sum(len(r) for r in per_client),
         "server_cpu": server_cpu,
         "client_cpu": client_cpu,
         "wall": last - started,
@@ -222,6 +232,12 @@ def print_round(i: int, without: dict[str, Any], with_: dict[str, Any], clients:
     )
     print(f"    of which capturedAt->sentAt (ingest stored + published): {fmt(with_['pipeline'])}")
     print(f"    of which sentAt->arrival (NATS, hub, Socket.IO fan-out): {fmt(with_['fan_out'])}")
+    extra = with_["server_cpu"] - without["server_cpu"]
+    print(
+        f"  Socket.IO events delivered (all kinds): {with_['events']};"
+        f" server CPU over the run without clients: {extra:.2f} s"
+        f" ({1e6 * extra / max(with_['events'], 1):.0f} us per delivered event)"
+    )
     if without["get"] and with_["get"]:
         ratio = with_["get"]["p99"] / without["get"]["p99"]
         print(f"  GET p99 with / without: {ratio:.2f} (target <= 1.20)")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 from typing import Any
 from uuid import uuid4
 
@@ -10,6 +12,7 @@ import pytest
 from litestar.config.cors import CORSConfig
 
 from api.socketio_gateway import (
+    CLIENT_QUEUE_LIMIT,
     AnnotationProgressIn,
     Refused,
     SessionIn,
@@ -134,3 +137,42 @@ def test_socketio_admits_the_origins_the_http_api_admits() -> None:
     cors = CORSConfig(allow_origins=["http://frontend.test"], allow_credentials=True)
     engine = SocketIOGateway(cors).sio.eio
     assert engine.cors_allowed_origins == ["http://frontend.test"] and engine.cors_credentials
+
+
+class _EngineSocket:
+    """The part of an engine.io connection the door touches: its send queue."""
+
+    def __init__(self, queued: int = 0) -> None:
+        self.closed = False
+        self.queue: asyncio.Queue[object] = asyncio.Queue()
+        for _ in range(queued):
+            self.queue.put_nowait(None)
+
+
+async def test_a_member_too_far_behind_is_disconnected_and_the_others_still_hear() -> None:
+    gateway = SocketIOGateway(CORSConfig(allow_origins=["*"]))
+    room = f"test_session_{SESSION}"
+    behind, keeping_up = _EngineSocket(queued=CLIENT_QUEUE_LIMIT), _EngineSocket()
+    sids = {}
+    for eio_sid, socket in (("slow", behind), ("fast", keeping_up)):
+        sids[eio_sid] = await gateway.sio.manager.connect(eio_sid, "/")
+        await gateway.sio.manager.enter_room(sids[eio_sid], "/", room)
+        gateway.sio.eio.sockets[eio_sid] = socket
+    dropped: list[str] = []
+
+    async def disconnect(sid: str) -> None:
+        dropped.append(sid)
+
+    gateway.sio.disconnect = disconnect  # type: ignore[method-assign]
+    message = frame_message([{"classLabel": "cyclist", "confidence": 0.5}])
+    out = translate(f"test_session:{SESSION}", message)
+    assert out is not None
+    gateway._deliver(out)
+    gateway._deliver(out)
+    await asyncio.gather(*gateway.tasks)
+
+    assert dropped == [sids["slow"]] and behind.queue.qsize() == CLIENT_QUEUE_LIMIT
+    sent = keeping_up.queue.get_nowait()
+    assert keeping_up.queue.qsize() == 1
+    event, data = json.loads(sent.data[1:])  # a Socket.IO EVENT packet: "2" + [name, data]
+    assert sent.data[0] == "2" and event == "detection_event" and data["classLabel"] == "cyclist"
