@@ -19,8 +19,13 @@ stored, and published by the ingest) against the fan-out share (sentAt -> arriva
 without and with the clients and their ratio, and CPU seconds of the server and the clients.
 Targets: Socket.IO p99 < 150 ms; GET p99 with clients within 20 % of without.
 
+`--door-only RATE` publishes no frames: ready `detection_event` messages go straight onto the
+session's live subject at RATE a second (what the ingest's coalescer sends, ~5/s per session),
+so the figures are the door's alone (NATS -> hub -> Socket.IO -> clients).
+
 Usage: uv run python bench/bench_socketio_fanout.py                 (small: 50 clients, 1k fps)
        uv run python bench/bench_socketio_fanout.py --clients 500 --fps 5000 --seconds 30
+       uv run python bench/bench_socketio_fanout.py --clients 500 --door-only 10
 Other processes on the machine share its cores: figures are provisional, re-run to confirm.
 """
 
@@ -34,16 +39,18 @@ import statistics
 import tempfile
 import time
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
+import nats
 import socketio
 from bench_ingest import (
     WebSocketWatcher,
     cpu_seconds,
     delete_streams,
+    frame,
     free_port,
     fresh_database,
     new_session,
@@ -53,6 +60,8 @@ from bench_ingest import (
     wait_idle,
     wait_ready,
 )
+
+from projections.live_messages import detection_message, live_subject, session_room
 
 Receipt = tuple[float, float, float]
 """(arrived, capturedAt, sentAt) as POSIX seconds."""
@@ -126,6 +135,28 @@ def get_prober(url: str, seconds: float, rate: float, results: Any) -> None:
     results.put(latencies)
 
 
+async def publish_live(
+    nats_url: str, prefix: str, session: str, seconds: float, rate: float
+) -> tuple[int, float, float]:
+    """`--door-only`: ready `detection_event` messages straight onto the live subject at `rate`
+    a second, as the ingest publishes them, with no frames stored: the door's share alone."""
+    nc = await nats.connect(nats_url)
+    subject = live_subject(f"{prefix}.live", session_room(session))
+    start, mono, n = time.time(), time.monotonic(), 0
+    while (now := time.monotonic()) < mono + seconds:
+        ahead = mono + n / rate - now
+        if ahead > 0:
+            await asyncio.sleep(ahead)
+        message = frame(session, n)
+        message.captured_at = datetime.now(UTC)
+        await nc.publish(subject, detection_message(message, frames=1, detections=5))
+        n += 1
+    await nc.flush()
+    last = time.time()
+    await nc.drain()
+    return n, start, last
+
+
 # --- one phase ---------------------------------------------------------------------------------
 
 
@@ -152,7 +183,11 @@ def run_phase(args: argparse.Namespace, ctx: dict[str, Any], with_clients: bool)
     with WebSocketWatcher(ctx["port"], f"test_session:{session}") as plain:
         prober.start()
         frames, started, last = asyncio.run(
-            publish_for(ctx["nats_url"], subject, session, args.seconds, fps=args.fps, window=500)
+            publish_live(ctx["nats_url"], ctx["prefix"], session, args.seconds, args.door_only)
+            if args.door_only
+            else publish_for(
+                ctx["nats_url"], subject, session, args.seconds, fps=args.fps, window=500
+            )
         )
         get_latencies: list[float] = probe_results.get(timeout=120)
         prober.join(30)
@@ -217,7 +252,7 @@ def print_round(i: int, without: dict[str, Any], with_: dict[str, Any], clients:
     print(f"\n== round {i + 1}")
     for name, r in (("without clients", without), (f"with {clients} clients", with_)):
         print(
-            f"{name}: {r['frames']} frames at {r['fps']:.0f} frames/s;"
+            f"{name}: {r['frames']} published at {r['fps']:.0f}/s;"
             f" server CPU {r['server_cpu']:.1f} s over {r['wall']:.1f} s"
             + (f"; client processes CPU {r['client_cpu']:.1f} s" if r["client_cpu"] else "")
         )
@@ -272,6 +307,12 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=10.0, help="publishing per phase (full: 30)")
     p.add_argument("--get-rate", type=float, default=50.0, help="GETs per second, one at a time")
     p.add_argument("--rounds", type=int, default=1, help="without/with pairs, alternating")
+    p.add_argument(
+        "--door-only",
+        type=float,
+        metavar="RATE",
+        help="no ingest: RATE ready detection_event messages/s straight onto the live subject",
+    )
     p.add_argument("--keep", action="store_true", help="keep the database")
     args = p.parse_args()
     admin = os.environ.get(
