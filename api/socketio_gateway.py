@@ -52,6 +52,8 @@ T = TypeVar("T")
 NAMESPACE = "/"
 OUTBOX_LIMIT = 10_000
 """Messages waiting to be emitted; beyond it the oldest are dropped (counted in `dropped`)."""
+BURST = 64
+"""Messages delivered before the pump lets the loop run other work."""
 CLIENT_QUEUE_LIMIT = 1000
 """Packets waiting for one client; a client this far behind is disconnected."""
 MAX_ROOMS = 64
@@ -195,7 +197,7 @@ class SocketIOGateway:
     # --- from the hub to the clients ------------------------------------------------------
 
     def _listened(self, room: str) -> bool:
-        return next(iter(self.sio.manager.get_participants(NAMESPACE, room)), None) is not None
+        return bool(self.sio.manager.rooms.get(NAMESPACE, {}).get(room))
 
     def tap(self, hub_room: str, message: bytes) -> None:
         """Called by the hub for every message: queue it if a Socket.IO client listens."""
@@ -208,18 +210,21 @@ class SocketIOGateway:
         self.wake.set()
 
     async def _pump(self) -> None:
+        """Delivers what is queued in bursts of up to `BURST` messages: each member's writer
+        then wakes once per burst, not once per message (the cost that grows with members)."""
         while True:
             await self.wake.wait()
             self.wake.clear()
             while self.outbox:
-                hub_room, message = self.outbox.popleft()
-                try:
-                    out = translate(hub_room, message)
-                    if out is not None:
-                        self._deliver(out)
-                except Exception:  # one bad message must not stop the others
-                    log.exception("cannot emit a message for room %s", hub_room)
-                await asyncio.sleep(0)  # a burst must not hold the loop
+                for _ in range(min(BURST, len(self.outbox))):
+                    hub_room, message = self.outbox.popleft()
+                    try:
+                        out = translate(hub_room, message)
+                        if out is not None:
+                            self._deliver(out)
+                    except Exception:  # one bad message must not stop the others
+                        log.exception("cannot emit a message for room %s", hub_room)
+                await asyncio.sleep(0)  # a long backlog must not hold the loop
 
     def _deliver(self, out: Outgoing) -> None:
         """What `AsyncServer.emit` to a room does, encoding once, without its task per member:
