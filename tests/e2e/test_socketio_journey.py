@@ -156,10 +156,29 @@ async def test_a_page_hears_the_simulated_device_and_runs_its_session(
             assert again["detail"] == http_again.json()["detail"]
             assert (await page.next("error", event="stop_test_session"))["status"] == 409
 
+            await answers_the_small_events(page, sid)
             await refuses_junk(page, sid)
             assert page.sio.connected and dashboard.sio.connected
             assert (await http.get("/health")).status_code == 200
             assert (await http.get(f"/api/test-sessions/{sid}")).json()["status"] == after["status"]
+
+
+async def answers_the_small_events(page: PageSocket, sid: str) -> None:
+    """Room membership and the acknowledged-only events the pages send."""
+    video = str(uuid4())
+    assert (await page.call("join_room", {"room": f"video:{video}"}))["room"] == f"video_{video}"
+    assert (await page.next("room_joined"))["room"] == f"video_{video}"
+    assert (await page.call("leave_room", {"room": f"video_{video}"}))["room"] == f"video_{video}"
+    await page.next("room_left")
+    joined = await page.call("join_annotation_session", {"session_id": sid, "video_id": video})
+    assert joined["rooms"] == [f"annotation_session_{sid}", f"video_{video}"]
+    await page.next("annotation_session_joined")
+    time_update = {"sessionId": sid, "currentTime": 1.5, "frameNumber": 45}
+    assert await page.call("video_time_update", time_update) == {"status": "received"}
+    progress = {"video_id": video, "current_frame": 3, "total_frames": 30, "annotator": "ann"}
+    assert await page.call("annotation_progress", progress) == {"status": "received"}
+    await page.call("ping", {"timestamp": 1})
+    await page.next("pong")
 
 
 async def refuses_junk(page: PageSocket, sid: str) -> None:

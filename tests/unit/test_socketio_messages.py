@@ -13,6 +13,7 @@ from litestar.config.cors import CORSConfig
 
 from api.socketio_gateway import (
     CLIENT_QUEUE_LIMIT,
+    MAX_ROOMS,
     AnnotationProgressIn,
     Refused,
     SessionIn,
@@ -176,3 +177,15 @@ async def test_a_member_too_far_behind_is_disconnected_and_the_others_still_hear
     assert keeping_up.queue.qsize() == 1
     event, data = json.loads(sent.data[1:])  # a Socket.IO EVENT packet: "2" + [name, data]
     assert sent.data[0] == "2" and event == "detection_event" and data["classLabel"] == "cyclist"
+
+
+async def test_a_connection_may_be_in_a_bounded_number_of_rooms() -> None:
+    gateway = SocketIOGateway(CORSConfig(allow_origins=["*"]))
+    sid = await gateway.sio.manager.connect("eio", "/")  # in its own sid room already
+    rooms = [f"video_{uuid4()}" for _ in range(MAX_ROOMS)]
+    for room in rooms[: MAX_ROOMS - 1]:
+        await gateway._enter(sid, room)
+    await gateway._enter(sid, rooms[0])  # joining a room it is in costs nothing
+    with pytest.raises(Refused) as refused:
+        await gateway._enter(sid, rooms[-1])
+    assert refused.value.status == 429 and refused.value.field == "room"
