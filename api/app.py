@@ -11,12 +11,12 @@ from litestar.config.cors import CORSConfig
 from litestar.enums import ScopeType
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
-from litestar.static_files import create_static_files_router
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.annotation_sessions import AnnotationSessionsController
 from api.annotation_transfer import AnnotationTransferController
 from api.annotations import AnnotationsController
+from api.audit import AuditController
 from api.candidate_review import CandidateReviewController
 from api.criteria import CriteriaController
 from api.dashboard import dashboard_charts, dashboard_stats
@@ -26,6 +26,7 @@ from api.detector_models import DetectorModelsController
 from api.errors import exception_handlers
 from api.ground_truth import GroundTruthController
 from api.health import health, root
+from api.page_sockets import enhanced_test_check, enhanced_test_socket, test_execution_socket
 from api.projection_status import ProjectionStatusController
 from api.projects import ProjectsController
 from api.results import ResultsController
@@ -33,8 +34,8 @@ from api.services import Services, request_id
 from api.session_lifecycle import LIFECYCLE_ROUTES
 from api.socketio_gateway import SocketIOGateway
 from api.test_sessions import TestSessionsController
-from api.uploads import served_name_guard
 from api.validation import ValidationController
+from api.video_files import uploaded_file
 from api.video_quality import VideoQualityController
 from api.videos import VideosController
 from api.ws import websocket_gateway
@@ -100,11 +101,13 @@ def create_app(services_factory: ServicesFactory, uploads_dir: Path) -> Litestar
             dashboard_stats,
             dashboard_charts,
             ProjectionStatusController,
+            AuditController,
             websocket_gateway,
             socketio_gateway.route(),
-            create_static_files_router(
-                path="/uploads", directories=[uploads_dir], guards=[served_name_guard]
-            ),
+            test_execution_socket,
+            enhanced_test_socket,
+            enhanced_test_check,
+            uploaded_file,
         ],
         lifespan=[lifespan],
         exception_handlers=exception_handlers,

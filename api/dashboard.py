@@ -8,6 +8,7 @@ nothing has been evaluated yet. Never a stand-in constant.
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import Literal
 
 import anyio.to_thread
 import msgspec
@@ -24,6 +25,7 @@ STABLE_BAND = 1.0
 """Percentage points within which a trend counts as stable."""
 
 Pair = list[float | None]
+Direction = Literal["improving", "declining", "stable"]
 
 
 class DashboardIntervals(msgspec.Struct, kw_only=True):
@@ -37,12 +39,16 @@ class DashboardIntervals(msgspec.Struct, kw_only=True):
 
 
 class Trend(msgspec.Struct, kw_only=True, rename="camel"):
-    """Newer half of the evaluations minus the older half, in percentage points."""
+    """Newer half of the evaluations against the older half. The page reads `accuracy`,
+    `detectionRate` and `performance` as directions; the changes are in percentage points."""
 
-    accuracy: float
-    detection_rate: float
-    performance: str
-    """improving | declining | stable"""
+    accuracy: Direction
+    detection_rate: Direction
+    """Of recall."""
+    performance: Direction
+    """Of accuracy, as `accuracy`."""
+    accuracy_change: float
+    detection_rate_change: float
     basis: int
 
 
@@ -95,33 +101,39 @@ class DashboardCharts(msgspec.Struct, kw_only=True, rename="camel"):
 
 
 def _pct_pair(interval: Interval) -> Pair:
-    return [None if v is None else round(100 * v, 4) for v in (interval.low, interval.high)]
+    return [None if v is None else round(100 * v, 2) for v in (interval.low, interval.high)]
 
 
 def _mean(values: list[float]) -> float | None:
     return sum(values) / len(values) if values else None
 
 
+def _direction(change: float) -> Direction:
+    if change > STABLE_BAND:
+        return "improving"
+    if change < -STABLE_BAND:
+        return "declining"
+    return "stable"
+
+
 def _trend(rows: list[EvaluationRow]) -> Trend:
     """Newer half of the evaluations against the older half, in percentage points."""
-    if len(rows) < 2:
-        return Trend(accuracy=0.0, detection_rate=0.0, performance="stable", basis=len(rows))
     half = len(rows) // 2
     old, new = rows[:half], rows[half:]
 
     def delta(attr: str) -> float:
         a = _mean([v for r in old if (v := getattr(r, attr)) is not None])
         b = _mean([v for r in new if (v := getattr(r, attr)) is not None])
-        return 0.0 if a is None or b is None else round(100 * (b - a), 4)
+        return 0.0 if a is None or b is None else round(100 * (b - a), 2)
 
-    acc = delta("accuracy")
-    performance = "stable"
-    if acc > STABLE_BAND:
-        performance = "improving"
-    elif acc < -STABLE_BAND:
-        performance = "declining"
+    accuracy, recall = delta("accuracy"), delta("recall")
     return Trend(
-        accuracy=acc, detection_rate=delta("recall"), performance=performance, basis=len(rows)
+        accuracy=_direction(accuracy),
+        detection_rate=_direction(recall),
+        performance=_direction(accuracy),
+        accuracy_change=accuracy,
+        detection_rate_change=recall,
+        basis=len(rows),
     )
 
 
@@ -150,8 +162,10 @@ def _intervals(rows: list[EvaluationRow]) -> DashboardIntervals:
         "`averageAccuracy` is a percentage of TP/(TP+FP+FN), averaged over the newest "
         "recorded evaluation of each evaluated session (0 when none: see `evaluatedSessions`). "
         "`confidence_intervals` (percent, 95%): pooled Wilson for precision/recall, session "
-        "bootstrap for F1. `trend_analysis`: newer half of evaluations minus older half, in "
-        "percentage points."
+        "bootstrap for F1. `trend_analysis`: newer half of evaluations against older half: "
+        "`accuracy`, `detectionRate`, `performance` are improving|declining|stable (beyond "
+        "1 point), `accuracyChange` and `detectionRateChange` the differences in percentage "
+        "points."
     ),
     tags=["dashboard"],
 )
@@ -170,7 +184,7 @@ async def dashboard_stats(state: State) -> DashboardStats:
         test_session_count=c.sessions,
         total_detections=c.detections,
         detection_event_count=c.detections,
-        average_accuracy=0.0 if average is None else round(100 * average, 4),
+        average_accuracy=0.0 if average is None else round(100 * average, 2),
         active_tests=c.active_sessions,
         evaluated_sessions=len(rows),
         confidence_intervals=intervals,
@@ -202,7 +216,7 @@ async def dashboard_charts(state: State) -> DashboardCharts:
             per_day[r.recorded_at.date().isoformat()].append(r.accuracy)
     return DashboardCharts(
         accuracy_trend=[
-            AccuracyPoint(date=day, accuracy=round(100 * sum(v) / len(v), 4), sessions=len(v))
+            AccuracyPoint(date=day, accuracy=round(100 * sum(v) / len(v), 2), sessions=len(v))
             for day, v in sorted(per_day.items())
         ],
         detections_by_type=[ClassCount(type=k, count=n) for k, n in by_class],

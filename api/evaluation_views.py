@@ -129,8 +129,9 @@ async def run_rerun(
 
 
 def percent(value: float | None) -> float:
-    """Results page scale: 0-100, and 0 where the ratio is undefined (no denominator)."""
-    return 0.0 if value is None else round(100.0 * value, 4)
+    """Results page scale: 0-100 to two decimals (as the pages print it), and 0 where the ratio
+    is undefined (no denominator)."""
+    return 0.0 if value is None else round(100.0 * value, 2)
 
 
 def headline_fractions(report: EvaluationReport) -> HeadlineFractions:

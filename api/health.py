@@ -9,6 +9,7 @@ import msgspec
 from litestar import Response, get
 from litestar.datastructures import State
 
+from api.operation_ids import per_path
 from api.services import Services, services_of
 from projections.failures import ProjectionFailures, failure_summary
 from workers.ingest_consumer import IngestConsumer
@@ -32,7 +33,12 @@ class Health(msgspec.Struct, kw_only=True, rename="camel"):
     """Every ingest worker's progress, from JetStream (absent where NATS does not answer)."""
 
 
-@get("/health", operation_id="health", summary="Health with database, NATS and projection lag")
+@get(
+    ["/health", "/api/health"],
+    operation_id=per_path({"": "health", "api": "apiHealth"}),
+    summary="Health with database, NATS and projection lag (`/api/health`: Enhanced Test's"
+    " spelling)",
+)
 async def health(state: State) -> Response[Health]:
     services = services_of(state)
     problems: list[str] = []

@@ -23,6 +23,7 @@ from commands.projects import update_project as update_project_handler
 from domain.errors import InvalidValue, NotFound
 from domain.limits import MAX_LIST, Identifier, Name, OptionalName, Text, WholeFrameRate
 from domain.projects import CameraView, ProjectChanges, ProjectStatus, SignalType
+from domain.renditions import rendition_filename
 from projections import projects as read
 from projections.test_sessions import session_ids_of_project
 from projections.videos import video_files_of_project
@@ -102,7 +103,9 @@ class ProjectsController(Controller):
             async with services.read_pool.connection() as conn:
                 return _encoder.encode(await read.list_projects(conn, skip, limit))
 
-        body = await services.responses.get(read.PROJECTION_NAME, (skip, limit), render)
+        sessions_at = services.read_side.positions().get(read.SESSIONS_PROJECTION)
+        key = (skip, limit, sessions_at)  # `testsCount` comes from the sessions read model
+        body = await services.responses.get(read.PROJECTION_NAME, key, render)
         return Response(content=body, media_type=MediaType.JSON)
 
     @get("/{project_id:uuid}", operation_id="getProject", summary="Get a project (P2)")
@@ -171,7 +174,8 @@ class ProjectsController(Controller):
         sessions = await session_ids_of_project(services.read_pool, project_id, video_ids)
         cmd = DeleteProject(id=project_id, video_ids=video_ids, test_session_ids=tuple(sessions))
         position = await execute(services, request, delete_project_handler, cmd)
-        for _, filename in videos:  # only once the deletions are stored
-            (services.config.uploads_dir / filename).unlink(missing_ok=True)
+        for video_id, filename in videos:  # only once the deletions are stored
+            for name in (filename, rendition_filename(video_id)):
+                (services.config.uploads_dir / name).unlink(missing_ok=True)
         await caught_up(services, position, "projects_v1", "videos_v1")
         return Message(message="Project deleted successfully")

@@ -9,7 +9,7 @@ from typing import Any
 from uuid import UUID
 
 import msgspec
-from litestar import Request, post
+from litestar import Request, delete, post
 from litestar.datastructures import State
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath, JSONBody
@@ -46,7 +46,7 @@ async def _move(
 
 _TS = "/api/test-sessions/{session_id:uuid}/"
 _FRONTEND = "/api/sessions/{session_id:uuid}/"
-"""EnhancedTestExecution.tsx's spelling of the start and stop routes."""
+"""EnhancedTestExecution.tsx's spelling of the start, stop and delete routes."""
 
 
 def _route(move: Move, operation_id: str, summary: str, frontend_id: str = "") -> HTTPRouteHandler:
@@ -88,6 +88,20 @@ async def fail_session(
     return await _move(state, request, session_id, Move.FAIL, reason)
 
 
+@delete(
+    [_TS.rstrip("/"), _FRONTEND.rstrip("/")],
+    operation_id=per_path({"": "deleteTestSession", "sessions": "deleteSession"}),
+    summary="Delete a test session: `TestSession.Deleted` is stored (nothing is erased); it"
+    " leaves the lists, takes no more detections, and stays readable by id (status `deleted`)",
+    status_code=200,
+    tags=["test sessions"],
+)
+async def delete_session(
+    state: State, request: Request[Any, Any, Any], session_id: FromPath[UUID]
+) -> TestSessionOut:
+    return await _move(state, request, session_id, Move.DELETE)
+
+
 _CONFLICT = "; 409 naming the current status"
 LIFECYCLE_ROUTES = [
     _route(
@@ -115,5 +129,6 @@ LIFECYCLE_ROUTES = [
         "Complete a test session: no more detections; the evaluation runs" + _CONFLICT,
     ),
     fail_session,
+    delete_session,
 ]
 """The routes of every move in domain.test_sessions.TRANSITIONS."""

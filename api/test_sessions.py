@@ -19,6 +19,7 @@ from litestar.params import FromPath, FromQuery, JSONBody, Parameter, QueryParam
 
 from api.evaluation_views import percent
 from api.inputs import InputDTO, InputError, SkipQuery, decode_input
+from api.operation_ids import per_path
 from api.projects import load_project
 from api.services import Services, caught_up, execute, services_of
 from commands.test_sessions import CreateTestSession, create_test_session
@@ -59,6 +60,8 @@ class TestSessionOut(msgspec.Struct, kw_only=True, rename="camel"):
     name: str
     project_id: UUID
     video_id: UUID
+    video_ids: list[UUID]
+    """[videoId]: EnhancedTestExecution.tsx counts a session's videos from this list."""
     status: str
     tolerance_ms: int
     iou_threshold: float
@@ -136,7 +139,10 @@ def session_out(
     fields = msgspec.structs.asdict(row)
     fields.pop("last_frame_timestamp")
     return TestSessionOut(
-        **fields, total_detections=row.detection_count, metrics=metrics_out(evaluation)
+        **fields,
+        video_ids=[row.video_id],
+        total_detections=row.detection_count,
+        metrics=metrics_out(evaluation),
     )
 
 
@@ -179,7 +185,11 @@ class TestSessionsController(Controller):
     __test__ = False
     tags = ["test sessions"]
 
-    @get("/api/test-sessions", operation_id="listTestSessions", summary="Test sessions (T1)")
+    @get(
+        ["/api/test-sessions", "/api/sessions"],
+        operation_id=per_path({"": "listTestSessions", "sessions": "listSessions"}),
+        summary="Test sessions (T1), deleted ones left out",
+    )
     async def list_sessions(
         self,
         state: State,
@@ -195,8 +205,8 @@ class TestSessionsController(Controller):
         return await sessions_out(services, rows)
 
     @post(
-        "/api/test-sessions",
-        operation_id="createTestSession",
+        ["/api/test-sessions", "/api/sessions"],
+        operation_id=per_path({"": "createTestSession", "sessions": "createSession"}),
         summary="Create a test session on one video (T2)",
         status_code=200,
         dto=InputDTO[TestSessionIn],
@@ -222,9 +232,9 @@ class TestSessionsController(Controller):
         return session_out(await load_session(services, cmd.id))
 
     @get(
-        "/api/test-sessions/{session_id:uuid}",
-        operation_id="getTestSession",
-        summary="One test session with its counts (T3)",
+        ["/api/test-sessions/{session_id:uuid}", "/api/sessions/{session_id:uuid}"],
+        operation_id=per_path({"": "getTestSession", "sessions": "getSession"}),
+        summary="One test session with its counts (T3); a deleted one too, status `deleted`",
     )
     async def get_session(self, state: State, session_id: FromPath[UUID]) -> TestSessionOut:
         services = services_of(state)

@@ -14,9 +14,6 @@ import anyio
 import anyio.to_thread
 import cv2
 from litestar import Request
-from litestar.connection import ASGIConnection
-from litestar.exceptions import NotFoundException
-from litestar.handlers import BaseRouteHandler
 from multipart import (  # type: ignore[import-untyped]
     MultipartError,
     MultipartSegment,
@@ -25,6 +22,7 @@ from multipart import (  # type: ignore[import-untyped]
 )
 
 from api.inputs import InputError
+from domain.renditions import RENDITION_SUFFIX
 from domain.videos import ALLOWED_EXTENSIONS, VideoMetadata
 
 
@@ -37,18 +35,21 @@ class ReceivedFile:
     metadata: VideoMetadata
 
 
-_SERVED_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
-"""What a stored upload is called (`<video id><ext>`), with room to spare; no `/`, no NUL."""
+_EXTENSIONS = "|".join(ext.lstrip(".") for ext in ALLOWED_EXTENSIONS)
+_SERVED_NAME = re.compile(
+    rf"[0-9a-f]{{8}}-[0-9a-f]{{4}}-[0-9a-f]{{4}}-[0-9a-f]{{4}}-[0-9a-f]{{12}}"
+    rf"(?:\.(?:{_EXTENSIONS})|{re.escape(RENDITION_SUFFIX)})"
+)
+"""The names Verity stores: `<video id><ext>` (an upload) and `<video id>.web.mp4` (its
+rendition). Files still being received or transcoded start with a dot and never match."""
 
 
-def served_name_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-    """Guard of GET /uploads/{name}: a name no upload could have (NUL, traversal, 256
-    characters, odd characters, the `.incoming-*` files still being received) is 404 before it
-    reaches the file system, whose errors for such names would be 500s."""
-    raw = connection.path_params.get("file_path")
-    name = PurePosixPath(str(raw)).as_posix().lstrip("/") if raw is not None else ""
-    if not _SERVED_NAME.fullmatch(name):
-        raise NotFoundException(f"file_path: no upload is named {name[:64]!r}")
+def served_name(raw: str) -> str | None:
+    """The stored name `raw` asks for, or None for a name no upload or rendition could have
+    (NUL, traversal, 256 characters, odd characters, the `.incoming-*` files still being
+    received): those are 404 before they reach the file system, whose errors would be 500s."""
+    name = PurePosixPath(raw).as_posix().lstrip("/")
+    return name if _SERVED_NAME.fullmatch(name) else None
 
 
 def safe_display_name(raw: str) -> str:

@@ -24,6 +24,7 @@ from commands.videos import unlink_video as unlink_video_handler
 from domain.errors import NotFound
 from domain.limits import MAX_LIST
 from domain.projects import CENTRAL_STORE_ID
+from domain.renditions import rendition_filename
 from projections import videos as read
 
 
@@ -33,8 +34,17 @@ class VideoOut(msgspec.Struct, kw_only=True, rename="camel"):
     id: UUID
     project_id: UUID
     filename: str
+    """The stored name (`<uuid>.<ext>`), as the original backend's `filename` was."""
     original_name: str
+    name: str
+    """What pages show (the frontend's `name`, then `filename`): the upload's own name."""
     url: str
+    """What a player should load: the rendition when there is one, else the upload."""
+    original_url: str
+    """The upload as it was received (kept and served whatever the rendition)."""
+    rendition_status: str | None
+    """`ready`, `failed` (see `renditionError`) or null (none made: plays as uploaded)."""
+    rendition_error: str | None
     status: str
     processing_status: str
     processing_error: str | None
@@ -101,12 +111,18 @@ def _resolution(row: read.VideoRow) -> str | None:
 
 
 def video_out(row: read.VideoRow, base_url: str) -> VideoOut:
+    original = f"{base_url}/uploads/{row.filename}"
+    rendition = row.rendition_filename if row.rendition_status == "ready" else None
     return VideoOut(
         id=row.id,
         project_id=row.project_id,
         filename=row.filename,
         original_name=row.original_name,
-        url=f"{base_url}/uploads/{row.filename}",
+        name=row.original_name,
+        url=f"{base_url}/uploads/{rendition}" if rendition else original,
+        original_url=original,
+        rendition_status=row.rendition_status,
+        rendition_error=row.rendition_error,
         status=row.status,
         processing_status=row.processing_status,
         processing_error=row.processing_error,
@@ -169,9 +185,11 @@ async def _upload(
     return VideoUploadOut(**msgspec.structs.asdict(out), message="Video uploaded successfully")
 
 
-def _remove_file(services: Services, filename: str) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        (services.config.uploads_dir / filename).unlink()
+def _remove_files(services: Services, video_id: UUID, filename: str) -> None:
+    """The upload and its rendition (if one was made)."""
+    for name in (filename, rendition_filename(video_id)):
+        with contextlib.suppress(FileNotFoundError):
+            (services.config.uploads_dir / name).unlink()
 
 
 async def _videos_of(state: State, project_id: UUID) -> list[VideoOut]:
@@ -226,11 +244,17 @@ class VideosController(Controller):
     ) -> VideoUploadOut:
         return await _upload(state, request, CENTRAL_STORE_ID)
 
-    @get("/api/videos", operation_id="listVideos", summary="All videos (V4)")
+    @get(
+        "/api/videos",
+        operation_id="listVideos",
+        summary="All videos (V4)",
+        description="`unassigned=true`: only the Central Video Store's videos; `false` or absent:"
+        " every video (the original's meaning, which the Ground Truth page relies on).",
+    )
     async def list_videos(
         self,
         state: State,
-        unassigned: FromQuery[bool | None] = None,
+        unassigned: FromQuery[bool] = False,
         skip: SkipQuery = 0,
         limit: LimitQuery = 100,
     ) -> VideoPage:
@@ -256,7 +280,7 @@ class VideosController(Controller):
         services = services_of(state)
         row = await _load_video(services, video_id)
         position = await execute(services, request, delete_video_handler, DeleteVideo(id=video_id))
-        _remove_file(services, row.filename)
+        _remove_files(services, row.id, row.filename)
         await caught_up(services, position, "videos_v1")
         return Message(message="Video deleted successfully")
 

@@ -175,7 +175,7 @@ def project_unit(i: int, videos: int = 3) -> list[VerityAggregate]:
             project_id=CENTRAL_STORE_ID,
             filename=f"{vid}.mp4",
             original_name=f"clip_{i}_{k}.mp4",
-            size=1_000_000 + i * 10 + k,
+            size_bytes=1_000_000 + i * 10 + k,
             sha256=f"{i:032x}{k:032x}",
         )
         video.record_metadata(

@@ -62,44 +62,49 @@ def create_test_session(cmd: CreateTestSession, app: Verity) -> Position | None:
     return app.commit(session)
 
 
-def start_test_session(cmd: ChangeSessionStatus, app: Verity) -> Position | None:
+def _apply(
+    cmd: ChangeSessionStatus, app: Verity, move: Callable[[TestSession], None]
+) -> Position | None:
     session = app.load(TestSession, cmd.id, "Test session")
-    app.load(Project, session.project_id).ensure_exists()  # sessions left by older deletions
-    session.start()
+    move(session)
     return app.commit(session)
+
+
+def start_test_session(cmd: ChangeSessionStatus, app: Verity) -> Position | None:
+    def start(session: TestSession) -> None:
+        app.load(Project, session.project_id).ensure_exists()  # sessions left by old deletions
+        session.start()
+
+    return _apply(cmd, app, start)
 
 
 def pause_test_session(cmd: ChangeSessionStatus, app: Verity) -> Position | None:
     check_text("reason", cmd.reason)
-    session = app.load(TestSession, cmd.id, "Test session")
-    session.pause(cmd.reason)
-    return app.commit(session)
+    return _apply(cmd, app, lambda session: session.pause(cmd.reason))
 
 
 def resume_test_session(cmd: ChangeSessionStatus, app: Verity) -> Position | None:
-    session = app.load(TestSession, cmd.id, "Test session")
-    session.resume()
-    return app.commit(session)
+    return _apply(cmd, app, TestSession.resume)
 
 
 def stop_test_session(cmd: ChangeSessionStatus, app: Verity) -> Position | None:
     """The run is over: the session completes (and is evaluated), as the frontend's Stop means."""
-    session = app.load(TestSession, cmd.id, "Test session")
-    session.stop()
-    return app.commit(session)
+    return _apply(cmd, app, TestSession.stop)
 
 
 def complete_test_session(cmd: ChangeSessionStatus, app: Verity) -> Position | None:
-    session = app.load(TestSession, cmd.id, "Test session")
-    session.complete()
-    return app.commit(session)
+    return _apply(cmd, app, TestSession.complete)
 
 
 def fail_test_session(cmd: ChangeSessionStatus, app: Verity) -> Position | None:
     check_text("reason", cmd.reason)
-    session = app.load(TestSession, cmd.id, "Test session")
-    session.fail(cmd.reason)
-    return app.commit(session)
+    return _apply(cmd, app, lambda session: session.fail(cmd.reason))
+
+
+def delete_test_session(cmd: ChangeSessionStatus, app: Verity) -> Position | None:
+    """Recorded as an event like every change: the session leaves the lists and is closed to
+    detections; what it recorded stays in the store."""
+    return _apply(cmd, app, TestSession.delete)
 
 
 SessionHandler = Callable[[ChangeSessionStatus, Verity], Position | None]
@@ -111,5 +116,6 @@ HANDLERS: dict[Move, SessionHandler] = {
     Move.STOP: stop_test_session,
     Move.COMPLETE: complete_test_session,
     Move.FAIL: fail_test_session,
+    Move.DELETE: delete_test_session,
 }
 """One command handler per move of the lifecycle (HTTP routes and the Socket.IO door use it)."""

@@ -36,6 +36,8 @@ class Started(msgspec.Struct, frozen=True, kw_only=True):
     filename: str
     done: bool
     """Processing already ended (a redelivery, or another worker): nothing to do."""
+    rendition_settled: bool = False
+    """A rendition (or why there is none) is already recorded."""
     position: Position | None = None
 
 
@@ -46,8 +48,12 @@ def start_video_processing(cmd: StartVideoProcessing, app: Verity) -> Started:
         if video.processed:
             return Started(filename=video.filename, done=True)
         video.start_processing(cmd.samples)
+        settled = video.rendition is not None
         try:
-            return Started(filename=video.filename, done=False, position=app.commit(video))
+            position = app.commit(video)
+            return Started(
+                filename=video.filename, done=False, rendition_settled=settled, position=position
+            )
         except ConcurrentModification:
             continue
     raise ConcurrentModification("Video", cmd.video_id)
@@ -55,14 +61,15 @@ def start_video_processing(cmd: StartVideoProcessing, app: Verity) -> Started:
 
 def record_video_quality(cmd: RecordVideoQuality, app: Verity) -> Position | None:
     """None when processing had already ended: the first verdict stands."""
-    return _finish(app, cmd.video_id, lambda v: v.record_quality(cmd.assessment))
+    return finish(app, cmd.video_id, lambda v: v.record_quality(cmd.assessment))
 
 
 def fail_video_processing(cmd: FailVideoProcessing, app: Verity) -> Position | None:
-    return _finish(app, cmd.video_id, lambda v: v.fail_processing(cmd.reason, cmd.stage))
+    return finish(app, cmd.video_id, lambda v: v.fail_processing(cmd.reason, cmd.stage))
 
 
-def _finish(app: Verity, video_id: UUID, decide: Callable[[Video], bool]) -> Position | None:
+def finish(app: Verity, video_id: UUID, decide: Callable[[Video], bool]) -> Position | None:
+    """Load, decide, commit; retried when another writer got in between. None: no change."""
     for _ in range(3):
         video = app.load(Video, video_id)
         if not decide(video):

@@ -51,7 +51,7 @@ def register_upload(cmd: RegisterUpload, app: Verity) -> Position | None:
         project_id=cmd.project_id,
         filename=cmd.filename,
         original_name=cmd.original_name,
-        size=cmd.size,
+        size_bytes=cmd.size,
         sha256=cmd.sha256,
     )
     if cmd.metadata is not None:

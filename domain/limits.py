@@ -36,6 +36,17 @@ MAX_FRAME_RATE = 10_000
 MAX_TOLERANCE_MS = 60_000
 """Widest time window in which a detection may match ground truth (a minute)."""
 
+RENDITION_MAX_SIDE = 4096
+"""Widest or tallest video the worker transcodes for browsers (H.264 level 5.1's reach)."""
+RENDITION_MAX_PIXELS = 4096 * 2304
+"""Largest frame area transcoded (4K); bigger uploads keep only their original."""
+RENDITION_MAX_SECONDS = 4 * 3600
+"""Longest video transcoded: hours of CPU on two cores beyond that."""
+RENDITION_MAX_FRAMES = 4 * 3600 * 60
+"""Most frames transcoded (4 h at 60 fps), also enforced while decoding: a container may lie."""
+RENDITION_MAX_BYTES = 8 * 2**30
+"""Largest rendition written; the transcode stops and records why beyond it."""
+
 MAX_NAME = 200
 MAX_IDENTIFIER = 128
 MAX_LABEL = 64
@@ -92,3 +103,22 @@ InferenceBatch = Annotated[int, Meta(ge=1, le=MAX_INFERENCE_BATCH)]
 InputSize = Annotated[int, Meta(ge=32, le=MAX_INPUT_SIZE)]
 ComputeDevice = Annotated[str, Meta(pattern=r"^(auto|cpu|cuda(:[0-9]{1,2})?)$")]
 """`auto`, `cpu`, `cuda` or `cuda:N`: where a detector runs."""
+
+MAX_AUDIT_PAGE = 1_000
+"""Most events one page of the audit log (or one aggregate's history) returns."""
+DEFAULT_AUDIT_PAGE = 100
+MAX_AUDIT_SCAN = 20_000
+"""Most log positions one page of the audit log examines when a filter has no index to use
+(aggregate type, event type, actor, time): a page may come back short, or empty, with a cursor
+to go on from, but no request reads an unbounded part of the log."""
+MAX_AUDIT_SCAN_BYTES = 32 * 2**20
+"""Most stored state one page of the audit log reads (about 250 frame batches): a page whose
+filter matches few events stops there with a cursor, rather than decode a gigabyte."""
+MAX_AUDIT_LIST_ITEMS = 100
+"""Lists longer than this are shown in audit diffs as a count and a digest, not item by item."""
+MAX_AUDIT_PAYLOAD_BYTES = 64 * 1024
+"""Event payloads larger than this (encoded) are summarised in the audit log, not shown whole."""
+AUDIT_CLOCK_SLACK_SECONDS = 600.0
+"""How far an event's time may run ahead of a later position's: it is taken when the command
+decides, its position when the commit takes the table lock. A time filter starts its scan this
+much earlier (and ends it this much later) and then filters exactly."""

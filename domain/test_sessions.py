@@ -22,6 +22,8 @@ class SessionStatus(StrEnum):
     """Detections still accepted; resume continues the run (once named `stopped`)."""
     COMPLETED = "completed"
     FAILED = "failed"
+    DELETED = "deleted"
+    """Hidden from lists, closed to detections; its events and evaluations stay readable."""
 
 
 class Move(StrEnum):
@@ -34,6 +36,7 @@ class Move(StrEnum):
     """The frontend's Stop: the run is over, the session completes and is evaluated."""
     COMPLETE = "complete"
     FAIL = "fail"
+    DELETE = "delete"
 
 
 _LIVE = frozenset({SessionStatus.RUNNING, SessionStatus.PAUSED})
@@ -46,12 +49,16 @@ TRANSITIONS: dict[Move, tuple[frozenset[SessionStatus], SessionStatus]] = {
     Move.STOP: (_LIVE, SessionStatus.COMPLETED),
     Move.COMPLETE: (_OPEN, SessionStatus.COMPLETED),
     Move.FAIL: (_OPEN, SessionStatus.FAILED),
+    Move.DELETE: (
+        frozenset(SessionStatus) - {SessionStatus.DELETED},
+        SessionStatus.DELETED,
+    ),
 }
 """The session lifecycle, the one table of it: move -> (statuses it applies in, status after).
 Any other move answers Conflict naming the current status."""
 
 CLOSED = frozenset(SessionStatus) - _OPEN
-"""Terminal states: nothing moves a session out of them and no detection is accepted."""
+"""Closed to detections: completed, failed, deleted (only delete moves a session on from them)."""
 
 LEGACY_STATUS = {"created": SessionStatus.PENDING, "stopped": SessionStatus.PAUSED}
 """Status names read models stored before pause/resume were their own moves."""
@@ -102,6 +109,9 @@ class TestSession(VerityAggregate):
 
     class Failed(VerityAggregate.Event):
         error: str = ""
+
+    class Deleted(VerityAggregate.Event):
+        """Event-sourced deletion: nothing is erased, the session leaves the lists."""
 
     @event(Created)
     def __init__(
@@ -181,6 +191,14 @@ class TestSession(VerityAggregate):
     def _failed(self, error: str) -> None:
         self.status = TRANSITIONS[Move.FAIL][1]
 
+    def delete(self) -> None:
+        self._check(Move.DELETE)
+        self._deleted()
+
+    @event(Deleted)
+    def _deleted(self) -> None:
+        self.status = TRANSITIONS[Move.DELETE][1]
+
 
 STATUS_AFTER: dict[str, SessionStatus] = {
     "Created": SessionStatus.PENDING,
@@ -190,5 +208,6 @@ STATUS_AFTER: dict[str, SessionStatus] = {
     "Stopped": TRANSITIONS[Move.PAUSE][1],
     "Completed": TRANSITIONS[Move.COMPLETE][1],
     "Failed": TRANSITIONS[Move.FAIL][1],
+    "Deleted": TRANSITIONS[Move.DELETE][1],
 }
 """The status each event (by class name) leaves a session in, for the read side."""

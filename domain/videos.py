@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any
 from uuid import UUID
 
 import msgspec
@@ -11,6 +12,7 @@ from eventsourcing.domain import event
 from domain.errors import Conflict, NotFound
 from domain.events import VerityAggregate
 from domain.projects import CENTRAL_STORE_ID
+from domain.renditions import Rendition
 from domain.video_quality import QualityAssessment
 
 ALLOWED_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv")
@@ -49,11 +51,18 @@ class VideoMetadata(msgspec.Struct, frozen=True, kw_only=True):
 
 class Video(VerityAggregate):
     class Uploaded(VerityAggregate.Created):
+        """Version 2 names the file size's unit: `size` became `size_bytes`."""
+
+        class_version = 2
         project_id: UUID
         filename: str
         original_name: str
-        size: int
+        size_bytes: int
         sha256: str
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["size_bytes"] = state.pop("size")
 
     class MetadataExtracted(VerityAggregate.Event):
         metadata: VideoMetadata
@@ -81,18 +90,37 @@ class Video(VerityAggregate):
         reason: str = ""
         stage: str = "quality"
 
+    class RenditionRecorded(VerityAggregate.Event):
+        """A browser-playable copy was written beside the original (domain/renditions.py)."""
+
+        filename: str = ""
+        codec: str = ""
+        size: int = 0
+        duration: float = 0.0
+        frame_count: int = 0
+        width: int = 0
+        height: int = 0
+        seconds: float = 0.0
+
+    class RenditionFailed(VerityAggregate.Event):
+        """No rendition could (or may) be made; the original is still served."""
+
+        reason: str = ""
+
     @event(Uploaded)
     def __init__(
-        self, project_id: UUID, filename: str, original_name: str, size: int, sha256: str
+        self, project_id: UUID, filename: str, original_name: str, size_bytes: int, sha256: str
     ) -> None:
         self.project_id = project_id
         self.filename = filename
         self.original_name = original_name
-        self.size = size
+        self.size_bytes = size_bytes
         self.sha256 = sha256
         self.metadata: VideoMetadata | None = None
         self.deleted = False
         self.processing = Processing.PENDING
+        self.rendition: str | None = None
+        """`ready` or `failed` once settled; None while none was made (or none is needed)."""
 
     def ensure_exists(self) -> None:
         if self.deleted:
@@ -185,3 +213,37 @@ class Video(VerityAggregate):
     @event(ProcessingFailed)
     def _processing_failed(self, reason: str, stage: str) -> None:
         self.processing = Processing.FAILED
+
+    def record_rendition(self, rendition: Rendition) -> bool:
+        """Record the rendition once; False when one was already recorded (or refused)."""
+        self.ensure_exists()
+        if self.rendition is not None:
+            return False
+        self._rendition_recorded(**msgspec.structs.asdict(rendition))
+        return True
+
+    @event(RenditionRecorded)
+    def _rendition_recorded(
+        self,
+        filename: str,
+        codec: str,
+        size: int,
+        duration: float,
+        frame_count: int,
+        width: int,
+        height: int,
+        seconds: float,
+    ) -> None:
+        self.rendition = "ready"
+
+    def fail_rendition(self, reason: str) -> bool:
+        """Record why there is no rendition, once; False when the outcome is already known."""
+        self.ensure_exists()
+        if self.rendition is not None:
+            return False
+        self._rendition_failed(reason=reason[:MAX_REASON] or "unknown error")
+        return True
+
+    @event(RenditionFailed)
+    def _rendition_failed(self, reason: str) -> None:
+        self.rendition = "failed"

@@ -196,17 +196,24 @@ class CompletedData(msgspec.Struct, kw_only=True, rename="camel"):
 
 
 def _pct(v: float | None) -> float:
-    return 0.0 if v is None else round(100 * v, 4)
+    return 0.0 if v is None else round(100 * v, 2)
 
 
 def completed_message(session_id: UUID, done: Evaluated, room: str) -> bytes:
-    c = done.report.counts
+    verdict = None if done.verdict is None else done.verdict.outcome.value
+    return completion_message(session_id, done.evaluation_id, done.report.counts, verdict, room)
+
+
+def completion_message(
+    session_id: UUID, evaluation_id: UUID, c: Counts, verdict: str | None, room: str
+) -> bytes:
+    """`test_completed` from an evaluation's figures (as recorded, or read back later)."""
     sid = str(session_id)
     data = CompletedData(
         test_session_id_snake=sid,
         test_session_id=sid,
         session_id=sid,
-        evaluation_id=str(done.evaluation_id),
+        evaluation_id=str(evaluation_id),
         results=CompletedResults(
             accuracy=_pct(c.accuracy),
             precision=_pct(c.precision),
@@ -216,11 +223,35 @@ def completed_message(session_id: UUID, done: Evaluated, room: str) -> bytes:
             false_positives=c.fp,
             false_negatives=c.fn,
             total_detections=c.tp + c.fp,
-            verdict=None if done.verdict is None else done.verdict.outcome.value,
+            verdict=verdict,
         ),
         timestamp=now(),
     )
     return encode("test_completed", room, data)
+
+
+class EvaluationFailedData(msgspec.Struct, kw_only=True, rename="camel"):
+    session_id: str
+    session_id_snake: str = msgspec.field(name="session_id")
+    evaluation_id: str
+    reason: str
+    timestamp: str
+
+
+def evaluation_failed_message(
+    session_id: UUID, evaluation_id: UUID, reason: str, room: str
+) -> bytes:
+    """`evaluation_failed` in the session's room: it completed but cannot be evaluated (the
+    stored event reaches only room `evaluation:{id}`, which no page knows)."""
+    sid = str(session_id)
+    data = EvaluationFailedData(
+        session_id=sid,
+        session_id_snake=sid,
+        evaluation_id=str(evaluation_id),
+        reason=reason,
+        timestamp=now(),
+    )
+    return encode("evaluation_failed", room, data)
 
 
 # --- video_processing_progress ------------------------------------------------------------
@@ -236,12 +267,15 @@ class VideoProgressData(msgspec.Struct, kw_only=True, rename="camel"):
     sent_at: str
 
 
-def video_progress_message(video_id: UUID, done: int, total: int) -> tuple[bytes, str]:
-    """(message, room): how far the video worker's assessment of a video has got."""
+def video_progress_message(
+    video_id: UUID, done: int, total: int, stage: str = "quality"
+) -> tuple[bytes, str]:
+    """(message, room): how far the video worker has got with a stage (`quality`: frames
+    sampled; `rendition`: frames transcoded)."""
     room = f"video:{video_id}"
     data = VideoProgressData(
         video_id=str(video_id),
-        stage="quality",
+        stage=stage,
         done=done,
         total=total,
         progress=round(100.0 * done / total, 1) if total > 0 else 0.0,
@@ -333,6 +367,8 @@ NAMES: dict[tuple[str, str], str] = {
     ("video", "processing_started"): "video_processing",
     ("video", "quality_assessed"): "video_processed",
     ("video", "processing_failed"): "video_processing_failed",
+    ("video", "rendition_recorded"): "video_rendition_ready",
+    ("video", "rendition_failed"): "video_rendition_failed",
     ("video", "linked"): "video_linked",
     ("video", "unlinked"): "video_unlinked",
     ("video", "deleted"): "video_deleted",

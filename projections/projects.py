@@ -106,11 +106,18 @@ class ProjectRow(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     version: int
     models: list[dict[str, str]] = []
     """The detector models the project uses (`id`, `name`, `version`), its default first."""
+    tests_count: int = 0
+    """How many test sessions the project has (the test sessions read model's rows)."""
 
+
+SESSIONS_PROJECTION = "test_sessions_v1"
+"""The read model `tests_count` is counted from: a cached body is keyed on its position too."""
 
 _COLUMNS = (
     "id, name, description, camera_model, camera_view, lens_type, resolution, frame_rate,"
-    " signal_type, status, owner_id, created_at, updated_at, version, models"
+    " signal_type, status, owner_id, created_at, updated_at, version, models,"
+    " (SELECT count(*) FROM rm_test_sessions s WHERE s.project_id = rm_projects.id)"
+    " AS tests_count"
 )
 
 

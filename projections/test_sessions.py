@@ -41,6 +41,7 @@ class TestSessionsProjection:
         TestSession.Stopped,
         TestSession.Completed,
         TestSession.Failed,
+        TestSession.Deleted,
         *FRAME_EVENTS,
     )
     tables: tuple[str, ...] = ("rm_test_sessions",)
@@ -305,7 +306,10 @@ async def get_test_session(
 async def list_test_sessions(
     pool: AsyncConnectionPool[Any], project_id: UUID | None, skip: int = 0, limit: int = 100
 ) -> list[TestSessionRow]:
-    where = "" if project_id is None else "WHERE project_id = %(project)s"
+    """Sessions in creation order, deleted ones left out (they stay readable by id)."""
+    where = "WHERE status <> 'deleted'" + (
+        "" if project_id is None else " AND project_id = %(project)s"
+    )
     async with pool.connection() as conn, conn.cursor(row_factory=class_row(TestSessionRow)) as cur:
         await cur.execute(
             f"SELECT {_SESSION_COLUMNS} FROM rm_test_sessions {where}"

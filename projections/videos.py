@@ -24,6 +24,16 @@ def _processing(state: Processing) -> Row:
     return {"status": state.video_status, "processing_status": state.value}
 
 
+_RENDITION = (
+    "rendition_status",
+    "rendition_filename",
+    "rendition_codec",
+    "rendition_size",
+    "rendition_duration",
+    "rendition_error",
+)
+
+
 class VideosProjection(OneRowPerAggregate):
     name: str = "videos_v1"
     event_classes: tuple[type[Any], ...] = (
@@ -35,6 +45,8 @@ class VideosProjection(OneRowPerAggregate):
         Video.ProcessingStarted,
         Video.QualityAssessed,
         Video.ProcessingFailed,
+        Video.RenditionRecorded,
+        Video.RenditionFailed,
     )
     tables: tuple[str, ...] = ("rm_videos",)
     table: str = "rm_videos"
@@ -56,6 +68,7 @@ class VideosProjection(OneRowPerAggregate):
         "processing_error",
         "quality_score",
         "quality",
+        *_RENDITION,
         "created_at",
         "updated_at",
         "version",
@@ -68,13 +81,14 @@ class VideosProjection(OneRowPerAggregate):
                 "project_id": event.project_id,
                 "filename": event.filename,
                 "original_name": event.original_name,
-                "size": event.size,
+                "size": event.size_bytes,
                 "sha256": event.sha256,
                 **dict.fromkeys(("fps", "frame_count", "duration", "width", "height", "codec")),
                 **_processing(Processing.PENDING),
                 "processing_error": None,
                 "quality_score": None,
                 "quality": None,
+                **dict.fromkeys(_RENDITION),
                 "created_at": event.timestamp,
                 "updated_at": None,
                 "version": event.originator_version,
@@ -105,6 +119,16 @@ class VideosProjection(OneRowPerAggregate):
             )
         elif isinstance(event, Video.ProcessingFailed):
             row.update(_processing(Processing.FAILED), processing_error=event.reason)
+        elif isinstance(event, Video.RenditionRecorded):
+            row.update(
+                rendition_status="ready",
+                rendition_filename=event.filename,
+                rendition_codec=event.codec,
+                rendition_size=event.size,
+                rendition_duration=event.duration,
+            )
+        elif isinstance(event, Video.RenditionFailed):
+            row.update(rendition_status="failed", rendition_error=event.reason)
         row["updated_at"] = event.timestamp
         row["version"] = event.originator_version
         return row
@@ -136,6 +160,13 @@ class VideoRow(msgspec.Struct, frozen=True, kw_only=True):
     """A detector's candidates exist for it (read from `rm_annotations`)."""
     has_annotations: bool = False
     """It has live annotations of any source (read from `rm_annotations`)."""
+    rendition_status: str | None = None
+    """`ready` or `failed` once the video worker settled a rendition; None when none was made
+    (the upload plays as it is, or is still being processed)."""
+    rendition_filename: str | None = None
+    rendition_codec: str | None = None
+    rendition_size: int | None = None
+    rendition_error: str | None = None
 
     @property
     def ground_truth_status(self) -> str:
@@ -146,7 +177,8 @@ _LIVE_ANNOTATIONS = "FROM rm_annotations a WHERE a.video_id = rm_videos.id AND N
 _COLUMNS = (
     "id, project_id, filename, original_name, size, sha256, fps, frame_count, duration,"
     " width, height, status, processing_status, created_at, updated_at, version,"
-    " processing_error, quality_score, (SELECT coalesce(sum(s.detection_count), 0)::bigint"
+    " processing_error, quality_score, rendition_status, rendition_filename, rendition_codec,"
+    " rendition_size, rendition_error, (SELECT coalesce(sum(s.detection_count), 0)::bigint"
     " FROM rm_test_sessions s WHERE s.video_id = rm_videos.id) AS detection_count,"
     f" EXISTS (SELECT 1 {_LIVE_ANNOTATIONS} AND a.source = '{Source.DETECTOR.value}')"
     " AS ground_truth_generated,"
@@ -184,14 +216,10 @@ async def ground_truth_of_project(
 
 
 async def list_videos(
-    conn: AsyncConnection[Any], unassigned: bool | None, skip: int, limit: int
+    conn: AsyncConnection[Any], central_only: bool, skip: int, limit: int
 ) -> tuple[list[VideoRow], int]:
-    """All videos, or only those in (unassigned=True) / out of the central store; and a total."""
-    where = ""
-    if unassigned is True:
-        where = "WHERE project_id = %(central)s"
-    elif unassigned is False:
-        where = "WHERE project_id <> %(central)s"
+    """All videos, or only those in the central store; and a total."""
+    where = "WHERE project_id = %(central)s" if central_only else ""
     params = {"central": CENTRAL_STORE_ID, "skip": skip, "limit": limit}
     async with conn.cursor(row_factory=class_row(VideoRow)) as cur:
         await cur.execute(

@@ -33,7 +33,9 @@ _REPEATS = "VF001"
 _CLOSED = "VF002"
 """SQLSTATEs raised by verity_record_frames (migration 0009)."""
 _STORED_BEFORE = "SELECT frame_id FROM frame_receipts WHERE frame_id = ANY(%b::uuid[])"
-_CLOSING_TOPICS = [get_topic(TestSession.Completed), get_topic(TestSession.Failed)]
+_CLOSING_TOPICS = [
+    get_topic(e) for e in (TestSession.Completed, TestSession.Failed, TestSession.Deleted)
+]
 
 
 class PostgresFrameStore:

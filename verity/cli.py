@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any, NoReturn
 from uuid import UUID
 
+from verity.audit_commands import add_audit_parsers, audit_command
 from verity.detector_commands import (
     add_detector_parsers,
     detect_command,
@@ -141,6 +142,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     simulate.add_argument("--device", default="sim-1", help="device id")
     simulate.add_argument("--seed", type=int, default=7)
     sub.add_parser("device-schema", help="print the device frame message JSON Schema")
+    add_audit_parsers(sub)
     args = parser.parse_args(argv)
 
     logging.basicConfig(
@@ -167,6 +169,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             )
         elif args.command == "device-schema":
             device_schema_command()
+        elif args.command == "audit":
+            audit_command(settings, args)
     except KeyboardInterrupt:
         print("stopped", file=sys.stderr)
 

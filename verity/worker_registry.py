@@ -223,7 +223,7 @@ WORKERS: dict[str, WorkerEntry] = {
         ),
         WorkerEntry(
             "video",
-            "quality assessment of uploaded videos (scale out by starting more)",
+            "quality and browser-playable renditions of uploads (scale out by starting more)",
             build_video,
             lambda s: s.serve_video,
         ),

@@ -41,6 +41,7 @@ from commands.evaluations import (
 )
 from domain.errors import ConcurrentModification
 from domain.evaluation import Counts
+from domain.evaluations import completion_evaluation_id
 from domain.events import EventMeta
 from domain.ground_truth import counts_as_ground_truth
 from domain.running_evaluation import DetectionBatch, RunningEvaluation
@@ -50,6 +51,7 @@ from projections.evaluation_sources import load_sources
 from projections.evaluations import completed_unevaluated
 from projections.live_messages import (
     completed_message,
+    evaluation_failed_message,
     live_subject,
     progress_message,
     session_room,
@@ -61,6 +63,9 @@ from workers.references import body_of
 log = logging.getLogger(__name__)
 ACTOR = "evaluator"
 WATCHED = ("test_sessions_v1", "detections_v1", "annotations_v1")
+RESULTS_READ_MODEL = "evaluations_v1"
+VISIBLE_WAIT_S = 5.0
+"""How long `test_completed` waits for the results read model before it goes out anyway."""
 
 Publish = Callable[[str, bytes], Awaitable[None]]
 
@@ -322,10 +327,28 @@ class Evaluator:
             return  # another evaluator recorded it first
         if isinstance(done, Evaluated):
             self.evaluated += 1
+            await self._results_readable(done.position)
             for room in (session_room(sid), "dashboard"):
                 await self._live(room, completed_message(sid, done, room))
         elif isinstance(done, str):
             log.info("session %s completed but cannot be evaluated: %s", sid, done)
+            room = session_room(sid)
+            failed = evaluation_failed_message(sid, completion_evaluation_id(sid), done, room)
+            await self._live(room, failed)
+
+    async def _results_readable(self, position: int | None) -> None:
+        """Hold `test_completed` until the results read model holds the evaluation (bounded):
+        pages fetch the results when the message arrives and must not get 202."""
+        if position is None:
+            return
+        deadline = time.monotonic() + VISIBLE_WAIT_S
+        while time.monotonic() < deadline:
+            async with self.pool.connection() as conn:
+                reached = await tracked_positions(conn, (RESULTS_READ_MODEL,))
+            if reached.get(RESULTS_READ_MODEL, 0) >= position:
+                return
+            await asyncio.sleep(0.02)
+        log.warning("test_completed sent before %s reached %s", RESULTS_READ_MODEL, position)
 
     async def _live(self, room: str, message: bytes) -> None:
         await self.publish(live_subject(self.live_prefix, room), message)

@@ -1,11 +1,14 @@
-"""Video worker: every uploaded video's quality, assessed off the API process.
+"""Video worker: every uploaded video's quality and browser-playable rendition, off the API
+process.
 
 Fed by the stored events the relay publishes: a durable JetStream consumer on
 `<prefix>.events.video.uploaded` in the events stream (which the relay creates; the worker waits
 for it), so an upload made while no worker ran is assessed when one starts, and several workers
 share the uploads. Per upload: `Video.ProcessingStarted` -> sample and measure frames in a thread
-(workers/video_sampling.py) -> `Video.QualityAssessed`, or `Video.ProcessingFailed` with the
-reason when the file cannot be decoded. The message is acked only after the outcome is stored;
+(workers/video_sampling.py) -> when browsers cannot play the upload, transcode it in a thread
+(workers/renditions.py) and record `Video.RenditionRecorded` or `Video.RenditionFailed` ->
+`Video.QualityAssessed`, or `Video.ProcessingFailed` with the reason when the file cannot be
+decoded. The message is acked only after the outcome is stored;
 each step is idempotent (commands/video_quality.py), so a redelivery or a second worker records
 nothing twice. A database that is away naks the message for a later try.
 """
@@ -15,9 +18,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 from uuid import UUID
@@ -31,6 +36,7 @@ from nats.js.errors import NotFoundError
 
 from commands.application import Verity
 from commands.context import run_as
+from commands.renditions import FailRendition, RecordRendition, fail_rendition, record_rendition
 from commands.video_quality import (
     FailVideoProcessing,
     RecordVideoQuality,
@@ -41,8 +47,11 @@ from commands.video_quality import (
 )
 from domain.errors import NotFound
 from domain.events import EventMeta
+from domain.renditions import Rendition, needs_rendition, rendition_filename
 from domain.video_quality import SAMPLE_COUNT, QualityAssessment
+from domain.videos import Video
 from projections.live_messages import live_subject, video_progress_message
+from workers.renditions import Halted, RenditionRefused, probe, transcode
 from workers.video_sampling import Progress, Undecodable, assess_file
 
 log = logging.getLogger(__name__)
@@ -65,6 +74,7 @@ WAIT_FOR_STREAM = 0.5
 C = TypeVar("C")
 Publish = Callable[[str, bytes], Awaitable[None]]
 Assess = Callable[[Path, int, Progress | None], QualityAssessment]
+T = TypeVar("T")
 
 
 class _Uploaded(msgspec.Struct, rename="camel"):
@@ -82,6 +92,8 @@ _envelope = msgspec.json.Decoder(_Uploaded)
 class VideoStats:
     assessed: int = 0
     failed: int = 0
+    renditions: int = 0
+    renditions_failed: int = 0
     skipped: int = 0
     """Redeliveries and uploads another worker finished, or videos deleted since."""
     retried: int = 0
@@ -117,6 +129,8 @@ class VideoWorker:
         self.samples = samples
         self.assess = assess
         self.stats = VideoStats()
+        self.halt = threading.Event()
+        """Set when the worker stops: a transcode in a thread gives up at its next frame."""
 
     async def prepare(self) -> None:
         """The durable consumer; NotFoundError while the relay has not made the stream yet."""
@@ -150,6 +164,7 @@ class VideoWorker:
             return
         sub = await self.js.pull_subscribe_bind(durable=self.durable, stream=self.stream)
         log.info("video worker ready: consuming %s as %s", self.subject, self.durable)
+        watcher = asyncio.create_task(self._halt_on(stop))
         try:
             while not stop.is_set():
                 try:
@@ -159,8 +174,13 @@ class VideoWorker:
                 for msg in msgs:
                     await self.handle(msg)
         finally:
+            watcher.cancel()
             with contextlib.suppress(Exception):  # the connection may be closing
                 await sub.unsubscribe()
+
+    async def _halt_on(self, stop: asyncio.Event) -> None:
+        await stop.wait()
+        self.halt.set()
 
     async def handle(self, msg: Msg) -> None:
         """One upload: settle the message once its outcome is stored (or proves unneeded)."""
@@ -175,6 +195,9 @@ class VideoWorker:
         )
         try:
             await self.process(env.aggregate_id, meta, msg)
+        except Halted:  # stopping mid-transcode: another worker (or the next start) redoes it
+            await msg.nak()
+            return
         except Exception as err:  # the store is away: try again later, maybe elsewhere
             self.stats.retried += 1
             self.stats.last_error = f"{type(err).__name__}: {err}"
@@ -200,9 +223,14 @@ class VideoWorker:
             return
         path = self.uploads_dir / started.filename
         try:
-            assessment = await self._assess(video_id, path, msg)
+            assessment: QualityAssessment | None = await self._assess(video_id, path, msg)
+            reason = ""
         except Exception as err:
+            assessment = None
             reason = str(err) if isinstance(err, Undecodable) else f"{type(err).__name__}: {err}"
+        if not started.rendition_settled:  # before the outcome: `completed` means playable
+            await self._render(video_id, path, meta, msg)
+        if assessment is None:
             log.warning("video %s cannot be assessed: %s", video_id, reason)
             failed = FailVideoProcessing(video_id=video_id, reason=reason)
             if await self._record(meta, fail_video_processing, failed):
@@ -220,6 +248,45 @@ class VideoWorker:
             ",".join(assessment.flags) or "no flags",
         )
 
+    async def _render(self, video_id: UUID, path: Path, meta: EventMeta, msg: Msg | None) -> None:
+        """A rendition when the upload's codec or container is not one browsers play; its
+        failure (or refusal) is recorded and the original stays the video's `url`."""
+        try:
+            source = await anyio.to_thread.run_sync(probe, path)
+            if not needs_rendition(path.suffix, source.codec, source.pixels):
+                return
+            work = partial(transcode, path, self.uploads_dir, video_id, halt=self.halt)
+            rendition: Rendition = await self._in_thread(video_id, "rendition", msg, work)
+        except Halted:
+            raise
+        except Exception as err:
+            why = str(err) if isinstance(err, RenditionRefused) else f"{type(err).__name__}: {err}"
+            log.warning("video %s: no rendition: %s", video_id, why)
+            if await self._record(
+                meta, fail_rendition, FailRendition(video_id=video_id, reason=why)
+            ):
+                self.stats.renditions_failed += 1
+            return
+        recorded = RecordRendition(video_id=video_id, rendition=rendition)
+        if not await self._record(meta, record_rendition, recorded):
+            if await anyio.to_thread.run_sync(self._deleted, video_id):  # its files went too
+                (self.uploads_dir / rendition_filename(video_id)).unlink(missing_ok=True)
+            return
+        self.stats.renditions += 1
+        log.info(
+            "video %s: %s rendition of %d frames in %.1fs",
+            video_id,
+            rendition.codec,
+            rendition.frame_count,
+            rendition.seconds,
+        )
+
+    def _deleted(self, video_id: UUID) -> bool:
+        try:
+            return self.app.load(Video, video_id).deleted
+        except NotFound:
+            return True
+
     async def _record(self, meta: EventMeta, handler: Callable[[C, Verity], Any], cmd: C) -> bool:
         """Store an outcome; False when nothing was stored: another worker's outcome came first,
         or the video was deleted meanwhile."""
@@ -233,30 +300,37 @@ class VideoWorker:
         return True
 
     async def _assess(self, video_id: UUID, path: Path, msg: Msg | None) -> QualityAssessment:
-        """The assessment in a thread; meanwhile heartbeats to JetStream and live progress."""
+        work = partial(self.assess, path, self.samples)
+        return await self._in_thread(video_id, "quality", msg, work)
+
+    async def _in_thread(
+        self, video_id: UUID, stage: str, msg: Msg | None, work: Callable[[Progress], T]
+    ) -> T:
+        """`work(progress)` in a thread; meanwhile heartbeats to JetStream and live progress
+        of `stage`."""
         loop = asyncio.get_running_loop()
         latest: list[tuple[int, int]] = []
 
         def progress(done: int, total: int) -> None:
             latest.append((done, total))
 
-        work = loop.run_in_executor(None, self.assess, path, self.samples, progress)
+        job = loop.run_in_executor(None, work, progress)
         beat = time.monotonic()
         while True:
-            done, _ = await asyncio.wait({work}, timeout=PROGRESS_EVERY)
+            done, _ = await asyncio.wait({job}, timeout=PROGRESS_EVERY)
             if latest:
-                await self._progress(video_id, *latest[-1])
+                await self._progress(video_id, stage, *latest[-1])
                 latest.clear()
             if done:
-                return work.result()
+                return job.result()
             if msg is not None and time.monotonic() - beat >= HEARTBEAT:
                 beat = time.monotonic()
                 await msg.in_progress()
 
-    async def _progress(self, video_id: UUID, done: int, total: int) -> None:
+    async def _progress(self, video_id: UUID, stage: str, done: int, total: int) -> None:
         if self.publish is None:
             return
-        message, room = video_progress_message(video_id, done, total)
+        message, room = video_progress_message(video_id, done, total, stage)
         try:
             await self.publish(live_subject(self.live_prefix, room), message)
         except Exception:  # progress is a nicety; the assessment goes on

@@ -70,12 +70,21 @@ def next_event(
     ws: WebSocketTestSession, name: str, timeout: float = 5.0, **data: Any
 ) -> dict[str, Any]:
     """The next message called `name` whose data has the given items; fails after `timeout`."""
+    return next_message(ws, ("event", "data"), name, timeout, **data)
+
+
+def next_message(
+    ws: WebSocketTestSession, keys: tuple[str, str], name: str, timeout: float, **data: Any
+) -> dict[str, Any]:
+    """The next message whose `keys[0]` is `name` and whose `keys[1]` has the given items
+    (`("event", "data")` on /ws, `("type", "payload")` on the pages' sockets)."""
+    kind, body = keys
     deadline = time.monotonic() + timeout
     while (left := deadline - time.monotonic()) > 0:
         message: dict[str, Any] = json.loads(ws.receive_text(timeout=left))
-        if message["event"] == name and all(message["data"].get(k) == v for k, v in data.items()):
+        if message[kind] == name and all(message[body].get(k) == v for k, v in data.items()):
             return message
-    raise AssertionError(f"no {name} within {timeout}s")
+    raise AssertionError(f"no {name} {data} within {timeout}s")
 
 
 def verity_env(settings: Settings, **extra: str) -> dict[str, str]:

@@ -127,16 +127,16 @@ def test_completion_results_reruns_and_statistics(
     assert progress["data"]["precision"] is not None and progress["data"]["recall"] is not None
     assert progress["data"]["frameCount"] >= 1 and "progress" in progress["data"]
     assert completed["data"]["results"]["truePositives"] == 2
+    assert completed["data"]["results"]["precision"] == 66.67  # percent, two decimals
 
     results = wait_results(client, sid)
     assert results.status_code == 200, results.text
     r = results.json()
     assert (r["true_positives"], r["false_positives"], r["false_negatives"]) == (2, 1, 1)
     assert r["truePositives"] == 2 and r["totalDetections"] == r["total_detections"] == 3
-    assert r["precision"] == pytest.approx(200 / 3, abs=1e-3)
-    assert r["recall"] == pytest.approx(200 / 3, abs=1e-3)
+    assert r["precision"] == r["recall"] == 66.67  # 2/3 as the pages print it: two decimals
     assert r["accuracy"] == pytest.approx(50.0)
-    assert r["f1Score"] == r["f1_score"] == pytest.approx(200 / 3, abs=1e-3)
+    assert r["f1Score"] == r["f1_score"] == 66.67
     # the frontend reads TestSession.metrics in lists and on the session itself
     listed = client.get(f"/api/test-sessions?projectId={project_id}").json()
     one = client.get(f"/api/test-sessions/{sid}").json()
@@ -184,10 +184,20 @@ def test_completion_results_reruns_and_statistics(
             " rm_evaluations WHERE status = 'recorded' ORDER BY session_id, created_at DESC) x"
         ).fetchone()
     assert row is not None
-    assert stats["averageAccuracy"] == stats["average_accuracy"] == pytest.approx(100 * row[0])
+    average = stats["averageAccuracy"]
+    assert average == stats["average_accuracy"] == pytest.approx(100 * row[0], abs=0.005)
     assert stats["evaluated_sessions"] == row[1] >= 1 and stats["testCount"] >= 1
     charts = client.get("/api/dashboard/charts").json()
     assert 0 < charts["accuracyTrend"][-1]["accuracy"] <= 100
+    # the page prints these percentages as they come: two decimals at most
+    intervals = stats["confidence_intervals"]
+    trend = stats["trend_analysis"]
+    assert {trend["accuracy"], trend["detectionRate"]} <= {"improving", "declining", "stable"}
+    shown = [average, trend["accuracyChange"], trend["detectionRateChange"]]
+    shown += [v for key in ("precision", "recall", "f1_score") for v in intervals[key]]
+    shown += [point["accuracy"] for point in charts["accuracyTrend"]]
+    assert all(v is not None and round(v, 2) == v for v in shown), shown
+    assert any(round(v, 1) != v for v in shown), "no figure to round: the check proves nothing"
 
     # Edit the ground truth: frame 3's box moves away, frame 6's object is deleted.
     moved = client.put(f"/api/annotations/{gt[1]}", json={"bounding_box": {**BOX, "x": 500}})
@@ -207,7 +217,7 @@ def test_completion_results_reruns_and_statistics(
     assert lt["changes"]["tp"]["delta"] == -1
     assert lt["groundTruthChanges"] == {"added": 0, "removed": 1, "changed": 1, "unchanged": 1}
     now = client.get(f"/api/test-sessions/{sid}/results").json()
-    assert now["precision"] == pytest.approx(100 / 3, abs=1e-3)
+    assert now["precision"] == 33.33
     history = client.get(f"/api/test-sessions/{sid}/evaluations").json()
     assert [h["trigger"] for h in history] == ["rerun_latest", "rerun_pinned", "completed"]
 

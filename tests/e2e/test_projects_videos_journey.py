@@ -121,7 +121,10 @@ def test_upload_link_and_unlink_a_generated_video(client: TestClient[Any], tmp_p
     response = upload(client, f"/api/projects/{project['id']}/videos", video_file)
     assert response.status_code == 200, response.text
     video = response.json()
-    assert video["projectId"] == project["id"] and video["originalName"] == "crossing.mp4"
+    assert (
+        video["projectId"] == project["id"]
+        and video["originalName"] == video["name"] == "crossing.mp4"
+    )
 
     listed = client.get(f"/api/projects/{project['id']}/videos").json()
     assert [v["id"] for v in listed] == [video["id"]]
@@ -155,6 +158,12 @@ def test_upload_link_and_unlink_a_generated_video(client: TestClient[Any], tmp_p
     assert client.get(f"/api/videos/{central['id']}").json()["projectId"] == str(CENTRAL_STORE_ID)
     page = client.get("/api/videos", params={"unassigned": "true"}).json()
     assert central["id"] in [v["id"] for v in page["videos"]] and page["total"] >= 1
+    assert video["id"] not in [v["id"] for v in page["videos"]]
+    # `false` is no filter, as in the original (the Ground Truth page asks with it)
+    for params in ({"unassigned": "false"}, {}):
+        every = client.get("/api/videos", params={**params, "limit": 1000}).json()
+        assert {video["id"], central["id"]} <= {v["id"] for v in every["videos"]}
+        assert every["total"] == len(every["videos"]) > page["total"]
 
 
 def test_bad_input_is_refused_with_a_named_field(

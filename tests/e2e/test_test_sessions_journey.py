@@ -270,3 +270,19 @@ def test_a_project_with_test_sessions_is_kept_as_evidence(
     assert client.post(f"/api/test-sessions/{own}/start").status_code == 200
     empty = client.post("/api/projects", json={**PROJECT, "name": "Empty"}).json()["id"]
     assert client.delete(f"/api/projects/{empty}").status_code == 200
+
+
+def test_a_project_counts_its_test_sessions(client: TestClient[Any], tmp_path: Path) -> None:
+    project_id, video_id = project_with_video(client, tmp_path)
+
+    def counts() -> tuple[int, int]:
+        listed = {p["id"]: p["testsCount"] for p in client.get("/api/projects").json()}
+        return listed[project_id], client.get(f"/api/projects/{project_id}").json()["testsCount"]
+
+    assert counts() == (0, 0)  # and the list's body is now cached
+    body = {"name": "run", "projectId": project_id, "videoId": video_id}
+    for n in (1, 2):
+        assert client.post("/api/test-sessions", json=body).status_code == 200
+        assert counts() == (n, n)
+    other = client.post("/api/projects", json={**PROJECT, "name": "No sessions"}).json()
+    assert other["testsCount"] == 0

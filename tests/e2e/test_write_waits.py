@@ -268,6 +268,24 @@ def test_every_write_answers_and_reads_back_what_it_wrote(
             json={"reason": "camera lost"},
         )
         assert failed == got and got["status"] == "failed"
+        # the same handlers under EnhancedTestExecution.tsx's spelling
+        page = {"name": "page", "projectId": pid, "videoIds": [vid], "config": {}}
+        by_page = lambda body: f"/api/sessions/{body['id']}"  # noqa: E731
+        ps, got = trip.write("POST", "/api/sessions", by_page, "/api/sessions", json=page)
+        assert ps == got and got["status"] == "pending"
+        psid = ps["id"]
+        for move, status in (("start", "running"), ("stop", "completed")):
+            moved, got = trip.write("POST", f"/api/sessions/{psid}/{move}", f"/api/sessions/{psid}")
+            assert moved == got and got["status"] == status
+        gone, got = trip.write(
+            "DELETE", f"/api/sessions/{psid}", f"/api/sessions/{psid}", "/api/sessions"
+        )
+        assert gone == got and got["status"] == "deleted"
+        assert psid not in [s["id"] for s in trip.client.get("/api/sessions").json()]
+        other_gone, got = trip.write(
+            "DELETE", f"/api/test-sessions/{done_ts['id']}", f"/api/test-sessions/{done_ts['id']}"
+        )
+        assert other_gone == got and got["status"] == "deleted"
         executed, got = trip.write(
             "POST", f"/api/projects/{pid}/execute-test", f"/api/test-sessions?projectId={pid}"
         )

@@ -28,6 +28,7 @@ from commands.test_sessions import (
     CreateTestSession,
     complete_test_session,
     create_test_session,
+    delete_test_session,
     stop_test_session,
 )
 from commands.videos import RegisterUpload, register_upload
@@ -439,13 +440,23 @@ def test_frames_racing_a_completion_are_refused_not_stored_after_it(
     assert claimed == (0,), "the refused frames' claims were rolled back with them"
 
 
-@pytest.mark.parametrize("end", [complete_test_session, stop_test_session])
+@pytest.mark.parametrize(
+    ("end", "status"),
+    [
+        (complete_test_session, "completed"),
+        (stop_test_session, "completed"),
+        (delete_test_session, "deleted"),
+    ],
+)
 def test_a_session_known_to_be_open_is_still_refused_once_completed(
-    app: Verity, database_url: str, end: Callable[[ChangeSessionStatus, Verity], object]
+    app: Verity,
+    database_url: str,
+    end: Callable[[ChangeSessionStatus, Verity], object],
+    status: str,
 ) -> None:
     """The ingest remembers sessions it saw open instead of loading them for every batch; the
-    check under the write lock still refuses frames of one completed since (by complete, or by
-    the frontend's Stop), naming its status."""
+    check under the write lock still refuses frames of one closed since (by complete, by the
+    frontend's Stop, or deleted), naming its status."""
     from commands.device_messages import decode_frame
 
     session = new_session(app)
@@ -457,7 +468,7 @@ def test_a_session_known_to_be_open_is_still_refused_once_completed(
     late = record_frames(RecordFrames(frames=messages[3:], received_at=datetime.now(UTC)), app)
     assert late.stored == () and late.position is None
     assert [r.reason for r in late.rejected] == ["session_closed"] * 3
-    assert "completed" in late.rejected[0].detail
+    assert status in late.rejected[0].detail
     ids = [frame_id("cam-1", session, s) for s in range(6)]
     assert count_stored(database_url, session, ids) == 3
 

@@ -86,7 +86,7 @@ def apply_step(
             project_id=CENTRAL_STORE_ID,
             filename=f"{uuid4()}.mp4",
             original_name=text,
-            size=len(text) + 1,
+            size_bytes=len(text) + 1,
             sha256="00",
         )
         videos.append(v.id)

@@ -32,7 +32,11 @@ def new_project(name: str = "Front cam") -> Project:
 
 def new_video() -> Video:
     return Video(
-        project_id=CENTRAL_STORE_ID, filename="a.mp4", original_name="a.mp4", size=1, sha256="0"
+        project_id=CENTRAL_STORE_ID,
+        filename="a.mp4",
+        original_name="a.mp4",
+        size_bytes=1,
+        sha256="0",
     )
 
 

@@ -85,6 +85,7 @@ _MOVES = {
     Move.STOP: TestSession.stop,
     Move.COMPLETE: TestSession.complete,
     Move.FAIL: TestSession.fail,
+    Move.DELETE: TestSession.delete,
 }
 _TO_REACH: dict[SessionStatus, tuple[Move, ...]] = {
     SessionStatus.PENDING: (),
@@ -92,6 +93,7 @@ _TO_REACH: dict[SessionStatus, tuple[Move, ...]] = {
     SessionStatus.PAUSED: (Move.START, Move.PAUSE),
     SessionStatus.COMPLETED: (Move.COMPLETE,),
     SessionStatus.FAILED: (Move.FAIL,),
+    SessionStatus.DELETED: (Move.DELETE,),
 }
 
 

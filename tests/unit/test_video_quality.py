@@ -180,7 +180,11 @@ def test_what_cannot_be_decoded_says_why(tmp_path: Path) -> None:
 
 def new_video() -> Video:
     return Video(
-        project_id=CENTRAL_STORE_ID, filename="a.mp4", original_name="a.mp4", size=1, sha256="0"
+        project_id=CENTRAL_STORE_ID,
+        filename="a.mp4",
+        original_name="a.mp4",
+        size_bytes=1,
+        sha256="0",
     )
 
 
