@@ -8,9 +8,10 @@ database and NATS prefix. Each round, on a new running session:
    `GET /api/test-sessions/{id}` at `--get-rate` requests/s, and one plain `/ws` client in
    the room notes each `detection_event` (the pipeline's own delay, for reference);
 2. with: the same, with `--clients` python-socketio clients (websocket transport, spread over
-   `--client-procs` processes so they do not share the server's event loop) joined to the
-   session's room with `join_test_session`, each noting when every `detection_event`
-   arrives.
+   `--client-procs` processes so they do not share the server's event loop, at nice
+   `--client-nice` so that, like browsers on other machines, they take only the CPU the
+   server leaves) joined to the session's room with `join_test_session`, each noting when
+   every `detection_event` arrives.
 
 Prints p50/p99 publish -> client latency (arrival - capturedAt of the newest frame the
 message carries; messages arriving after publishing ended are the coalescer's last flush and
@@ -70,9 +71,12 @@ Receipt = tuple[float, float, float]
 # --- processes beside the server ---------------------------------------------------------------
 
 
-def page_clients(base: str, count: int, orders: Any, results: Any) -> None:
+def page_clients(base: str, count: int, nice: int, orders: Any, results: Any) -> None:
     """A client process: on ("join", session) connects `count` clients and joins them to the
-    session's room, answers "ready"; on "stop" disconnects them and answers their receipts."""
+    session's room, answers "ready"; on "stop" disconnects them and answers their receipts.
+    Runs at `nice`: browsers are on other machines and take none of the server's CPU; here
+    they share its cores and should take only what it leaves."""
+    os.nice(nice)
     asyncio.run(_page_clients(base, count, orders, results))
 
 
@@ -303,6 +307,9 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--clients", type=int, default=50, help="Socket.IO clients (full: 500)")
     p.add_argument("--client-procs", type=int, default=2, help="processes the clients share")
+    p.add_argument(
+        "--client-nice", type=int, default=19, help="niceness of the client processes (0: none)"
+    )
     p.add_argument("--fps", type=float, default=1000.0, help="frames/s published (full: 5000)")
     p.add_argument("--seconds", type=float, default=10.0, help="publishing per phase (full: 30)")
     p.add_argument("--get-rate", type=float, default=50.0, help="GETs per second, one at a time")
@@ -342,7 +349,9 @@ def main() -> None:
                 for share in shares:
                     orders, results = spawn.Queue(), spawn.Queue()
                     proc = spawn.Process(
-                        target=page_clients, args=(base, share, orders, results), daemon=True
+                        target=page_clients,
+                        args=(base, share, args.client_nice, orders, results),
+                        daemon=True,
                     )
                     proc.start()
                     pool.append((orders, results, proc))
@@ -360,7 +369,8 @@ def main() -> None:
                     "mp": spawn,
                 }
                 print(
-                    f"{args.clients} Socket.IO clients in {args.client_procs} processes,"
+                    f"{args.clients} Socket.IO clients in {args.client_procs} processes"
+                    f" (nice {args.client_nice}),"
                     f" {args.fps:.0f} frames/s (5 detections each) for {args.seconds:.0f} s"
                     f" per phase, GET at {args.get_rate:.0f}/s, {os.cpu_count()} cores",
                     flush=True,
