@@ -33,6 +33,7 @@ from api.projects import ProjectsController
 from api.results import ResultsController
 from api.services import Services, request_id
 from api.session_lifecycle import LIFECYCLE_ROUTES
+from api.socketio_gateway import SocketIOGateway
 from api.test_sessions import TestSessionsController
 from api.validation import ValidationController
 from api.video_files import uploaded_file
@@ -64,11 +65,18 @@ def request_id_middleware(app: ASGIApp) -> ASGIApp:
 
 
 def create_app(services_factory: ServicesFactory, uploads_dir: Path) -> Litestar:
+    cors = CORSConfig(allow_origins=["*"])
+    socketio_gateway = SocketIOGateway(cors)
+
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         async with services_factory() as services:
             app.state.services = services
-            yield
+            socketio_gateway.attach(services)
+            try:
+                yield
+            finally:
+                await socketio_gateway.detach()
 
     uploads_dir.mkdir(parents=True, exist_ok=True)
     return Litestar(
@@ -97,6 +105,7 @@ def create_app(services_factory: ServicesFactory, uploads_dir: Path) -> Litestar
             AuditController,
             DevicesController,
             websocket_gateway,
+            socketio_gateway.route(),
             test_execution_socket,
             enhanced_test_socket,
             enhanced_test_check,
@@ -106,7 +115,7 @@ def create_app(services_factory: ServicesFactory, uploads_dir: Path) -> Litestar
         exception_handlers=exception_handlers,
         middleware=[request_id_middleware],
         before_request=detections_visible,
-        cors_config=CORSConfig(allow_origins=["*"]),
+        cors_config=cors,
         openapi_config=OpenAPIConfig(
             title="Verity",
             version="0.1.0",

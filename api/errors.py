@@ -33,8 +33,13 @@ def _body(detail: str, **extra: Any) -> dict[str, Any]:
     return {"detail": detail, **{k: v for k, v in extra.items() if v is not None}}
 
 
+def status_of(exc: DomainError) -> int:
+    """The HTTP status of a domain error (Socket.IO reports it in its `error` event too)."""
+    return next((code for cls, code in _STATUS if isinstance(exc, cls)), 400)
+
+
 def domain_error(_: Request[Any, Any, Any], exc: DomainError) -> Response[Any]:
-    status = next((code for cls, code in _STATUS if isinstance(exc, cls)), 400)
+    status = status_of(exc)
     field = getattr(exc, "field", None)
     errors = [{"field": field, "message": exc.detail}] if field else None
     return Response(_body(exc.detail, errors=errors), status_code=status)

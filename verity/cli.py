@@ -47,6 +47,7 @@ def _describe(settings: Settings, database_url: str, nats_url: str) -> str:
         f"Verity serving on {base}\n"
         f"  API docs:  {base}/schema  (Swagger UI: {base}/schema/swagger)\n"
         f"  WebSocket: ws://{settings.host}:{settings.port}/ws\n"
+        f"  Socket.IO: {base}/socket.io  (the original frontend's live channel)\n"
         f"  data:      {settings.data_dir}\n"
         f"  database:  {db} {postgres_location(database_url)}\n"
         f"  NATS:      {ns} {nats_location(nats_url)}; authorization: {auth}\n"

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -10,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import cv2
+import httpx
 import numpy as np
 from litestar.testing import TestClient, WebSocketTestSession
 
@@ -80,3 +85,53 @@ def next_message(
         if message[kind] == name and all(message[body].get(k) == v for k, v in data.items()):
             return message
     raise AssertionError(f"no {name} {data} within {timeout}s")
+
+
+def verity_env(settings: Settings, **extra: str) -> dict[str, str]:
+    """The environment a `verity` CLI process needs to use the test's servers and prefix."""
+    return {
+        **os.environ,
+        "VERITY_DATABASE_URL": settings.database_url or "",
+        "VERITY_NATS_URL": settings.nats_url or "",
+        "VERITY_NATS_PREFIX": settings.nats_prefix,
+        "VERITY_DATA_DIR": str(settings.data_dir),
+        **extra,
+    }
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def served(settings: Settings, log: Path, **env: str) -> Iterator[str]:
+    """`verity serve` in a process of its own on a free port; yields its base URL."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "verity.cli", "serve"],
+        env=verity_env(settings, VERITY_PORT=str(port), **env),
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"server did not start: {log.read_text()[-3000:]}")
+            time.sleep(0.2)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
