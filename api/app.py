@@ -7,15 +7,17 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 
 from litestar import Litestar, Request
-from litestar.config.cors import CORSConfig
 from litestar.enums import ScopeType
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.access import AccessConfig
 from api.annotation_sessions import AnnotationSessionsController
 from api.annotation_transfer import AnnotationTransferController
 from api.annotations import AnnotationsController
+from api.auth import Authenticator, authentication_middleware
+from api.browser import cors_config, host_check_middleware
 from api.candidate_review import CandidateReviewController
 from api.criteria import CriteriaController
 from api.dashboard import dashboard_charts, dashboard_stats
@@ -25,11 +27,15 @@ from api.detector_models import DetectorModelsController
 from api.errors import exception_handlers
 from api.ground_truth import GroundTruthController
 from api.health import health, root
+from api.limits import RateLimiter
+from api.policy import Enforcement
+from api.principals import PrincipalsController
 from api.projection_status import ProjectionStatusController
 from api.projects import ProjectsController
 from api.results import ResultsController
-from api.services import Services, request_id
+from api.services import Services, request_id, services_of
 from api.test_sessions import TestSessionsController
+from api.tokens import TokensController
 from api.validation import ValidationController
 from api.video_files import uploaded_file
 from api.video_quality import VideoQualityController
@@ -59,7 +65,13 @@ def request_id_middleware(app: ASGIApp) -> ASGIApp:
     return middleware
 
 
-def create_app(services_factory: ServicesFactory, uploads_dir: Path) -> Litestar:
+def create_app(
+    services_factory: ServicesFactory, uploads_dir: Path, access: AccessConfig | None = None
+) -> Litestar:
+    """`access` None: anonymous admin, the default origins and no Host check (in-process
+    tests, whose client sends `Host: testserver.local`); `verity serve` passes its own."""
+    access = access or AccessConfig()
+
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         async with services_factory() as services:
@@ -67,7 +79,13 @@ def create_app(services_factory: ServicesFactory, uploads_dir: Path) -> Litestar
             yield
 
     uploads_dir.mkdir(parents=True, exist_ok=True)
-    return Litestar(
+    authenticator = Authenticator(
+        access.anonymous_role,
+        read_pool=lambda: services_of(app.state).read_pool,
+        failures=RateLimiter(per_minute=access.failed_auths_per_minute),
+    )
+    hosts = [] if access.allowed_hosts is None else [host_check_middleware(access.allowed_hosts)]
+    app = Litestar(
         route_handlers=[
             root,
             health,
@@ -89,14 +107,17 @@ def create_app(services_factory: ServicesFactory, uploads_dir: Path) -> Litestar
             dashboard_stats,
             dashboard_charts,
             ProjectionStatusController,
+            PrincipalsController,
+            TokensController,
             websocket_gateway,
             uploaded_file,
         ],
         lifespan=[lifespan],
         exception_handlers=exception_handlers,
-        middleware=[request_id_middleware],
+        middleware=[*hosts, request_id_middleware, authentication_middleware(authenticator)],
+        guards=[Enforcement(access.writes_per_minute)],
         before_request=detections_visible,
-        cors_config=CORSConfig(allow_origins=["*"]),
+        cors_config=cors_config(access.cors_origins),
         openapi_config=OpenAPIConfig(
             title="Verity",
             version="0.1.0",
@@ -109,3 +130,5 @@ def create_app(services_factory: ServicesFactory, uploads_dir: Path) -> Litestar
         ),
         debug=False,
     )
+    app.state.authenticator = authenticator
+    return app

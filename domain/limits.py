@@ -103,3 +103,8 @@ InferenceBatch = Annotated[int, Meta(ge=1, le=MAX_INFERENCE_BATCH)]
 InputSize = Annotated[int, Meta(ge=32, le=MAX_INPUT_SIZE)]
 ComputeDevice = Annotated[str, Meta(pattern=r"^(auto|cpu|cuda(:[0-9]{1,2})?)$")]
 """`auto`, `cpu`, `cuda` or `cuda:N`: where a detector runs."""
+
+PRINCIPAL_NAME_MAX = 100
+"""Longest principal, token or device name (recorded on every event as part of the actor)."""
+TOKEN_MAX_DAYS = 3650
+"""Longest a token may live: ten years; a token without expiry is also possible."""

@@ -359,7 +359,7 @@ NAMES: dict[tuple[str, str], str] = {
 _VIDEO_DASHBOARD = frozenset({"uploaded", "quality_assessed", "processing_failed"})
 """Video events the dashboard hears of (it refreshes on `video_processed`)."""
 
-SILENT = frozenset({"device_frame", "frame_batch"})
+SILENT = frozenset({"device_frame", "frame_batch", "account", "api_token"})
 """Aggregates whose events reach WebSockets another way: detections arrive coalesced on the
 live subject (workers/live.py), not one message per stored frame."""
 

@@ -33,11 +33,13 @@ from projections.envelopes import aggregate_names
 from projections.evaluations import EvaluationsProjection
 from projections.live_messages import SILENT
 from projections.notifications import NotificationLog
+from projections.principals import PrincipalsProjection
 from projections.projects import ProjectsProjection
 from projections.runner import AnyProjection, ProjectionRunner
 from projections.service import ProjectionService
 from projections.shared_decoding import SharedDecoding
 from projections.test_sessions import DetectionsProjection, TestSessionsProjection
+from projections.tokens import ApiTokensProjection
 from projections.videos import VideosProjection
 from storage.frames import PostgresFrameStore
 from storage.migrate import migrate
@@ -64,6 +66,8 @@ PROJECTIONS: tuple[type[AnyProjection], ...] = (
     EvaluationsProjection,
     DetectorModelsProjection,
     DetectionRunsProjection,
+    PrincipalsProjection,
+    ApiTokensProjection,
 )
 
 

@@ -18,6 +18,7 @@ from verity.detector_commands import (
     models_add_command,
 )
 from verity.device_commands import device_schema_command, simulate_command
+from verity.identity_commands import add_identity_parsers, principals_command, tokens_command
 from verity.rebuild_command import RebuildMode, rebuild_command
 from verity.settings import Settings
 from verity.worker_command import worker_command
@@ -29,6 +30,7 @@ def _interrupt(signum: int, _frame: Any) -> NoReturn:
 
 
 def _describe(settings: Settings, database_url: str, nats_url: str) -> str:
+    from verity.access_settings import access_config, describe_access  # noqa: PLC0415
     from verity.waiting import nats_location, postgres_location  # noqa: PLC0415
 
     db = "embedded" if settings.database_url is None else "external"
@@ -41,6 +43,7 @@ def _describe(settings: Settings, database_url: str, nats_url: str) -> str:
         f"  data:      {settings.data_dir}\n"
         f"  database:  {db} {postgres_location(database_url)}\n"
         f"  NATS:      {ns} {nats_location(nats_url)}\n"
+        f"{describe_access(access_config(settings))}\n"
         "Press Ctrl-C to stop."
     )
 
@@ -51,6 +54,7 @@ def serve(settings: Settings) -> None:
 
     from api.app import create_app  # noqa: PLC0415
     from api.services import Services  # noqa: PLC0415
+    from verity.access_settings import access_config  # noqa: PLC0415
     from verity.bootstrap import running, servers, settle_heap  # noqa: PLC0415
 
     with servers(settings) as endpoints:
@@ -74,7 +78,7 @@ def serve(settings: Settings) -> None:
             finally:
                 watcher.cancel()
 
-        app = create_app(started, settings.uploads_dir)
+        app = create_app(started, settings.uploads_dir, access_config(settings))
         config = uvicorn.Config(
             app, host=settings.host, port=settings.port, log_level="info", access_log=False
         )
@@ -140,6 +144,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     simulate.add_argument("--device", default="sim-1", help="device id")
     simulate.add_argument("--seed", type=int, default=7)
     sub.add_parser("device-schema", help="print the device frame message JSON Schema")
+    add_identity_parsers(sub)
     args = parser.parse_args(argv)
 
     logging.basicConfig(
@@ -166,6 +171,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             )
         elif args.command == "device-schema":
             device_schema_command()
+        elif args.command == "principals":
+            principals_command(settings, args)
+        elif args.command == "tokens":
+            tokens_command(settings, args)
     except KeyboardInterrupt:
         print("stopped", file=sys.stderr)
 
