@@ -12,10 +12,13 @@ from __future__ import annotations
 from typing import Any
 
 from litestar.connection import ASGIConnection
+from litestar.enums import ScopeType
 from litestar.exceptions import (
+    HTTPException,
     NotAuthorizedException,
     PermissionDeniedException,
     TooManyRequestsException,
+    WebSocketException,
 )
 from litestar.handlers import BaseRouteHandler, HTTPRouteHandler
 
@@ -140,7 +143,8 @@ ROOMS: dict[str, Permission] = {
 }
 """The permission to join a `/ws` room, by the part of its name before `:`."""
 
-OPENAPI_PREFIX = "/schema"
+OPENAPI_MODULES = ("litestar._openapi.", "litestar.openapi.")
+"""Litestar's own handlers of the OpenAPI documents (under /schema)."""
 
 
 def policy_key(handler: BaseRouteHandler) -> str | None:
@@ -148,7 +152,7 @@ def policy_key(handler: BaseRouteHandler) -> str | None:
     operation_id = getattr(handler, "operation_id", None) or handler.opt.get("operation_id")
     if isinstance(operation_id, str):
         return operation_id
-    if all(path.startswith(OPENAPI_PREFIX) for path in handler.paths):
+    if handler.fn.__module__.startswith(OPENAPI_MODULES):
         return "openapi"
     return None
 
@@ -205,7 +209,15 @@ class Enforcement:
         if permission is None:
             return
         principal = principal_of(connection)
-        check(principal, permission)
+        try:
+            check(principal, permission)
+        except HTTPException as refused:
+            if connection.scope["type"] != ScopeType.WEBSOCKET:
+                raise
+            # a WebSocket handshake is refused with a close code: 4401, 4403
+            raise WebSocketException(
+                detail=refused.detail, code=4000 + refused.status_code
+            ) from None
         if permission not in (Permission.READ, Permission.INGEST) and (
             wait := self.writes.take(
                 principal.actor if principal.authenticated else _ip(connection)

@@ -22,7 +22,8 @@ from commands.principals import load_account
 from domain.access import Role
 from domain.errors import NotFound
 from domain.limits import TOKEN_MAX_DAYS
-from domain.tokens import ApiToken
+from domain.principals import check_name
+from domain.tokens import ApiToken, check_holder
 
 PREFIX = "vrt"
 """`vrt_<token id, 32 hex>_<secret>`: recognisable in logs and secret scanners."""
@@ -68,6 +69,8 @@ def secret_matches(secret: str, stored_digest: str) -> bool:
 
 
 def create_token(cmd: CreateToken, app: Verity) -> IssuedToken:
+    check_name("name", cmd.name)
+    check_holder(cmd.role, cmd.principal)
     if cmd.principal is not None:
         load_account(app, cmd.principal)  # NotFound when no such principal
     secret = secrets.token_urlsafe(32)

@@ -17,6 +17,12 @@ from domain.events import VerityAggregate
 from domain.principals import check_name
 
 
+def check_holder(role: Role | None, principal: str | None) -> None:
+    """A token acts with a role of its own or as a registered principal: exactly one."""
+    if (role is None) == (principal is None):
+        raise InvalidValue("role", "role: give either a role or a principal, not both")
+
+
 class ApiToken(VerityAggregate):
     class Issued(VerityAggregate.Created):
         name: str
@@ -42,8 +48,7 @@ class ApiToken(VerityAggregate):
         expires_at: datetime | None,
     ) -> ApiToken:
         check_name("name", name)
-        if (role is None) == (principal is None):
-            raise InvalidValue("role", "role: give either a role or a principal, not both")
+        check_holder(role, principal)
         created: ApiToken = cls._create(
             cls.Issued,
             id=ident,
