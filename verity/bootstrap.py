@@ -23,7 +23,9 @@ from commands.application import Verity
 from commands.codec import prebuild_decoders
 from commands.detections import frame_recorder
 from commands.projects import ensure_central_store
+from domain.access import service
 from domain.catalogue import event_classes
+from domain.events import EventMeta, recorded_as
 from projections.annotation_sessions import AnnotationSessionsProjection
 from projections.annotations import AnnotationsProjection
 from projections.criteria import CriteriaProjection
@@ -54,6 +56,9 @@ from workers.ingest_consumer import ingest_consumer
 from workers.references import resolve
 
 log = logging.getLogger(__name__)
+
+SETUP_ACTOR = service("setup").actor
+"""What opening the store records (the Central Video Store project, made once)."""
 
 PROJECTIONS: tuple[type[AnyProjection], ...] = (
     ProjectsProjection,
@@ -142,7 +147,8 @@ def open_application(database_url: str, pool_size: int = 8) -> Verity:
     app = Verity(env=eventsourcing_env(database_url, pool_size))
     if isinstance(app.recorder, PostgresApplicationRecorder):
         guard(app.recorder.datastore.pool)
-    ensure_central_store(app)
+    with recorded_as(EventMeta(actor=SETUP_ACTOR)):
+        ensure_central_store(app)
     prebuild_decoders(event_classes())
     return app
 
