@@ -58,7 +58,7 @@ from commands.context import run_as
 from domain.annotations import check_draft
 from domain.errors import ConcurrentModification, InvalidValue, NotFound
 from domain.events import EventMeta
-from domain.limits import MAX_COUNT, PRINCIPAL_NAME_MAX, Identifier
+from domain.limits import BULK_BODY_MAX, MAX_COUNT, PRINCIPAL_NAME_MAX, Identifier
 from domain.tracks import interpolate_track
 from projections import annotations as read
 from projections.videos import VideoRow, get_video
@@ -226,6 +226,7 @@ class AnnotationsController(Controller):
         description="Every row is checked first; any bad row: 422 naming its index and field, "
         "nothing stored. Stored in batches of 2,000 per transaction.",
         status_code=200,
+        request_max_body_size=BULK_BODY_MAX,
     )
     async def create_many(
         self,

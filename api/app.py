@@ -41,6 +41,7 @@ from api.video_files import uploaded_file
 from api.video_quality import VideoQualityController
 from api.videos import VideosController
 from api.ws import websocket_gateway
+from domain.limits import JSON_BODY_MAX
 
 ServicesFactory = Callable[[], AbstractAsyncContextManager[Services]]
 
@@ -129,6 +130,7 @@ def create_app(
             render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
         ),
         debug=False,
+        request_max_body_size=JSON_BODY_MAX,
     )
     app.state.authenticator = authenticator
     return app
