@@ -17,7 +17,7 @@ from api.annotation_sessions import AnnotationSessionsController
 from api.annotation_transfer import AnnotationTransferController
 from api.annotations import AnnotationsController
 from api.auth import Authenticator, authentication_middleware
-from api.browser import cors_config, host_check_middleware
+from api.browser import cors_config, host_check_middleware, websocket_origin_middleware
 from api.candidate_review import CandidateReviewController
 from api.criteria import CriteriaController
 from api.dashboard import dashboard_charts, dashboard_stats
@@ -115,7 +115,12 @@ def create_app(
         ],
         lifespan=[lifespan],
         exception_handlers=exception_handlers,
-        middleware=[*hosts, request_id_middleware, authentication_middleware(authenticator)],
+        middleware=[
+            *hosts,
+            websocket_origin_middleware(access.cors_origins),
+            request_id_middleware,
+            authentication_middleware(authenticator),
+        ],
         guards=[Enforcement(access.writes_per_minute)],
         before_request=detections_visible,
         cors_config=cors_config(access.cors_origins),
@@ -133,4 +138,5 @@ def create_app(
         request_max_body_size=JSON_BODY_MAX,
     )
     app.state.authenticator = authenticator
+    app.state.access = access  # e.g. for Socket.IO's own allowed origins
     return app

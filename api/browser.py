@@ -3,12 +3,14 @@
 Any web page can make a browser send requests to a loopback port. CORS limits which origins
 may read answers and send non-simple requests (a preflight from another origin fails); the
 Host check refuses requests whose `Host` is not a name of this server, which is what a DNS
-rebinding attack (evil.example resolving to 127.0.0.1) sends.
+rebinding attack (evil.example resolving to 127.0.0.1) sends. CORS does not cover WebSockets,
+so a WebSocket handshake from a page of another origin is refused here too.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
+from urllib.parse import urlsplit
 
 from litestar.config.cors import CORSConfig
 from litestar.enums import ScopeType
@@ -59,12 +61,39 @@ def host_check_middleware(allowed: Collection[str]) -> Callable[[ASGIApp], ASGIA
             if "*" in hosts or scope["type"] not in (ScopeType.HTTP, ScopeType.WEBSOCKET):
                 await app(scope, receive, send)
                 return
-            host = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"host"), "")
-            host = host.strip().lower()
+            host = _header(scope, b"host").strip().lower()
             if host in hosts or _host_of(host) in hosts:
                 await app(scope, receive, send)
                 return
             await refuse(scope, send, 400, f"Host {host[:100]!r} is not allowed")
+
+        return check
+
+    return middleware
+
+
+def _header(scope: Scope, name: bytes) -> str:
+    return next((v.decode("latin-1") for k, v in scope["headers"] if k == name), "")
+
+
+def origin_allowed(origin: str, host: str, origins: Collection[str]) -> bool:
+    """A page's origin may call: it is listed, everything is, or it is this server itself."""
+    return "*" in origins or origin in origins or urlsplit(origin).netloc.lower() == host.lower()
+
+
+def websocket_origin_middleware(origins: Collection[str]) -> Callable[[ASGIApp], ASGIApp]:
+    """Close (4403) a WebSocket handshake sent by a page of an origin CORS would not allow;
+    clients that are not browsers send no Origin and pass."""
+    listed = frozenset(origins)
+
+    def middleware(app: ASGIApp) -> ASGIApp:
+        async def check(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] == ScopeType.WEBSOCKET:
+                origin = _header(scope, b"origin")
+                if origin and not origin_allowed(origin, _header(scope, b"host"), listed):
+                    await refuse(scope, send, 403, f"origin {origin[:100]!r} is not allowed")
+                    return
+            await app(scope, receive, send)
 
         return check
 

@@ -194,6 +194,24 @@ def room_permission(room: str) -> Permission | None:
     return ROOMS.get(room.partition(":")[0])
 
 
+SOCKET_IO: dict[str, Permission] = {
+    "connect": R,
+}
+"""Socket.IO events by name (the server at /socket.io adds its events here, one line each);
+room joins there use ROOMS like /ws."""
+
+
+def socket_io_refusal(principal: Principal, event: str) -> str | None:
+    """Why `principal` may not send `event` over Socket.IO (None: it may); an event without an
+    entry is refused."""
+    permission = SOCKET_IO.get(event)
+    if permission is None:
+        return f"no access policy for Socket.IO event {event[:100]!r}"
+    if may(principal, permission):
+        return None
+    return f"{principal.actor} may not {event}: needs {permission.value}"
+
+
 class Enforcement:
     """The app's one guard: the route's permission, then the per-principal write limit."""
 

@@ -14,7 +14,7 @@ from litestar.testing import TestClient
 
 from api.access import AccessConfig
 from api.app import create_app
-from api.browser import allowed_hosts
+from api.browser import allowed_hosts, origin_allowed
 from domain.access import Role
 from verity.access_settings import access_config, describe_access, is_loopback
 from verity.settings import Settings
@@ -81,6 +81,28 @@ def test_a_websocket_with_a_foreign_host_is_refused(client: TestClient[Any]) -> 
         with client.websocket_connect("/ws", headers={"Host": "evil.example"}) as ws:
             ws.receive_json(timeout=5)
     assert closed.value.code == 4400
+
+
+def test_a_websocket_from_another_origins_page_is_refused(client: TestClient[Any]) -> None:
+    for origin in ("https://evil.example", "http://127.0.0.1:3001", "null"):
+        with pytest.raises(WebSocketDisconnect) as closed:  # noqa: SIM117
+            with client.websocket_connect("/ws", headers={"Origin": origin}) as ws:
+                ws.receive_json(timeout=5)
+        assert closed.value.code == 4403, origin
+
+
+@pytest.mark.parametrize(
+    ("origin", "host", "allowed"),
+    [
+        ("http://127.0.0.1:8000", "127.0.0.1:8000", True),  # the page this server served
+        ("http://localhost:3000", "127.0.0.1:8000", True),  # the dev server
+        ("http://localhost:8000", "127.0.0.1:8000", False),
+        ("https://evil.example", "evil.example", True),  # same origin, refused by Host instead
+        ("https://evil.example", "127.0.0.1:8000", False),
+    ],
+)
+def test_which_origins_may_call(origin: str, host: str, allowed: bool) -> None:
+    assert origin_allowed(origin, host, LOCAL.cors_origins) is allowed
 
 
 def test_defaults_follow_the_listen_address() -> None:

@@ -11,7 +11,14 @@ import pytest
 from litestar.handlers import BaseRouteHandler
 
 from api.app import create_app
-from api.policy import POLICY, ROOMS, is_auto_options, policy_key, room_permission
+from api.policy import (
+    POLICY,
+    ROOMS,
+    is_auto_options,
+    policy_key,
+    room_permission,
+    socket_io_refusal,
+)
 from api.ws import ROOM_PATTERN, Client, RoomHub, _join
 from domain.access import Permission, Principal, PrincipalKind, Role, anonymous
 
@@ -43,6 +50,13 @@ def test_every_room_kind_has_a_permission() -> None:
     kinds = ROOM_PATTERN.pattern.split("(")[2].split(")")[0].split("|")
     assert set(kinds) | {"dashboard"} == set(ROOMS)
     assert room_permission("nonsense:1") is None
+
+
+def test_socket_io_events_are_checked_against_their_table() -> None:
+    device = Principal(id="d", name="cam-1", kind=PrincipalKind.DEVICE, role=Role.DEVICE)
+    assert socket_io_refusal(anonymous(Role.VIEWER), "connect") is None
+    assert socket_io_refusal(device, "connect") == "device:cam-1 may not connect: needs read"
+    assert "no access policy" in (socket_io_refusal(anonymous(Role.ADMIN), "unlisted") or "")
 
 
 def test_a_room_join_needs_its_permission() -> None:
