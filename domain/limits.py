@@ -108,8 +108,9 @@ PRINCIPAL_NAME_MAX = 100
 """Longest principal, token or device name (recorded on every event as part of the actor)."""
 TOKEN_MAX_DAYS = 3650
 """Longest a token may live: ten years; a token without expiry is also possible."""
-JSON_BODY_MAX = 1024 * 1024
-"""Largest JSON request body (413 above it): a device frame fits NATS's 1 MB anyway; the
-other JSON bodies are forms. Uploads stream under their own limits; bulk routes name theirs."""
+JSON_BODY_MAX = 4 * 1024 * 1024
+"""Largest JSON request body (413 above it): a device frame fits NATS's 1 MB, the other JSON
+bodies are forms; a field too long within it (a 2 MB description) still gets its 422 naming
+the field. Uploads stream under their own limits; bulk routes name theirs."""
 BULK_BODY_MAX = 64 * 1024 * 1024
 """Largest body of a bulk JSON route (many annotations at once): ~200k annotations."""
