@@ -51,6 +51,8 @@ class Authenticator:
         """The principal of a request's headers (lower-case names, as ASGI gives them), or of
         `auth_token` (a Socket.IO `auth.token`, a WebSocket `?token=`) when there is no
         `Authorization` header. Raises Unauthenticated for a bad, expired or revoked token."""
+        if headers.get("authorization") and bearer_token(headers) is None:
+            raise Unauthenticated("Authorization: expected 'Bearer <token>'")
         token = bearer_token(headers) or auth_token
         if not token:
             return anonymous(self.anonymous_role)
@@ -123,7 +125,7 @@ def authentication_middleware(authenticator: Authenticator) -> Callable[[ASGIApp
             headers = _headers(scope)
             ws_token = _query_token(scope) if scope["type"] == ScopeType.WEBSOCKET else None
             address = client_address(scope)
-            if (bearer_token(headers) or ws_token) and (
+            if (headers.get("authorization") or ws_token) and (
                 wait := authenticator.failures.blocked_for(address)
             ):
                 detail = "too many failed authentications; retry later"

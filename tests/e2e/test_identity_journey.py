@@ -41,6 +41,8 @@ def test_tokens_roles_and_revocation(client: TestClient[Any], settings: Settings
     bad = client.get("/api/projects", headers=bearer(admin[:-2] + "xx"))
     assert bad.status_code == 401 and bad.json()["detail"] == "invalid token"
     assert client.get("/api/projects", headers=bearer("nonsense")).status_code == 401
+    basic = client.get("/api/projects", headers={"Authorization": "Basic YWRhOnB3"})
+    assert basic.status_code == 401 and "Bearer" in basic.json()["detail"]
 
     listed = client.get("/api/admin/principals", headers=bearer(admin))
     assert [(p["name"], p["role"], p["kind"]) for p in listed.json()] == [
