@@ -1,10 +1,11 @@
 """Who may call what: every route's one permission, in one table, enforced by one guard.
 
 Keyed by the route's `operation_id` (a WebSocket route's is in its `opt`). A route missing
-here is refused (403) and fails tests/e2e/test_access_matrix.py; adding a route's policy is
-one line. `OPEN` routes need nothing (health, the root, the OpenAPI documents). Reads need
-READ; writes the permission of their feature (see domain/access.py). Writes are also limited
-per principal (429 with Retry-After).
+here is refused (403) and fails tests/unit/test_policy.py; tests/e2e/test_access_matrix.py
+calls every route with every role. Adding a route's policy is one line. `OPEN` routes need
+nothing (health, the root, the OpenAPI documents). Reads need READ; writes the permission of
+their feature (see domain/access.py). Writes are also limited per principal (429 with
+Retry-After).
 """
 
 from __future__ import annotations

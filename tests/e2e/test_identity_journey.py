@@ -12,6 +12,7 @@ from uuid import uuid4
 import pytest
 from litestar.testing import TestClient
 
+from api.access import AccessConfig
 from commands.tokens import PREFIX, digest
 from domain.access import Role
 from domain.tokens import ApiToken
@@ -129,3 +130,16 @@ def test_bad_input_to_the_admin_routes_names_the_field(
         for _ in range(2)
     ]
     assert twice == [201, 409]
+
+
+def test_writes_are_limited_per_principal(settings: Settings) -> None:
+    with access_client(settings, AccessConfig(anonymous_role=None, writes_per_minute=3)) as c:
+        first = bearer(cli_token(settings, "--name", "busy", "--role", "admin"))
+        other = bearer(cli_token(settings, "--name", "calm", "--role", "admin"))
+        answers = [c.post("/api/projects", json={}, headers=first).status_code for _ in range(4)]
+        assert answers == [422, 422, 422, 429]
+        limited = c.post("/api/projects", json={}, headers=first)
+        assert limited.status_code == 429 and int(limited.headers["retry-after"]) > 0
+        assert "too many writes" in limited.json()["detail"]
+        assert c.get("/api/projects", headers=first).status_code == 200  # reads are not counted
+        assert c.post("/api/projects", json={}, headers=other).status_code == 422
