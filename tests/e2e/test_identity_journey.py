@@ -31,6 +31,13 @@ def client(settings: Settings) -> Any:
 
 def test_tokens_roles_and_revocation(client: TestClient[Any], settings: Settings) -> None:
     assert "user:ada added" in cli(settings, "principals", "add", "ada", "--role", "annotator")
+    cli(settings, "principals", "add", "ci", "--role", "viewer", "--service")
+    assert "ci now has role analyst" in cli(settings, "principals", "role", "ci", "analyst")
+    listed = cli(settings, "principals", "list").splitlines()
+    assert [line.split("\t")[:2] for line in listed] == [
+        ["user:ada", "annotator"],
+        ["service:ci", "analyst"],
+    ]
     admin = cli_token(settings, "--name", "root", "--role", "admin", "--expires", "30")
     ada = cli_token(settings, "--name", "ada-laptop", "--principal", "ada")
     assert admin.startswith(f"{PREFIX}_") and admin != ada
@@ -47,7 +54,8 @@ def test_tokens_roles_and_revocation(client: TestClient[Any], settings: Settings
 
     listed = client.get("/api/admin/principals", headers=bearer(admin))
     assert [(p["name"], p["role"], p["kind"]) for p in listed.json()] == [
-        ("ada", "annotator", "user")
+        ("ada", "annotator", "user"),
+        ("ci", "analyst", "service"),
     ]
     made = client.post(
         "/api/admin/tokens", json={"name": "wall", "role": "viewer"}, headers=bearer(admin)
