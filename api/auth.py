@@ -33,6 +33,13 @@ class Unauthenticated(Exception):
         self.detail = detail
 
 
+class TooManyFailures(Exception):
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"too many failed authentications; retry in {retry_after} s")
+        self.detail = str(self)
+        self.retry_after = retry_after
+
+
 ReadPool = Callable[[], AsyncConnectionPool[Any]]
 
 
@@ -57,6 +64,21 @@ class Authenticator:
         if not token:
             return anonymous(self.anonymous_role)
         return await self.principal_of_token(token)
+
+    async def authenticate(
+        self, headers: Mapping[str, str], auth_token: str | None, address: str
+    ) -> Principal:
+        """`principal_from`, with failures counted per client `address`: past the limit, even
+        a good token is refused (TooManyFailures) until the minute has passed."""
+        if (headers.get("authorization") or auth_token) and (
+            wait := self.failures.blocked_for(address)
+        ):
+            raise TooManyFailures(wait)
+        try:
+            return await self.principal_from(headers, auth_token)
+        except Unauthenticated:
+            self.failures.hit(address)
+            raise
 
     async def principal_of_token(self, token: str) -> Principal:
         parts = split_token(token.strip())
@@ -94,7 +116,8 @@ def bearer_token(headers: Mapping[str, str]) -> str | None:
 
 
 def authenticator_of(state: State) -> Authenticator:
-    """The app's authenticator (for Socket.IO's `connect`: `principal_from(headers, token)`)."""
+    """The app's authenticator; Socket.IO's `connect` calls `authenticate(headers, auth.token,
+    client address)` (or `principal_from(headers, token)` without the failure limit)."""
     authenticator: Authenticator = state.authenticator
     return authenticator
 
@@ -124,17 +147,14 @@ def authentication_middleware(authenticator: Authenticator) -> Callable[[ASGIApp
                 return
             headers = _headers(scope)
             ws_token = _query_token(scope) if scope["type"] == ScopeType.WEBSOCKET else None
-            address = client_address(scope)
-            if (headers.get("authorization") or ws_token) and (
-                wait := authenticator.failures.blocked_for(address)
-            ):
-                detail = "too many failed authentications; retry later"
-                await refuse(scope, send, 429, detail, {"Retry-After": str(wait)})
-                return
             try:
-                principal = await authenticator.principal_from(headers, ws_token)
+                principal = await authenticator.authenticate(
+                    headers, ws_token, client_address(scope)
+                )
+            except TooManyFailures as err:
+                await refuse(scope, send, 429, err.detail, {"Retry-After": str(err.retry_after)})
+                return
             except Unauthenticated as err:
-                authenticator.failures.hit(address)
                 await refuse(scope, send, 401, err.detail, {"WWW-Authenticate": "Bearer"})
                 return
             scope["user"] = principal
