@@ -7,16 +7,18 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 
 from litestar import Litestar, Request
-from litestar.config.cors import CORSConfig
 from litestar.enums import ScopeType
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.access import AccessConfig
 from api.annotation_sessions import AnnotationSessionsController
 from api.annotation_transfer import AnnotationTransferController
 from api.annotations import AnnotationsController
 from api.audit import AuditController
+from api.auth import Authenticator, authentication_middleware
+from api.browser import cors_config, host_check_middleware, websocket_origin_middleware
 from api.candidate_review import CandidateReviewController
 from api.criteria import CriteriaController
 from api.dashboard import dashboard_charts, dashboard_stats
@@ -27,19 +29,24 @@ from api.devices import DevicesController
 from api.errors import exception_handlers
 from api.ground_truth import GroundTruthController
 from api.health import health, root
+from api.limits import RateLimiter
 from api.page_sockets import enhanced_test_check, enhanced_test_socket, test_execution_socket
+from api.policy import Enforcement
+from api.principals import PrincipalsController
 from api.projection_status import ProjectionStatusController
 from api.projects import ProjectsController
 from api.results import ResultsController
-from api.services import Services, request_id
+from api.services import Services, request_id, services_of
 from api.session_lifecycle import LIFECYCLE_ROUTES
 from api.socketio_gateway import SocketIOGateway
 from api.test_sessions import TestSessionsController
+from api.tokens import TokensController
 from api.validation import ValidationController
 from api.video_files import uploaded_file
 from api.video_quality import VideoQualityController
 from api.videos import VideosController
 from api.ws import websocket_gateway
+from domain.limits import JSON_BODY_MAX
 
 ServicesFactory = Callable[[], AbstractAsyncContextManager[Services]]
 
@@ -64,8 +71,13 @@ def request_id_middleware(app: ASGIApp) -> ASGIApp:
     return middleware
 
 
-def create_app(services_factory: ServicesFactory, uploads_dir: Path) -> Litestar:
-    cors = CORSConfig(allow_origins=["*"])
+def create_app(
+    services_factory: ServicesFactory, uploads_dir: Path, access: AccessConfig | None = None
+) -> Litestar:
+    """`access` None: anonymous admin, the default origins and no Host check (in-process
+    tests, whose client sends `Host: testserver.local`); `verity serve` passes its own."""
+    access = access or AccessConfig()
+    cors = cors_config(access.cors_origins)
     socketio_gateway = SocketIOGateway(cors)
 
     @asynccontextmanager
@@ -79,7 +91,13 @@ def create_app(services_factory: ServicesFactory, uploads_dir: Path) -> Litestar
                 await socketio_gateway.detach()
 
     uploads_dir.mkdir(parents=True, exist_ok=True)
-    return Litestar(
+    authenticator = Authenticator(
+        access.anonymous_role,
+        read_pool=lambda: services_of(app.state).read_pool,
+        failures=RateLimiter(per_minute=access.failed_auths_per_minute),
+    )
+    hosts = [] if access.allowed_hosts is None else [host_check_middleware(access.allowed_hosts)]
+    app = Litestar(
         route_handlers=[
             root,
             health,
@@ -104,6 +122,8 @@ def create_app(services_factory: ServicesFactory, uploads_dir: Path) -> Litestar
             ProjectionStatusController,
             AuditController,
             DevicesController,
+            PrincipalsController,
+            TokensController,
             websocket_gateway,
             socketio_gateway.route(),
             test_execution_socket,
@@ -113,7 +133,13 @@ def create_app(services_factory: ServicesFactory, uploads_dir: Path) -> Litestar
         ],
         lifespan=[lifespan],
         exception_handlers=exception_handlers,
-        middleware=[request_id_middleware],
+        middleware=[
+            *hosts,
+            websocket_origin_middleware(access.cors_origins),
+            request_id_middleware,
+            authentication_middleware(authenticator),
+        ],
+        guards=[Enforcement(access.writes_per_minute)],
         before_request=detections_visible,
         cors_config=cors,
         openapi_config=OpenAPIConfig(
@@ -127,4 +153,8 @@ def create_app(services_factory: ServicesFactory, uploads_dir: Path) -> Litestar
             render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
         ),
         debug=False,
+        request_max_body_size=JSON_BODY_MAX,
     )
+    app.state.authenticator = authenticator
+    app.state.access = access  # e.g. for Socket.IO's own allowed origins
+    return app

@@ -55,7 +55,7 @@ class CandidateReviewController(Controller):
         summary="Accept or reject a video's detector candidates by confidence, class and frames",
         description="Accepting validates each selected candidate (it then counts as ground "
         "truth); rejecting deletes it with the reason 'rejected in review'. One event per "
-        "annotation, recorded with the actor (X-Actor header).",
+        "annotation, recorded with the request's principal as actor.",
         status_code=200,
         dto=InputDTO[ReviewIn],
         return_dto=None,

@@ -16,14 +16,16 @@ from uuid import UUID, uuid4
 import msgspec
 from litestar import Controller, Request, get, post
 from litestar.datastructures import State
+from litestar.exceptions import PermissionDeniedException
 from litestar.params import FromPath, Parameter
 
 from api.group_commit import FrameOutcome
 from api.inputs import InputError, SkipQuery, decode_input
-from api.services import Services, caught_up, meta_of, services_of
+from api.services import Services, caught_up, meta_of, principal, services_of
 from api.test_sessions import load_session
 from commands.detections import Rejection
 from commands.device_messages import FrameMessage, InvalidMessage, decode_frame
+from domain.access import PrincipalKind
 from domain.detections import detection_id, frame_id
 from domain.errors import Conflict, NotFound
 from domain.limits import (
@@ -204,7 +206,7 @@ def _t7_field(detail: str) -> str | None:
     return ".".join(_T7_NAMES.get(p, p) for p in parts)
 
 
-def _message_from_event(data: DetectionEventIn) -> FrameMessage:
+def _message_from_event(data: DetectionEventIn, device: str = HTTP_DEVICE) -> FrameMessage:
     """T7's single detection as a one-object frame; the original's messages for bad values."""
     if data.timestamp < 0:
         raise InputError("Timestamp must be non-negative", "timestamp", status_code=400)
@@ -218,7 +220,7 @@ def _message_from_event(data: DetectionEventIn) -> FrameMessage:
     if data.track_id:  # the original's clients send "" for no track
         detection["trackId"] = data.track_id
     raw = {
-        "deviceId": data.device_id or HTTP_DEVICE,
+        "deviceId": data.device_id or device,
         "sessionId": str(data.test_session_id),
         "seq": 0,
         "timestamp": data.timestamp,
@@ -257,6 +259,11 @@ async def _record(
     The answer reads no read model, so it does not wait for them (that wait was most of a
     device's round trip, and with a fixed number of connections it capped their rate); reads
     wait instead (`detections_visible`)."""
+    who = principal(request)
+    if who.kind is PrincipalKind.DEVICE and message.device_id != who.name:
+        raise PermissionDeniedException(
+            detail=f"deviceId: the token of device {who.name!r} publishes only its own frames"
+        )
     outcome = await services.frames.submit(message, fid, meta_of(request))
     if outcome.rejection is not None:
         _raise_rejection(outcome.rejection, box_field)
@@ -292,7 +299,10 @@ class DetectionsController(Controller):
         self, state: State, request: Request[Any, Any, Any]
     ) -> DetectionEventOut:
         data = decode_input(await request.body(), DetectionEventIn)
-        message = _message_from_event(data)
+        who = principal(request)
+        message = _message_from_event(
+            data, who.name if who.kind is PrincipalKind.DEVICE else HTTP_DEVICE
+        )
         fid = uuid4()  # one POST is one detection: no sequence number to deduplicate on
         await _record(services_of(state), request, message, fid, box_field="bounding_box")
         return DetectionEventOut(

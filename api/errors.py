@@ -79,6 +79,11 @@ def not_ready(_: Request[Any, Any, Any], exc: NotReady) -> Response[Any]:
     return Response(exc.body, status_code=202, media_type=MediaType.JSON)
 
 
+def too_deep(_: Request[Any, Any, Any], exc: RecursionError) -> Response[Any]:
+    """A JSON body nested deeper than the decoder recurses (thousands of `[`): refused."""
+    return Response(_body("Request body is nested too deeply"), status_code=400)
+
+
 def unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return Response(
@@ -94,5 +99,6 @@ exception_handlers: Any = {
     FormatError: file_refused,
     ReadSideTimeout: read_side_timeout,
     NotReady: not_ready,
+    RecursionError: too_deep,
     Exception: unexpected,
 }

@@ -17,6 +17,7 @@ from api.cache import ResponseCache
 from api.group_commit import GroupCommit
 from commands.application import Position, Verity
 from commands.context import run_as
+from domain.access import Principal, anonymous
 from domain.events import EventMeta
 from projections.service import ProjectionService
 from workers.detector_queue import DetectorQueue
@@ -86,9 +87,16 @@ def request_id(request: Request[Any, Any, Any]) -> UUID:
     return rid
 
 
+def principal(request: Request[Any, Any, Any]) -> Principal:
+    """Who the request acts as (api/auth.py put it there); anonymous without a role if none."""
+    found = request.scope.get("user")
+    return found if isinstance(found, Principal) else anonymous(None)
+
+
 def meta_of(request: Request[Any, Any, Any]) -> EventMeta:
+    """Every command's events record the authenticated principal and the request's id."""
     rid = request_id(request)
-    return EventMeta(correlation_id=rid, causation_id=rid)
+    return EventMeta(actor=principal(request).actor, correlation_id=rid, causation_id=rid)
 
 
 async def execute(
@@ -120,6 +128,8 @@ ReadModel = Literal[
     "detector_models_v1",
     "detection_runs_v1",
     "devices_v1",
+    "principals_v1",
+    "api_tokens_v1",
 ]
 """The read models' names (projections' `name`; a unit test keeps the two lists equal)."""
 

@@ -17,7 +17,9 @@ from litestar import WebSocket, websocket
 from litestar.datastructures import State
 from litestar.exceptions import WebSocketDisconnect
 
+from api.policy import principal_of, room_permission
 from api.services import services_of
+from domain.access import Principal, may
 from projections.envelopes import AnyEnvelope, decoder
 from projections.live_messages import LiveHeader, gateway_reply, stored_event_messages
 
@@ -115,7 +117,7 @@ class RoomHub:
             self.publish(room, message)
 
 
-def _handle(hub: RoomHub, client: Client, raw: str) -> str | None:
+def _handle(hub: RoomHub, client: Client, raw: str, principal: Principal) -> str | None:
     try:
         msg = msgspec.json.decode(raw, type=ClientMessage)
     except (msgspec.DecodeError, msgspec.ValidationError) as err:
@@ -135,10 +137,20 @@ def _handle(hub: RoomHub, client: Client, raw: str) -> str | None:
             "annotation_session>:<uuid>'",
         )
     if action == "join":
-        hub.join(client, room)
-        return gateway_reply("joined", room)
+        return _join(hub, client, room, principal)
     hub.leave(client, room)
     return gateway_reply("left", room)
+
+
+def _join(hub: RoomHub, client: Client, room: str, principal: Principal) -> str:
+    """Joined, or refused (an error naming the permission) where the principal may not read."""
+    permission = room_permission(room)
+    if permission is None or not may(principal, permission):
+        needed = permission.value if permission else "a room policy"
+        detail = f"{principal.actor} may not join {room}: needs {needed}"
+        return gateway_reply("error", room, detail=detail)
+    hub.join(client, room)
+    return gateway_reply("joined", room)
 
 
 async def _pump(client: Client, socket: WebSocket[Any, Any, Any]) -> None:
@@ -150,6 +162,7 @@ async def _pump(client: Client, socket: WebSocket[Any, Any, Any]) -> None:
 @websocket("/ws", operation_id="websocket")
 async def websocket_gateway(socket: WebSocket[Any, Any, Any], state: State) -> None:
     hub: RoomHub = services_of(state).hub
+    principal = principal_of(socket)
     await socket.accept()
     client = Client()
     await socket.send_data(gateway_reply("connection_status", status="connected"), mode="text")
@@ -157,7 +170,7 @@ async def websocket_gateway(socket: WebSocket[Any, Any, Any], state: State) -> N
     try:
         while True:
             raw = await socket.receive_data(mode="text")
-            reply = _handle(hub, client, str(raw))
+            reply = _handle(hub, client, str(raw), principal)
             if reply is not None:
                 await socket.send_data(reply, mode="text")
     except WebSocketDisconnect:

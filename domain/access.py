@@ -56,6 +56,8 @@ class PrincipalKind(StrEnum):
     USER = "user"
     SERVICE = "service"
     DEVICE = "device"
+    TOKEN = "token"  # noqa: S105 - a kind of principal, not a secret
+    """A token issued with a role of its own, not on behalf of a registered principal."""
     ANONYMOUS = "anonymous"
 
 
@@ -70,6 +72,10 @@ class Principal(msgspec.Struct, frozen=True, kw_only=True):
 
     @property
     def actor(self) -> str:
+        """`kind:name` (`user:ada`, `service:video-worker`, `device:cam-7`); plain
+        `anonymous` for the anonymous principal, as events recorded before identities."""
+        if self.kind is PrincipalKind.ANONYMOUS:
+            return "anonymous"
         return f"{self.kind.value}:{self.name}"
 
     @property
@@ -83,3 +89,23 @@ def may(principal: Principal, permission: Permission) -> bool:
 
 def anonymous(role: Role | None) -> Principal:
     return Principal(id="anonymous", name="anonymous", kind=PrincipalKind.ANONYMOUS, role=role)
+
+
+def service(name: str) -> Principal:
+    """A Verity process acting on its own (a worker, the CLI): actor `service:<name>`."""
+    return Principal(id=f"service:{name}", name=name, kind=PrincipalKind.SERVICE, role=Role.ADMIN)
+
+
+def role_setting(value: str) -> Role | None:
+    """`VERITY_ANONYMOUS_ROLE`: a role, or `none` (no access without a token)."""
+    text = value.strip().lower()
+    if text == "none":
+        return None
+    if text not in ANONYMOUS_ROLES:
+        msg = f"anonymous role {value!r}: expected one of none, {', '.join(ANONYMOUS_ROLES)}"
+        raise ValueError(msg)
+    return Role(text)
+
+
+ANONYMOUS_ROLES = (Role.VIEWER, Role.ANNOTATOR, Role.ANALYST, Role.ADMIN)
+"""What anonymous requests may act as (never `device` or `auditor`: those need a token)."""

@@ -133,3 +133,13 @@ DeviceName = Annotated[
 MAX_ALLOWED_DEVICES = 100
 """Most device ids a test session names as allowed (checked per frame from a set in memory)."""
 AllowedDeviceIds = Annotated[list[Identifier], Meta(max_length=MAX_ALLOWED_DEVICES)]
+PRINCIPAL_NAME_MAX = 100
+"""Longest principal, token or device name (recorded on every event as part of the actor)."""
+TOKEN_MAX_DAYS = 3650
+"""Longest a token may live: ten years; a token without expiry is also possible."""
+JSON_BODY_MAX = 4 * 1024 * 1024
+"""Largest JSON request body (413 above it): a device frame fits NATS's 1 MB, the other JSON
+bodies are forms; a field too long within it (a 2 MB description) still gets its 422 naming
+the field. Uploads stream under their own limits; bulk routes name theirs."""
+BULK_BODY_MAX = 64 * 1024 * 1024
+"""Largest body of a bulk JSON route (many annotations at once): ~200k annotations."""

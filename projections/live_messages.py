@@ -392,10 +392,11 @@ NAMES: dict[tuple[str, str], str] = {
 _VIDEO_DASHBOARD = frozenset({"uploaded", "quality_assessed", "processing_failed"})
 """Video events the dashboard hears of (it refreshes on `video_processed`)."""
 
-SILENT = frozenset({"device_frame", "frame_batch", "device"})
+SILENT = frozenset({"device_frame", "frame_batch", "device", "account", "api_token"})
 """Aggregates whose events reach no WebSocket room as stored: detections arrive coalesced on
 the live subject (workers/live.py), not one message per stored frame; devices' events carry
-their password hash, which no room (anyone may join `device:<id>`) should hear."""
+their password hash, which no room (anyone may join `device:<id>`) should hear; principals'
+and tokens' events are access administration, not anything a page shows."""
 _SESSION_SILENT = frozenset({"allowed_devices_changed"})
 """Test-session events that are no status change (`test_session_update` says the status)."""
 

@@ -23,7 +23,9 @@ from commands.application import Verity
 from commands.codec import prebuild_decoders
 from commands.detections import frame_recorder
 from commands.projects import ensure_central_store
+from domain.access import service
 from domain.catalogue import event_classes
+from domain.events import EventMeta, recorded_as
 from projections.annotation_sessions import AnnotationSessionsProjection
 from projections.annotations import AnnotationsProjection
 from projections.criteria import CriteriaProjection
@@ -34,11 +36,13 @@ from projections.envelopes import aggregate_names
 from projections.evaluations import EvaluationsProjection
 from projections.live_messages import SILENT
 from projections.notifications import NotificationLog
+from projections.principals import PrincipalsProjection
 from projections.projects import ProjectsProjection
 from projections.runner import AnyProjection, ProjectionRunner
 from projections.service import ProjectionService
 from projections.shared_decoding import SharedDecoding
 from projections.test_sessions import DetectionsProjection, TestSessionsProjection
+from projections.tokens import ApiTokensProjection
 from projections.videos import VideosProjection
 from storage.frames import PostgresFrameStore
 from storage.migrate import migrate
@@ -62,6 +66,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+SETUP_ACTOR = service("setup").actor
+"""What opening the store records (the Central Video Store project, made once)."""
+
 PROJECTIONS: tuple[type[AnyProjection], ...] = (
     ProjectsProjection,
     VideosProjection,
@@ -74,6 +81,8 @@ PROJECTIONS: tuple[type[AnyProjection], ...] = (
     DetectorModelsProjection,
     DetectionRunsProjection,
     DevicesProjection,
+    PrincipalsProjection,
+    ApiTokensProjection,
 )
 
 
@@ -175,7 +184,8 @@ def open_application(database_url: str, pool_size: int = 8) -> Verity:
     app = Verity(env=eventsourcing_env(database_url, pool_size))
     if isinstance(app.recorder, PostgresApplicationRecorder):
         guard(app.recorder.datastore.pool)
-    ensure_central_store(app)
+    with recorded_as(EventMeta(actor=SETUP_ACTOR)):
+        ensure_central_store(app)
     prebuild_decoders(event_classes())
     return app
 

@@ -20,6 +20,7 @@ from verity.detector_commands import (
 )
 from verity.device_access_commands import add_devices_parser, devices_command
 from verity.device_commands import device_schema_command, simulate_command
+from verity.identity_commands import add_identity_parsers, principals_command, tokens_command
 from verity.rebuild_command import RebuildMode, rebuild_command
 from verity.replay_command import replay_command
 from verity.settings import Settings
@@ -32,6 +33,7 @@ def _interrupt(signum: int, _frame: Any) -> NoReturn:
 
 
 def _describe(settings: Settings, database_url: str, nats_url: str) -> str:
+    from verity.access_settings import access_config, describe_access  # noqa: PLC0415
     from verity.waiting import nats_location, postgres_location  # noqa: PLC0415
 
     db = "embedded" if settings.database_url is None else "external"
@@ -51,6 +53,7 @@ def _describe(settings: Settings, database_url: str, nats_url: str) -> str:
         f"  data:      {settings.data_dir}\n"
         f"  database:  {db} {postgres_location(database_url)}\n"
         f"  NATS:      {ns} {nats_location(nats_url)}; authorization: {auth}\n"
+        f"{describe_access(access_config(settings))}\n"
         "Press Ctrl-C to stop."
     )
 
@@ -61,6 +64,7 @@ def serve(settings: Settings) -> None:
 
     from api.app import create_app  # noqa: PLC0415
     from api.services import Services  # noqa: PLC0415
+    from verity.access_settings import access_config  # noqa: PLC0415
     from verity.bootstrap import running, servers, settle_heap  # noqa: PLC0415
 
     with servers(settings) as endpoints:
@@ -84,7 +88,7 @@ def serve(settings: Settings) -> None:
             finally:
                 watcher.cancel()
 
-        app = create_app(started, settings.uploads_dir)
+        app = create_app(started, settings.uploads_dir, access_config(settings))
         config = uvicorn.Config(
             app, host=settings.host, port=settings.port, log_level="info", access_log=False
         )
@@ -161,6 +165,7 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("device-schema", help="print the device frame message JSON Schema")
     add_audit_parsers(sub)
     add_devices_parser(sub)
+    add_identity_parsers(sub)
     return parser
 
 
@@ -185,6 +190,8 @@ COMMANDS: dict[str, Command] = {
     "device-schema": lambda _settings, _args: device_schema_command(),
     "audit": audit_command,
     "devices": devices_command,
+    "principals": principals_command,
+    "tokens": tokens_command,
 }
 """Sub-command name -> what runs it; a new command is a parser in `_parser` and a line here."""
 

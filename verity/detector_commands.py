@@ -12,7 +12,11 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+from domain.access import service
 from verity.settings import Settings
+
+CLI_ACTOR = service("cli").actor
+"""What the command line's events record: whoever can run it can reach the database."""
 
 os.environ.setdefault("YOLO_OFFLINE", "1")  # weights are never downloaded at run time
 
@@ -78,7 +82,7 @@ def models_add_command(settings: Settings, path: Path, name: str | None) -> None
         original_name=path.name,
         size=stored.stat().st_size,
     )
-    meta = EventMeta(actor="cli")
+    meta = EventMeta(actor=CLI_ACTOR)
     with servers(settings) as endpoints:
         app = open_application(endpoints.database_url)
         try:
@@ -129,7 +133,7 @@ def detect_command(settings: Settings, video: UUID, model: str, ground_truth: bo
             model_id = _model_id(endpoints.database_url, model)
             mode = RunMode.GROUND_TRUTH if ground_truth else RunMode.TEST_SESSION
             cmd = RequestRun(model_id=model_id, video_id=video, mode=mode)
-            run_as(EventMeta(actor="cli"), request_run, cmd, app)
+            run_as(EventMeta(actor=CLI_ACTOR), request_run, cmd, app)
 
             async def enqueue() -> None:
                 import nats  # noqa: PLC0415

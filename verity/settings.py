@@ -59,6 +59,19 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """/health is unhealthy (503) while a read model is more events than this behind the log."""
     public_url: str | None = None
     """Base URL clients use to reach this server (for video URLs); default http://host:port."""
+    anonymous_role: str | None = None
+    """What requests without a token act as: none, viewer, annotator, analyst or admin.
+    Default: admin when `host` is a loopback address (the one-command local run), else none."""
+    cors_origins: str | None = None
+    """Comma-separated origins whose pages may call the API (default: the frontend's dev
+    server, http://localhost:3000 and http://127.0.0.1:3000); `*` allows any."""
+    allowed_hosts: str | None = None
+    """Comma-separated extra `Host` names accepted (any port), besides the listen address and
+    localhost/127.0.0.1/[::1] with the port (against DNS rebinding); `*` turns the check off."""
+    writes_per_minute: int = 1200
+    """Writes per principal (anonymous: per client address) in any minute; 0: no limit."""
+    failed_auths_per_minute: int = 20
+    """Failed authentications per client address in any minute before 429."""
 
     @property
     def uploads_dir(self) -> Path:
@@ -127,6 +140,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             "max_model_bytes": get("MAX_MODEL_BYTES"),
             "pipeline_wait_timeout": get("PIPELINE_WAIT_TIMEOUT"),
             "health_max_lag": get("HEALTH_MAX_LAG"),
+            "anonymous_role": get("ANONYMOUS_ROLE"),
+            "cors_origins": get("CORS_ORIGINS"),
+            "allowed_hosts": get("ALLOWED_HOSTS"),
+            "writes_per_minute": get("WRITES_PER_MINUTE"),
+            "failed_auths_per_minute": get("FAILED_AUTHS_PER_MINUTE"),
         }
         given = {k: v for k, v in raw.items() if v is not None}
         data_dir = Path(str(given.pop("data_dir", ".data"))).expanduser().resolve()

@@ -34,6 +34,7 @@ from commands.context import run_as
 from commands.detection_runs import RunState
 from commands.detections import FrameRecorder
 from commands.detector_models import RecordInspection, load_model, record_inspection
+from domain.access import service
 from domain.detector_models import Inspection, ModelStatus
 from domain.errors import Conflict
 from domain.events import EventMeta, recorded_as
@@ -51,7 +52,7 @@ from workers.inference.api import ModelInfo, WeightsRefused
 log = logging.getLogger(__name__)
 
 DURABLE = "verity-detector"
-ACTOR = "detector"
+ACTOR = service("detector").actor
 MAX_DELIVER = 20
 """Deliveries of one message: a run whose worker keeps dying (out of memory, say) is left
 `running` after this many, rather than taking down every worker in turn."""

@@ -39,6 +39,7 @@ from commands.evaluations import (
     config_for,
     evaluate_on_completion,
 )
+from domain.access import service
 from domain.errors import ConcurrentModification
 from domain.evaluation import Counts
 from domain.evaluations import completion_evaluation_id
@@ -61,7 +62,7 @@ from storage.tracking import tracked_positions
 from workers.references import body_of
 
 log = logging.getLogger(__name__)
-ACTOR = "evaluator"
+ACTOR = service("evaluator").actor
 WATCHED = ("test_sessions_v1", "detections_v1", "annotations_v1")
 RESULTS_READ_MODEL = "evaluations_v1"
 VISIBLE_WAIT_S = 5.0

@@ -32,6 +32,7 @@ from commands.application import Verity
 from commands.context import run_as
 from commands.detections import FrameRecorder, RecordFrames, RecordResult
 from commands.device_messages import FrameMessage, InvalidMessage, decode_frame
+from domain.access import service
 from domain.events import EventMeta
 from workers.live import LiveCoalescer
 from workers.pull import Held, PullPump
@@ -57,6 +58,9 @@ ten minutes of a store that keeps failing: a database restart never dead-letters
 _ERRORS_REMEMBERED = 100
 _UNREACHABLE = (psycopg.OperationalError, psycopg.InterfaceError, TimeoutError)
 """Store failures of the database, not of the frames: connection lost, pool timeout, lock wait."""
+
+INGEST_ACTOR = service("device-ingest").actor
+"""Frames from NATS are recorded by the ingest service (device identities: NATS users)."""
 
 
 @dataclass
@@ -259,7 +263,7 @@ class IngestWorker:
 
     async def _store(self, frames: list[FrameMessage]) -> RecordResult | None:
         cmd = RecordFrames(frames=tuple(frames), received_at=datetime.now(UTC))
-        meta = EventMeta(actor="device-ingest", correlation_id=uuid4())
+        meta = EventMeta(actor=INGEST_ACTOR, correlation_id=uuid4())
         try:
             result: RecordResult = await anyio.to_thread.run_sync(
                 run_as, meta, self.record, cmd, self.app

@@ -45,6 +45,7 @@ from commands.video_quality import (
     record_video_quality,
     start_video_processing,
 )
+from domain.access import service
 from domain.errors import NotFound
 from domain.events import EventMeta
 from domain.renditions import Rendition, needs_rendition, rendition_filename
@@ -56,7 +57,7 @@ from workers.video_sampling import Progress, Undecodable, assess_file
 
 log = logging.getLogger(__name__)
 
-ACTOR = "video-worker"
+ACTOR = service("video-worker").actor
 DURABLE = "verity-video"
 ACK_WAIT = 60.0
 """Seconds an unacked upload is held before JetStream hands it to another worker."""

@@ -325,4 +325,28 @@ def test_every_write_answers_and_reads_back_what_it_wrote(
         assert got is None
         assert trip.client.get(f"/api/videos/{owned['id']}").status_code == 404
 
+        # principals and tokens
+        principal, got = trip.write(
+            "POST",
+            "/api/admin/principals",
+            "/api/admin/principals",
+            json={"name": "ada", "role": "annotator"},
+        )
+        assert [principal] == got
+        role, got = trip.write(
+            "PUT",
+            "/api/admin/principals/ada/role",
+            "/api/admin/principals",
+            json={"role": "viewer"},
+        )
+        assert [role] == got and role["role"] == "viewer"
+        token, got = trip.write(
+            "POST", "/api/admin/tokens", "/api/admin/tokens", json={"name": "t", "principal": "ada"}
+        )
+        assert [token["details"]] == got
+        revoked, got = trip.write(
+            "POST", f"/api/admin/tokens/{token['details']['id']}/revoke", "/api/admin/tokens"
+        )
+        assert [revoked] == got and revoked["revokedAt"]
+
     assert all(trip.waited), "a write waited for nothing"
