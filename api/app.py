@@ -78,7 +78,12 @@ def create_app(
     tests, whose client sends `Host: testserver.local`); `verity serve` passes its own."""
     access = access or AccessConfig()
     cors = cors_config(access.cors_origins)
-    socketio_gateway = SocketIOGateway(cors)
+    authenticator = Authenticator(
+        access.anonymous_role,
+        read_pool=lambda: services_of(app.state).read_pool,
+        failures=RateLimiter(per_minute=access.failed_auths_per_minute),
+    )
+    socketio_gateway = SocketIOGateway(cors, authenticator)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -91,11 +96,6 @@ def create_app(
                 await socketio_gateway.detach()
 
     uploads_dir.mkdir(parents=True, exist_ok=True)
-    authenticator = Authenticator(
-        access.anonymous_role,
-        read_pool=lambda: services_of(app.state).read_pool,
-        failures=RateLimiter(per_minute=access.failed_auths_per_minute),
-    )
     hosts = [] if access.allowed_hosts is None else [host_check_middleware(access.allowed_hosts)]
     app = Litestar(
         route_handlers=[

@@ -150,7 +150,11 @@ async def _serve(
             sender.cancel()
 
 
-@websocket("/ws/test-execution/{session_id:str}", name="test_execution_socket")
+@websocket(
+    "/ws/test-execution/{session_id:str}",
+    name="test_execution_socket",
+    opt={"operation_id": "testExecutionSocket"},
+)
 async def test_execution_socket(
     socket: WebSocket[Any, Any, Any], state: State, session_id: str
 ) -> None:
@@ -158,7 +162,11 @@ async def test_execution_socket(
     await _serve(socket, state, session_id, TestExecutionFeed, "test_error")
 
 
-@websocket("/ws/test/{session_id:str}", name="enhanced_test_socket")
+@websocket(
+    "/ws/test/{session_id:str}",
+    name="enhanced_test_socket",
+    opt={"operation_id": "enhancedTestSocket"},
+)
 async def enhanced_test_socket(
     socket: WebSocket[Any, Any, Any], state: State, session_id: str
 ) -> None:
@@ -166,7 +174,7 @@ async def enhanced_test_socket(
     await _serve(socket, state, session_id, EnhancedTestFeed, "error")
 
 
-@websocket("/ws/test", name="enhanced_test_check")
+@websocket("/ws/test", name="enhanced_test_check", opt={"operation_id": "enhancedTestCheck"})
 async def enhanced_test_check(socket: WebSocket[Any, Any, Any]) -> None:
     """EnhancedTestExecution.tsx's connection check: it opens, then closes."""
     await socket.accept()

@@ -24,6 +24,7 @@ from litestar.exceptions import (
 from litestar.handlers import BaseRouteHandler, HTTPRouteHandler
 
 from api.limits import RateLimiter
+from api.operation_ids import PerPath
 from domain.access import Permission, Principal, anonymous, may
 
 OPEN = None
@@ -92,6 +93,10 @@ POLICY: dict[str, Permission | None] = {
     "getTestSessionStatus": R,
     "startTestSession": TESTS,
     "stopTestSession": TESTS,
+    "pauseTestSession": TESTS,
+    "resumeTestSession": TESTS,
+    "deleteTestSession": TESTS,
+    "setTestSessionAllowedDevices": TESTS,
     "createDetectionEvent": INGEST,
     "createDetectionFrame": INGEST,
     "listSessionDetections": R,
@@ -124,6 +129,17 @@ POLICY: dict[str, Permission | None] = {
     # operations and identity
     "listProjectionFailures": R,
     "projectionStatus": R,
+    "rebuildProjection": PROJECTIONS,
+    "projectionRebuildStatus": R,
+    # the auditor's log (tamper evidence included)
+    "auditEvents": AUDIT,
+    "auditAggregateHistory": AUDIT,
+    "auditAggregateState": AUDIT,
+    # devices (NATS users; their credentials are printed once)
+    "registerDevice": ADMIN,
+    "listDevices": ADMIN,
+    "disableDevice": ADMIN,
+    "rotateDeviceCredentials": ADMIN,
     "listPrincipals": ADMIN,
     "addPrincipal": ADMIN,
     "changePrincipalRole": ADMIN,
@@ -132,6 +148,12 @@ POLICY: dict[str, Permission | None] = {
     "revokeToken": ADMIN,
     # WebSockets: connecting needs READ; each room join is checked again (ROOMS)
     "websocket": R,
+    "testExecutionSocket": R,
+    "enhancedTestSocket": R,
+    "enhancedTestCheck": R,
+    # Socket.IO: the mount is open; its `connect` and every event are checked (SOCKET_IO),
+    # since a Socket.IO client sends its token in the connect packet (`auth.token`)
+    "socketio": OPEN,
 }
 
 ROOMS: dict[str, Permission] = {
@@ -141,6 +163,7 @@ ROOMS: dict[str, Permission] = {
     "test_session": R,
     "annotation_session": R,
     "annotation": R,
+    "admin": R,
 }
 """The permission to join a `/ws` room, by the part of its name before `:`."""
 
@@ -153,6 +176,8 @@ def policy_key(handler: BaseRouteHandler) -> str | None:
     operation_id = getattr(handler, "operation_id", None) or handler.opt.get("operation_id")
     if isinstance(operation_id, str):
         return operation_id
+    if isinstance(operation_id, PerPath):  # one handler at several paths: one policy
+        return operation_id.canonical
     if handler.fn.__module__.startswith(OPENAPI_MODULES):
         return "openapi"
     return None
@@ -197,6 +222,20 @@ def room_permission(room: str) -> Permission | None:
 
 SOCKET_IO: dict[str, Permission] = {
     "connect": R,
+    "join_room": R,
+    "leave_room": R,
+    "join_test_session": R,
+    "join_dashboard": R,
+    "subscribe_dashboard_updates": R,
+    "unsubscribe_dashboard_updates": R,
+    "join_annotation_session": R,
+    "annotation_progress": R,  # checked and acknowledged; nothing is stored
+    "video_time_update": R,  # idem
+    "ping": R,
+    "start_test_session": TESTS,
+    "stop_test_session": TESTS,
+    "pause_test_session": TESTS,
+    "resume_test_session": TESTS,
 }
 """Socket.IO events by name (the server at /socket.io adds its events here, one line each);
 room joins there use ROOMS like /ws."""

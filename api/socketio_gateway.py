@@ -35,11 +35,14 @@ from litestar.handlers import ASGIRouteHandler
 from litestar.types import Receive, Scope, Send
 from socketio import packet as sio_packet
 
+from api.auth import Authenticator, TooManyFailures, Unauthenticated, client_address
 from api.errors import status_of
+from api.policy import socket_io_refusal
 from api.services import Services
 from api.session_lifecycle import change_session
 from api.socketio_messages import Outgoing, client_room, socketio_room, translate
 from api.test_sessions import load_session
+from domain.access import Principal, anonymous
 from domain.errors import DomainError, NotFound
 from domain.events import EventMeta
 from domain.limits import Identifier
@@ -148,8 +151,10 @@ def _refusal(exc: DomainError) -> Refused:
 class SocketIOGateway:
     """The Socket.IO server of one API process; `attach` it to the process's services."""
 
-    def __init__(self, cors: CORSConfig) -> None:
-        """`cors`: the HTTP API's own CORS settings, so both doors admit the same origins."""
+    def __init__(self, cors: CORSConfig, authenticator: Authenticator) -> None:
+        """`cors`: the HTTP API's own CORS settings, so both doors admit the same origins;
+        `authenticator`: the HTTP API's, for a token sent in the connect packet."""
+        self.authenticator = authenticator
         self.sio = socketio.AsyncServer(
             async_mode="asgi",
             cors_allowed_origins=list(cors.allow_origins),
@@ -167,6 +172,8 @@ class SocketIOGateway:
         self.emitted = 0
         self.shedding: set[str] = set()
         self.tasks: set[asyncio.Task[None]] = set()
+        self.principals: dict[str, Principal] = {}
+        """Who each connection is (found at `connect`); every event is checked against it."""
         self._register()
 
     # --- composition ----------------------------------------------------------------------
@@ -175,7 +182,7 @@ class SocketIOGateway:
         """The Litestar mount that hands `/socket.io` traffic to python-socketio."""
         engine = socketio.ASGIApp(self.sio, socketio_path=None)
 
-        @asgi("/socket.io", is_mount=True, copy_scope=True)
+        @asgi("/socket.io", is_mount=True, copy_scope=True, opt={"operation_id": "socketio"})
         async def socketio_door(scope: Scope, receive: Receive, send: Send) -> None:
             await engine(scope, receive, send)
 
@@ -279,6 +286,22 @@ class SocketIOGateway:
             on(name, self._guarded(name, self._session_command(name)))
 
     async def _connect(self, sid: str, environ: Any, auth: Any = None) -> None:
+        """Who the client is: `auth.token` when the connect packet carries one, else the
+        principal the HTTP authentication found for the handshake (header or anonymous)."""
+        scope = environ.get("asgi.scope", {})
+        principal = scope.get("user")
+        token = auth.get("token") if isinstance(auth, dict) else None
+        try:
+            if isinstance(token, str) and token:
+                principal = await self.authenticator.authenticate({}, token, client_address(scope))
+        except (Unauthenticated, TooManyFailures) as err:
+            raise socketio.exceptions.ConnectionRefusedError(str(err)) from None
+        if not isinstance(principal, Principal):
+            principal = anonymous(None)
+        refusal = socket_io_refusal(principal, "connect")
+        if refusal is not None:
+            raise socketio.exceptions.ConnectionRefusedError(refusal)
+        self.principals[sid] = principal
         await self.sio.emit(
             "connection_status",
             {"status": "connected", "message": "Connected to Verity", "sid": sid},
@@ -287,6 +310,7 @@ class SocketIOGateway:
 
     async def _disconnect(self, sid: str, reason: Any = None) -> None:
         self.shedding.discard(sid)
+        self.principals.pop(sid, None)
 
     async def _unknown(self, event: Any, sid: str, *args: Any) -> dict[str, Any]:
         name = str(event)[:64]
@@ -296,6 +320,11 @@ class SocketIOGateway:
         """`handler(sid, payload)` with its refusal sent as `error`; the ack is its result."""
 
         async def run(sid: str, *args: Any) -> Any:
+            principal = self.principals.get(sid, anonymous(None))
+            refusal = socket_io_refusal(principal, event)
+            if refusal is not None:
+                status = 403 if principal.authenticated else 401
+                return await self._error(sid, event, Refused(status, refusal))
             try:
                 return await handler(sid, args[0] if args else None)
             except Refused as refused:
@@ -407,7 +436,8 @@ class SocketIOGateway:
                 )
             # in the room before the move, so its test_session_update reaches this client
             await self._enter(sid, socketio_room(f"test_session:{session_id}"))
-            meta = EventMeta(correlation_id=(rid := uuid4()), causation_id=rid)
+            actor = self.principals.get(sid, anonymous(None)).actor
+            meta = EventMeta(actor=actor, correlation_id=(rid := uuid4()), causation_id=rid)
             try:
                 session = await change_session(services, meta, session_id, SESSION_COMMANDS[event])
             except ReadSideTimeout as late:

@@ -34,10 +34,12 @@ class VideoOut(msgspec.Struct, kw_only=True, rename="camel"):
     id: UUID
     project_id: UUID
     filename: str
-    """The stored name (`<uuid>.<ext>`), as the original backend's `filename` was."""
+    """The upload's own name: pages show `filename` (the original backend's was the upload's
+    name made safe); the file is served at `url` / `originalUrl`, stored as `storedName`."""
+    stored_name: str
+    """`<uuid>.<ext>`: the file under the uploads folder."""
     original_name: str
     name: str
-    """What pages show (the frontend's `name`, then `filename`): the upload's own name."""
     url: str
     """What a player should load: the rendition when there is one, else the upload."""
     original_url: str
@@ -82,6 +84,8 @@ class AvailableVideo(msgspec.Struct, kw_only=True):
 
     id: UUID
     filename: str
+    """The upload's own name, as on every video response; `file_path` names the stored file."""
+    stored_name: str
     original_name: str
     file_path: str
     file_size: int
@@ -116,7 +120,8 @@ def video_out(row: read.VideoRow, base_url: str) -> VideoOut:
     return VideoOut(
         id=row.id,
         project_id=row.project_id,
-        filename=row.filename,
+        filename=row.original_name,
+        stored_name=row.filename,
         original_name=row.original_name,
         name=row.original_name,
         url=f"{base_url}/uploads/{rendition}" if rendition else original,
@@ -296,7 +301,8 @@ class VideosController(Controller):
         return [
             AvailableVideo(
                 id=r.id,
-                filename=r.filename,
+                filename=r.original_name,
+                stored_name=r.filename,
                 original_name=r.original_name,
                 file_path=f"uploads/{r.filename}",
                 file_size=r.size,

@@ -273,7 +273,7 @@ def test_track_export_interpolates_and_every_format_round_trips_over_http(
             files={
                 "file": (
                     "t.mp4",
-                    (Path(settings.uploads_dir) / video["filename"]).read_bytes(),
+                    (Path(settings.uploads_dir) / video["storedName"]).read_bytes(),
                     "video/mp4",
                 )
             },

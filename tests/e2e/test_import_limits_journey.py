@@ -93,5 +93,5 @@ def test_upload_names_no_upload_has_are_404_and_a_real_one_is_served(
         response = client.get(path)
         assert response.status_code in (400, 404), (path, response.status_code)
         assert "detail" in response.json()
-    served = client.get(f"/uploads/{video['filename']}")
+    served = client.get(f"/uploads/{video['storedName']}")
     assert served.status_code == 200 and len(served.content) == video["fileSize"]

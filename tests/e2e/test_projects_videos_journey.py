@@ -91,7 +91,7 @@ def test_deleting_a_project_deletes_its_videos_and_files(
 ) -> None:
     project = create_project(client)
     video = upload(client, f"/api/projects/{project['id']}/videos", write_video(tmp_path / "a.mp4"))
-    stored = settings.uploads_dir / video.json()["filename"]
+    stored = settings.uploads_dir / video.json()["storedName"]
     assert stored.exists()
     assert client.delete(f"/api/projects/{project['id']}").status_code == 200
     assert client.get(f"/api/videos/{video.json()['id']}").status_code == 404
@@ -195,7 +195,7 @@ def test_bad_input_is_refused_with_a_named_field(
     assert escaping.status_code == 200
     assert escaping.json()["originalName"] == "evil.mp4"
     stored = sorted(p.name for p in settings.uploads_dir.iterdir())
-    assert stored == [escaping.json()["filename"]]  # nothing of the refused uploads was kept
+    assert stored == [escaping.json()["storedName"]]  # nothing of the refused uploads was kept
     assert client.get(url).json()[0]["id"] == escaping.json()["id"]
 
 

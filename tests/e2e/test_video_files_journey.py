@@ -118,7 +118,7 @@ def test_an_mp4v_upload_gets_an_h264_rendition_and_both_are_served(
         video = wait_for_video(client, uploaded.json()["id"], {"completed", "failed"})
         assert video["status"] == "completed", video
         assert video["renditionStatus"] == "ready" and video["renditionError"] is None
-        assert path_of(video["originalUrl"]) == f"/uploads/{video['filename']}"
+        assert path_of(video["originalUrl"]) == f"/uploads/{video['storedName']}"
         assert path_of(video["url"]) == f"/uploads/{rendition_filename(UUID(video['id']))}"
         listed = {v["id"]: v for v in client.get("/api/videos").json()["videos"]}
         assert listed[video["id"]]["url"] == video["url"]
@@ -217,4 +217,4 @@ def test_two_workers_make_one_rendition(settings: Settings, tmp_path: Path) -> N
         video = wait_for_video(client, vid, {"completed", "failed"})
         assert video["renditionStatus"] == "ready"
         names = sorted(p.name for p in quiet.uploads_dir.iterdir())
-        assert names == sorted([video["filename"], rendition_filename(UUID(vid))])
+        assert names == sorted([video["storedName"], rendition_filename(UUID(vid))])

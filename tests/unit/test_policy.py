@@ -14,6 +14,7 @@ from api.app import create_app
 from api.policy import (
     POLICY,
     ROOMS,
+    SOCKET_IO,
     is_auto_options,
     policy_key,
     room_permission,
@@ -43,12 +44,14 @@ def test_every_route_has_a_policy_and_every_policy_a_route(tmp_path: Path) -> No
 
 
 def test_only_the_documented_routes_are_open() -> None:
-    assert {k for k, v in POLICY.items() if v is None} == {"root", "health", "openapi"}
+    # the Socket.IO mount is open at HTTP level: its connect and events are checked there
+    assert {k for k, v in POLICY.items() if v is None} == {"root", "health", "openapi", "socketio"}
+    assert SOCKET_IO["connect"] is Permission.READ
 
 
 def test_every_room_kind_has_a_permission() -> None:
     kinds = ROOM_PATTERN.pattern.split("(")[2].split(")")[0].split("|")
-    assert set(kinds) | {"dashboard"} == set(ROOMS)
+    assert set(kinds) | {"dashboard", "admin"} == set(ROOMS)
     assert room_permission("nonsense:1") is None
 
 
@@ -68,3 +71,17 @@ def test_a_room_join_needs_its_permission() -> None:
     assert '"joined"' in _join(hub, client, "dashboard", anonymous(Role.VIEWER))
     assert client.rooms == {"dashboard"}
     assert Permission.READ in {ROOMS[k] for k in ROOMS}
+
+
+def test_every_socket_io_event_the_server_handles_has_a_policy() -> None:
+    from litestar.config.cors import CORSConfig
+
+    from api.auth import Authenticator
+    from api.socketio_gateway import NAMESPACE, SocketIOGateway
+
+    def no_pool() -> Any:
+        raise AssertionError("no database here")
+
+    gateway = SocketIOGateway(CORSConfig(), Authenticator(Role.ADMIN, read_pool=no_pool))
+    handled = set(gateway.sio.handlers[NAMESPACE]) - {"disconnect", "*"}
+    assert handled == set(SOCKET_IO), handled ^ set(SOCKET_IO)

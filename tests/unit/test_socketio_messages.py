@@ -11,6 +11,7 @@ import msgspec
 import pytest
 from litestar.config.cors import CORSConfig
 
+from api.auth import Authenticator
 from api.socketio_gateway import (
     CLIENT_QUEUE_LIMIT,
     MAX_ROOMS,
@@ -24,6 +25,7 @@ from api.socketio_gateway import (
 )
 from api.socketio_messages import client_room, socketio_room, translate
 from commands.device_messages import decode_frame
+from domain.access import Role
 from domain.errors import Conflict, InvalidValue, NotFound
 from projections.live_messages import detection_message, encode
 
@@ -127,8 +129,16 @@ def test_domain_errors_answer_as_http_does() -> None:
     assert (bad.status, bad.field, bad.detail) == (422, "reason", bad.detail)
 
 
+def _no_pool() -> Any:
+    raise AssertionError("no database in these tests")
+
+
+def _gateway(cors: CORSConfig) -> SocketIOGateway:
+    return SocketIOGateway(cors, Authenticator(Role.ADMIN, read_pool=_no_pool))
+
+
 def test_the_tap_queues_nothing_for_rooms_no_socketio_client_is_in() -> None:
-    gateway = SocketIOGateway(CORSConfig(allow_origins=["*"]))
+    gateway = _gateway(CORSConfig(allow_origins=["*"]))
     gateway.tap(f"test_session:{SESSION}", frame_message([{"classLabel": "cyclist"}]))
     gateway.tap("dashboard", encode("project_created", "dashboard", {}))
     assert not gateway.outbox and not gateway.wake.is_set()
@@ -136,7 +146,7 @@ def test_the_tap_queues_nothing_for_rooms_no_socketio_client_is_in() -> None:
 
 def test_socketio_admits_the_origins_the_http_api_admits() -> None:
     cors = CORSConfig(allow_origins=["http://frontend.test"], allow_credentials=True)
-    engine = SocketIOGateway(cors).sio.eio
+    engine = _gateway(cors).sio.eio
     assert engine.cors_allowed_origins == ["http://frontend.test"] and engine.cors_credentials
 
 
@@ -151,7 +161,7 @@ class _EngineSocket:
 
 
 async def test_a_member_too_far_behind_is_disconnected_and_the_others_still_hear() -> None:
-    gateway = SocketIOGateway(CORSConfig(allow_origins=["*"]))
+    gateway = _gateway(CORSConfig(allow_origins=["*"]))
     room = f"test_session_{SESSION}"
     behind, keeping_up = _EngineSocket(queued=CLIENT_QUEUE_LIMIT), _EngineSocket()
     sids = {}
@@ -180,7 +190,7 @@ async def test_a_member_too_far_behind_is_disconnected_and_the_others_still_hear
 
 
 async def test_a_connection_may_be_in_a_bounded_number_of_rooms() -> None:
-    gateway = SocketIOGateway(CORSConfig(allow_origins=["*"]))
+    gateway = _gateway(CORSConfig(allow_origins=["*"]))
     sid = await gateway.sio.manager.connect("eio", "/")  # in its own sid room already
     rooms = [f"video_{uuid4()}" for _ in range(MAX_ROOMS)]
     for room in rooms[: MAX_ROOMS - 1]:
