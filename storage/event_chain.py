@@ -1,0 +1,76 @@
+"""The event log's hash chain in PostgreSQL (migration 0020): its head, and the stored rows
+streamed as the chain hashes them (binary COPY, one snapshot, bounded memory)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from psycopg import Connection
+
+from formats.event_chain import GENESIS, Verified, copy_rows, verify_rows
+
+_HEAD = (
+    "SELECT (SELECT count(*) FROM verity_events), h.notification_id, h.record_hash"
+    " FROM (SELECT 1) AS one LEFT JOIN (SELECT notification_id, record_hash FROM verity_events"
+    " ORDER BY notification_id DESC LIMIT 1) AS h ON true"
+)
+_BEFORE = (
+    "SELECT notification_id, record_hash FROM verity_events WHERE notification_id < %s"
+    " ORDER BY notification_id DESC LIMIT 1"
+)
+_ROWS = (
+    "COPY (SELECT notification_id, originator_id, originator_version, topic, state, record_hash"
+    " FROM verity_events WHERE notification_id BETWEEN {first} AND {last}"
+    " ORDER BY notification_id) TO STDOUT (FORMAT binary)"
+)
+_LAST = 2**63 - 1
+
+
+@dataclass(frozen=True)
+class ChainHead:
+    position: int | None
+    """The newest stored event's position; None for an empty log."""
+    hash: bytes
+    count: int
+
+
+def chain_head(conn: Connection[Any]) -> ChainHead:
+    row = conn.execute(_HEAD).fetchone()
+    assert row is not None
+    count, position, digest = row
+    return ChainHead(position, bytes(digest) if digest is not None else GENESIS, int(count))
+
+
+def hash_before(conn: Connection[Any], position: int) -> tuple[int | None, bytes]:
+    """The stored event just before `position` and its hash (None and genesis at the start)."""
+    row = conn.execute(_BEFORE, (position,)).fetchone()
+    return (None, GENESIS) if row is None else (int(row[0]), bytes(row[1]))
+
+
+def stored_rows(
+    conn: Connection[Any], first: int = 0, last: int = _LAST
+) -> Iterator[tuple[int, memoryview, bytes]]:
+    """(position, record, stored hash) of every event in [first, last], in position order."""
+    statement = _ROWS.format(first=int(first), last=int(last))
+    with conn.cursor() as cur, cur.copy(statement) as copy:
+        yield from copy_rows(
+            bytes(chunk) if isinstance(chunk, bytearray) else chunk for chunk in copy
+        )
+
+
+def verify_stored(
+    conn: Connection[Any], progress: Callable[[int], object] | None = None
+) -> Verified:
+    """Recompute the whole chain from the stored bytes; ChainError at the first bad position."""
+    conn.execute("SET client_encoding TO 'UTF8'")
+    return verify_rows(stored_rows(conn), GENESIS, progress)
+
+
+def count_between(conn: Connection[Any], first: int, last: int) -> int:
+    row = conn.execute(
+        "SELECT count(*) FROM verity_events WHERE notification_id BETWEEN %s AND %s",
+        (first, last),
+    ).fetchone()
+    return int(row[0]) if row else 0
