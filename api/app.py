@@ -17,6 +17,7 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from api.annotation_sessions import AnnotationSessionsController
 from api.annotation_transfer import AnnotationTransferController
 from api.annotations import AnnotationsController
+from api.audit_chain import AuditChainController
 from api.candidate_review import CandidateReviewController
 from api.criteria import CriteriaController
 from api.dashboard import dashboard_charts, dashboard_stats
@@ -90,6 +91,7 @@ def create_app(services_factory: ServicesFactory, uploads_dir: Path) -> Litestar
             dashboard_stats,
             dashboard_charts,
             ProjectionStatusController,
+            AuditChainController,
             websocket_gateway,
             create_static_files_router(
                 path="/uploads", directories=[uploads_dir], guards=[served_name_guard]

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from psycopg import Connection
+from psycopg import AsyncConnection, Connection
 
 from formats.event_chain import GENESIS, Verified, copy_rows, verify_rows
 
@@ -37,8 +37,16 @@ class ChainHead:
 
 
 def chain_head(conn: Connection[Any]) -> ChainHead:
-    row = conn.execute(_HEAD).fetchone()
-    assert row is not None
+    return _head(conn.execute(_HEAD).fetchone())
+
+
+async def read_chain_head(conn: AsyncConnection[Any]) -> ChainHead:
+    cur = await conn.execute(_HEAD)
+    return _head(await cur.fetchone())
+
+
+def _head(row: Any) -> ChainHead:
+    """One statement, one snapshot: the count and the newest event agree."""
     count, position, digest = row
     return ChainHead(position, bytes(digest) if digest is not None else GENESIS, int(count))
 

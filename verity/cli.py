@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any, NoReturn
 from uuid import UUID
 
+from verity.chain_commands import add_chain_commands, chain_command
 from verity.detector_commands import (
     add_detector_parsers,
     detect_command,
@@ -140,6 +141,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     simulate.add_argument("--device", default="sim-1", help="device id")
     simulate.add_argument("--seed", type=int, default=7)
     sub.add_parser("device-schema", help="print the device frame message JSON Schema")
+    audit = sub.add_parser("audit", help="the event log for auditors: its hash chain")
+    add_chain_commands(audit.add_subparsers(dest="audit_command", required=True))
     args = parser.parse_args(argv)
 
     logging.basicConfig(
@@ -166,6 +169,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             )
         elif args.command == "device-schema":
             device_schema_command()
+        elif args.command == "audit":
+            chain_command(settings, args)
     except KeyboardInterrupt:
         print("stopped", file=sys.stderr)
 
