@@ -129,6 +129,8 @@ def signed_statement(header: Header, trailer: Trailer) -> bytes:
     ).encode()
 
 
+_UNREADABLE = (msgspec.DecodeError, UnicodeDecodeError)
+"""msgspec raises UnicodeDecodeError for bytes that are not UTF-8."""
 _encoder = msgspec.json.Encoder()
 _header_decoder = msgspec.json.Decoder(Header)
 _event_decoder = msgspec.json.Decoder(Event)
@@ -238,7 +240,7 @@ def verify_export(
 def _header_line(text: bytes) -> Header:
     try:
         header = _header_decoder.decode(text)
-    except msgspec.DecodeError as err:
+    except _UNREADABLE as err:
         raise ChainError(Break(1, None, f"no valid header ({err})", None)) from None
     if line(header) != _with_newline(text):
         raise ChainError(Break(1, None, "the header is not in canonical form (altered)", None))
@@ -256,7 +258,7 @@ def _event_line(text: bytes) -> Event | None:
     """The event on this line; None when it is not an event (the trailer, or damage)."""
     try:
         event = _event_decoder.decode(text)
-    except msgspec.DecodeError:
+    except _UNREADABLE:
         return None
     if line(event) != _with_newline(text):
         return None
@@ -266,11 +268,11 @@ def _event_line(text: bytes) -> Event | None:
 def _trailer_line(number: int, text: bytes, last: int | None, verified: int | None) -> Trailer:
     try:
         trailer = _trailer_decoder.decode(text)
-    except msgspec.DecodeError:
+    except _UNREADABLE:
         trailer = None
     if trailer is None or line(trailer) != _with_newline(text):
         position: object = None
-        with contextlib.suppress(msgspec.DecodeError):
+        with contextlib.suppress(*_UNREADABLE):
             position = msgspec.json.decode(text, type=dict[str, object]).get("position")
         at = position if isinstance(position, int) else None
         reason = "an unreadable or altered line" + (f" after position {last}" if last else "")
