@@ -3,6 +3,7 @@ streamed as the chain hashes them (binary COPY, one snapshot, bounded memory).""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -73,7 +74,8 @@ def verify_stored(
 ) -> Verified:
     """Recompute the whole chain from the stored bytes; ChainError at the first bad position."""
     conn.execute("SET client_encoding TO 'UTF8'")
-    return verify_rows(stored_rows(conn), GENESIS, progress)
+    with contextlib.closing(stored_rows(conn)) as rows:  # a break ends the COPY at once
+        return verify_rows(rows, GENESIS, progress)
 
 
 def count_between(conn: Connection[Any], first: int, last: int) -> int:

@@ -133,6 +133,6 @@ def test_a_signed_export_verifies_only_with_its_key_and_untouched() -> None:
         verify_export(export(rows), public_key=public)
     # A forger who rewrites the events and the chain from genesis cannot sign the new head.
     forged_rows = stored_log(8)
-    forged = export(forged_rows)[:-1] + [signed[-1]]
+    forged = [*export(forged_rows)[:-1], signed[-1]]
     with pytest.raises(ChainError):
         verify_export(forged, public_key=public)
