@@ -4,7 +4,7 @@ streamed as the chain hashes them (binary COPY, one snapshot, bounded memory).""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,7 +60,7 @@ def hash_before(conn: Connection[Any], position: int) -> tuple[int | None, bytes
 
 def stored_rows(
     conn: Connection[Any], first: int = 0, last: int = _LAST
-) -> Iterator[tuple[int, memoryview, bytes]]:
+) -> Generator[tuple[int, memoryview, bytes]]:
     """(position, record, stored hash) of every event in [first, last], in position order."""
     statement = _ROWS.format(first=int(first), last=int(last))
     with conn.cursor() as cur, cur.copy(statement) as copy:
