@@ -3,14 +3,13 @@ streamed as the chain hashes them (binary COPY, one snapshot, bounded memory).""
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any
 
 from psycopg import AsyncConnection, Connection
 
-from formats.event_chain import GENESIS, Verified, copy_rows, verify_rows
+from formats.event_chain import GENESIS, Verified, copy_rows, verify_copy
 
 _HEAD = (
     "SELECT (SELECT count(*) FROM verity_events), h.notification_id, h.record_hash"
@@ -74,8 +73,8 @@ def verify_stored(
 ) -> Verified:
     """Recompute the whole chain from the stored bytes; ChainError at the first bad position."""
     conn.execute("SET client_encoding TO 'UTF8'")
-    with contextlib.closing(stored_rows(conn)) as rows:  # a break ends the COPY at once
-        return verify_rows(rows, GENESIS, progress)
+    with conn.cursor() as cur, cur.copy(_ROWS.format(first=0, last=_LAST)) as copy:
+        return verify_copy(copy, GENESIS, progress)
 
 
 def count_between(conn: Connection[Any], first: int, last: int) -> int:
