@@ -83,3 +83,10 @@ def count_between(conn: Connection[Any], first: int, last: int) -> int:
         (first, last),
     ).fetchone()
     return int(row[0]) if row else 0
+
+
+def hash_at(conn: Connection[Any], position: int) -> bytes | None:
+    row = conn.execute(
+        "SELECT record_hash FROM verity_events WHERE notification_id = %s", (position,)
+    ).fetchone()
+    return None if row is None else bytes(row[0])

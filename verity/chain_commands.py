@@ -35,6 +35,13 @@ def add_chain_commands(audit: Any) -> None:
     source.add_argument("file", nargs="?", type=Path, help="an export to check")
     source.add_argument("--database", action="store_true", help="check the stored event log")
     verify.add_argument(
+        "--expect-head",
+        type=_head,
+        metavar="POSITION:HASH",
+        help="with --database: the log must still hold this head, noted earlier (GET"
+        " /api/audit/chain/head); shows the newest events cut off, which leave a valid chain",
+    )
+    verify.add_argument(
         "--public-key",
         metavar="KEY",
         help="the export must be signed by this Ed25519 key (hex, or a file holding it)",
@@ -52,6 +59,18 @@ def _position(text: str) -> int:
         msg = f"a position is 1 to 2^63-1, not {value}"
         raise argparse.ArgumentTypeError(msg)
     return value
+
+
+def _head(text: str) -> tuple[int, bytes]:
+    position, _, digest = text.partition(":")
+    try:
+        found = _position(position), bytes.fromhex(digest)
+    except ValueError:
+        found = (0, b"")
+    if len(found[1]) != 32:
+        msg = f"POSITION:HASH with a 64-hex-digit hash, not {text!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return found
 
 
 def chain_command(settings: Settings, args: argparse.Namespace) -> None:
@@ -111,9 +130,10 @@ def verify_command(settings: Settings, args: argparse.Namespace) -> None:
         if args.database:
             if args.public_key:
                 raise SystemExit("--public-key checks a signed export, not the database")
-            with tqdm(unit="ev", desc="verify") as bar:
-                found: Verified = _verify_database(settings, bar.update)
+            found: Verified = _verify_database(settings, args.expect_head, tqdm)
         else:
+            if args.expect_head:
+                raise SystemExit("--expect-head checks the database; an export has its trailer")
             found = _verify_file(args.file, _public_key(args.public_key), tqdm)
     except ChainError as err:
         print(err.found.describe(), file=sys.stderr)
@@ -125,15 +145,23 @@ def verify_command(settings: Settings, args: argparse.Namespace) -> None:
     )
 
 
-def _verify_database(settings: Settings, progress: Callable[[int], object]) -> Any:
+def _verify_database(settings: Settings, expected: tuple[int, bytes] | None, bar_type: Any) -> Any:
     import psycopg  # noqa: PLC0415
 
-    from storage.event_chain import verify_stored  # noqa: PLC0415
+    from formats.event_chain import Break, ChainError  # noqa: PLC0415
+    from storage.event_chain import chain_head, hash_at, verify_stored  # noqa: PLC0415
     from verity.bootstrap import servers  # noqa: PLC0415
 
     with servers(settings) as endpoints, psycopg.connect(endpoints.database_url) as conn:
-        conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
-        return verify_stored(conn, progress)
+        conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ  # one snapshot
+        total = chain_head(conn).count
+        with bar_type(total=total, unit="ev", desc="verify") as bar:
+            found = verify_stored(conn, bar.update)
+        if expected is not None and hash_at(conn, expected[0]) != expected[1]:
+            position, digest = expected
+            reason = f"the noted head {digest.hex()} is gone (events cut off or rewritten)"
+            raise ChainError(Break(0, position, reason, found.last_position))
+        return found
 
 
 def _verify_file(path: Path, public_key: bytes | None, bar_type: Any) -> Any:
@@ -155,7 +183,10 @@ def keygen_command(_settings: Settings, args: argparse.Namespace) -> None:
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-    fd = os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        fd = os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise SystemExit(f"{args.out} exists; keygen never overwrites a key") from None
     with os.fdopen(fd, "wb") as out:
         out.write(pem)
     public = (

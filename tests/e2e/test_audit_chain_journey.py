@@ -70,8 +70,10 @@ def test_head_export_signed_verify_and_a_tampered_copy(
     capsys.readouterr()
     assert verify(str(out), "--public-key", public) == 0
     assert f"signed by {public}" in capsys.readouterr().out
-    assert verify("--database") == 0
+    assert verify("--database", "--expect-head", f"{head['position']}:{head['hash']}") == 0
     assert "chain intact" in capsys.readouterr().out
+    assert verify("--database", "--expect-head", f"{head['position']}:{'0' * 64}") == 1
+    assert f"chain broken at position {head['position']}" in capsys.readouterr().err
 
     event = json.loads(lines[3])
     event["originatorVersion"] += 1
