@@ -60,6 +60,7 @@ from storage.event_chain import hash_before, stored_rows, verify_stored
 from storage.frames import PostgresFrameStore
 from storage.store_identity import store_id
 from verity.bootstrap import open_application
+from verity.chain_verify import verify_database
 
 CHAIN_TRIGGERS = ("verity_events_lock_for_chain", "verity_events_chain")
 
@@ -199,7 +200,9 @@ def median_spread(values: list[float]) -> str:
     return f"{statistics.median(values):,.0f} (min {min(values):,.0f}, max {max(values):,.0f})"
 
 
-def bench_verify(url: str, events: int, stored_bytes: int, rounds: int, tmp: Path) -> None:
+def bench_verify(
+    url: str, events: int, stored_bytes: int, rounds: int, tmp: Path, parallel: list[int]
+) -> None:
     mb = stored_bytes / 2**20
     db_rates: list[float] = []
     for _ in range(rounds):
@@ -211,9 +214,18 @@ def bench_verify(url: str, events: int, stored_bytes: int, rounds: int, tmp: Pat
         assert found.count == events
         db_rates.append(events / seconds)
     print(
-        f"  verify --database: {median_spread(db_rates)} events/s,"
+        f"  verify --database --jobs 1: {median_spread(db_rates)} events/s,"
         f" {mb * statistics.median(db_rates) / events:,.0f} MB/s of state"
     )
+
+    for jobs in parallel:
+        rates: list[float] = []
+        for _ in range(rounds):
+            started = time.perf_counter()
+            found = verify_database(url, jobs, lambda _total: None)
+            rates.append(events / (time.perf_counter() - started))
+            assert found.count == events
+        print(f"  verify --database --jobs {jobs}: {median_spread(rates)} events/s")
 
     path = tmp / "export.ndjson"
     started = time.perf_counter()
@@ -307,6 +319,7 @@ def main() -> None:
     p.add_argument("--frames", type=int, default=5, help="frames per frame batch template")
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--seconds", type=float, default=8.0, help="per ingest-cost measurement")
+    p.add_argument("--jobs", type=int, nargs="*", default=[2, 4], help="parallel verify runs")
     p.add_argument("--skip", nargs="*", default=[], choices=["verify", "ingest"])
     args = p.parse_args()
     admin = os.environ.get(
@@ -331,7 +344,7 @@ def main() -> None:
                 total = conn.execute("SELECT count(*) FROM verity_events").fetchone()
             events = int(total[0]) if total else 0
             try:
-                bench_verify(url, events, stored, args.rounds, Path(tmp))
+                bench_verify(url, events, stored, args.rounds, Path(tmp), args.jobs)
             except ChainError as err:
                 print(f"  CHAIN BROKEN: {err}")
     if "ingest" not in args.skip:

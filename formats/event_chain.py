@@ -193,26 +193,56 @@ def verify_export(
     first = next(numbered, None)
     if first is None:
         raise ChainError(Break(1, None, "empty file, no header", None))
-    header = _header_line(first[1])
-    previous = bytes.fromhex(header.previous_hash)
-    last = header.previous_position
+    header = header_line(first[1])
+    start = bytes.fromhex(header.previous_hash), header.previous_position
+    stretch = verify_events(numbered, *start, progress)
+    return finish(header, [stretch], public_key)
+
+
+@dataclass(frozen=True)
+class Stretch:
+    """What consecutive lines of an export showed, checked from the hash and position of the
+    line before them: their events, and the trailer if they reached it."""
+
+    count: int
+    first_position: int | None
+    last_position: int | None
+    head: bytes
+    lines: int
+    """Lines read, the trailer and any after it included."""
+    trailer: tuple[int, bytes] | None = None
+    after_trailer: int | None = None
+    """The number of a line found after the trailer."""
+
+
+def verify_events(
+    numbered: Iterable[tuple[int, bytes]],
+    previous: bytes,
+    last: int | None,
+    progress: Callable[[int], object] | None = None,
+) -> Stretch:
+    """Check event lines until the trailer (or the end); ChainError at the first bad one."""
+    numbered = iter(numbered)
     verified: int | None = None
-    count = 0
+    count = lines = 0
     first_position: int | None = None
     for number, text in numbered:
+        lines += 1
         event = _event_line(text)
         if event is None:
-            trailer = _trailer_line(number, text, last, verified)
-            _check_trailer(number, trailer, (count, first_position, verified), previous)
-            signer = None
-            if public_key is not None or trailer.signature is not None:
-                signer = _check_signature(number, header, trailer, public_key, verified)
+            _trailer_line(number, text, last, verified)  # raises unless it is a trailer
+            extra = next(numbered, None)
             if progress is not None:
                 progress(count & 0xFFF)
-            extra = next(numbered, None)
-            if extra is not None:
-                raise ChainError(Break(extra[0], None, "a line after the trailer", verified))
-            return Verified(count, verified, previous, signer)
+            return Stretch(
+                count,
+                first_position,
+                verified,
+                previous,
+                lines + (extra is not None),
+                (number, text),
+                extra[0] if extra is not None else None,
+            )
         if last is not None and event.position <= last:
             reason = f"position {event.position} does not follow position {last}"
             raise ChainError(Break(number, event.position, reason, verified))
@@ -233,12 +263,50 @@ def verify_export(
         count += 1
         if progress is not None and not count & 0xFFF:
             progress(0x1000)
+    if progress is not None:
+        progress(count & 0xFFF)
+    return Stretch(count, first_position, verified, previous, lines)
+
+
+def finish(header: Header, stretches: list[Stretch], public_key: bytes | None) -> Verified:
+    """The checks after the events: the trailer against the stretches' events (in file order,
+    line numbers absolute), the signature, nothing after the trailer."""
+    count, first, last, head = (
+        0,
+        None,
+        header.previous_position,
+        bytes.fromhex(header.previous_hash),
+    )
+    verified: int | None = None
+    line_count = 1
+    for stretch in stretches:
+        count += stretch.count
+        line_count += stretch.lines
+        if stretch.count:
+            first = first if first is not None else stretch.first_position
+            last = verified = stretch.last_position
+            head = stretch.head
+        if stretch.trailer is None:
+            continue
+        number, text = stretch.trailer
+        trailer = _trailer_line(number, text, last, verified)
+        _check_trailer(number, trailer, (count, first, verified), head)
+        signer = None
+        if public_key is not None or trailer.signature is not None:
+            signer = _check_signature(number, header, trailer, public_key, verified)
+        if stretch.after_trailer is not None:
+            after = stretch.after_trailer
+            raise ChainError(Break(after, None, "a line after the trailer", verified))
+        rest = stretches[stretches.index(stretch) + 1 :]
+        if any(s.lines for s in rest):
+            raise ChainError(Break(line_count + 1, None, "a line after the trailer", verified))
+        return Verified(count, verified, head, signer)
     raise ChainError(
-        Break(count + 2, None, "the file ends without a trailer (truncated?)", verified)
+        Break(line_count + 1, None, "the file ends without a trailer (truncated?)", verified)
     )
 
 
-def _header_line(text: bytes) -> Header:
+def header_line(text: bytes) -> Header:
     try:
         header = _header_decoder.decode(text)
     except _UNREADABLE as err:

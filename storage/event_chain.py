@@ -7,7 +7,7 @@ from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any
 
-from psycopg import AsyncConnection, Connection
+from psycopg import AsyncConnection, Connection, sql
 
 from formats.event_chain import GENESIS, Verified, copy_rows, verify_copy
 
@@ -63,18 +63,40 @@ def stored_rows(
     """(position, record, stored hash) of every event in [first, last], in position order."""
     statement = _ROWS.format(first=int(first), last=int(last))
     with conn.cursor() as cur, cur.copy(statement) as copy:
-        yield from copy_rows(
-            bytes(chunk) if isinstance(chunk, bytearray) else chunk for chunk in copy
-        )
+        yield from copy_rows(copy)
 
 
 def verify_stored(
-    conn: Connection[Any], progress: Callable[[int], object] | None = None
+    conn: Connection[Any],
+    progress: Callable[[int], object] | None = None,
+    first: int = 0,
+    last: int = _LAST,
 ) -> Verified:
-    """Recompute the whole chain from the stored bytes; ChainError at the first bad position."""
+    """Recompute the chain over [first, last] from the stored bytes, starting from the stored
+    hash of the event before `first`; ChainError at the first bad position. Ranges that
+    cover the log, each checked against its predecessor's stored hash, check it all."""
     conn.execute("SET client_encoding TO 'UTF8'")
-    with conn.cursor() as cur, cur.copy(_ROWS.format(first=0, last=_LAST)) as copy:
-        return verify_copy(copy, GENESIS, progress)
+    _, previous = hash_before(conn, first) if first > 0 else (None, GENESIS)
+    with conn.cursor() as cur, cur.copy(_ROWS.format(first=int(first), last=int(last))) as copy:
+        return verify_copy(copy, previous, progress)
+
+
+def position_bounds(conn: Connection[Any]) -> tuple[int, int] | None:
+    row = conn.execute("SELECT min(notification_id), max(notification_id) FROM verity_events")
+    found = row.fetchone()
+    return None if found is None or found[0] is None else (int(found[0]), int(found[1]))
+
+
+def export_snapshot(conn: Connection[Any]) -> str:
+    """This transaction's snapshot, for other connections to read exactly what it reads."""
+    row = conn.execute("SELECT pg_export_snapshot()").fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+def use_snapshot(conn: Connection[Any], snapshot: str) -> None:
+    """Read what the exporting transaction reads (first statement of a repeatable read one)."""
+    conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot)))
 
 
 def count_between(conn: Connection[Any], first: int, last: int) -> int:

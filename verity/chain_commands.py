@@ -9,6 +9,7 @@ position; the message goes to stderr.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from collections.abc import Callable
@@ -42,6 +43,12 @@ def add_chain_commands(audit: Any) -> None:
         " /api/audit/chain/head); shows the newest events cut off, which leave a valid chain",
     )
     verify.add_argument(
+        "--jobs",
+        type=_jobs,
+        default=min(4, os.cpu_count() or 1),
+        help="with --database: processes checking position ranges side by side",
+    )
+    verify.add_argument(
         "--public-key",
         metavar="KEY",
         help="the export must be signed by this Ed25519 key (hex, or a file holding it)",
@@ -57,6 +64,14 @@ def _position(text: str) -> int:
     value = int(text)
     if not 1 <= value < 2**63:
         msg = f"a position is 1 to 2^63-1, not {value}"
+        raise argparse.ArgumentTypeError(msg)
+    return value
+
+
+def _jobs(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= 64:
+        msg = f"--jobs is 1 to 64, not {value}"
         raise argparse.ArgumentTypeError(msg)
     return value
 
@@ -130,7 +145,7 @@ def verify_command(settings: Settings, args: argparse.Namespace) -> None:
         if args.database:
             if args.public_key:
                 raise SystemExit("--public-key checks a signed export, not the database")
-            found: Verified = _verify_database(settings, args.expect_head, tqdm)
+            found: Verified = _verify_database(settings, args, tqdm)
         else:
             if args.expect_head:
                 raise SystemExit("--expect-head checks the database; an export has its trailer")
@@ -145,23 +160,17 @@ def verify_command(settings: Settings, args: argparse.Namespace) -> None:
     )
 
 
-def _verify_database(settings: Settings, expected: tuple[int, bytes] | None, bar_type: Any) -> Any:
-    import psycopg  # noqa: PLC0415
-
-    from formats.event_chain import Break, ChainError  # noqa: PLC0415
-    from storage.event_chain import chain_head, hash_at, verify_stored  # noqa: PLC0415
+def _verify_database(settings: Settings, args: argparse.Namespace, bar_type: Any) -> Any:
     from verity.bootstrap import servers  # noqa: PLC0415
+    from verity.chain_verify import verify_database  # noqa: PLC0415
 
-    with servers(settings) as endpoints, psycopg.connect(endpoints.database_url) as conn:
-        conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ  # one snapshot
-        total = chain_head(conn).count
-        with bar_type(total=total, unit="ev", desc="verify") as bar:
-            found = verify_stored(conn, bar.update)
-        if expected is not None and hash_at(conn, expected[0]) != expected[1]:
-            position, digest = expected
-            reason = f"the noted head {digest.hex()} is gone (events cut off or rewritten)"
-            raise ChainError(Break(0, position, reason, found.last_position))
-        return found
+    with servers(settings) as endpoints, contextlib.ExitStack() as stack:
+
+        def start(total: int) -> Callable[[int], object]:
+            bar = stack.enter_context(bar_type(total=total, unit="ev", desc="verify"))
+            return bar.update  # type: ignore[no-any-return]
+
+        return verify_database(endpoints.database_url, args.jobs, start, args.expect_head)
 
 
 def _verify_file(path: Path, public_key: bytes | None, bar_type: Any) -> Any:

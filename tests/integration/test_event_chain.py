@@ -28,6 +28,7 @@ from tests.conftest import fresh_database
 from tests.integration.test_frame_store import batch
 from tests.unit.test_device_messages import _session_on_video
 from verity.bootstrap import eventsourcing_env, open_application
+from verity.chain_verify import verify_database
 
 pytestmark = pytest.mark.integration
 
@@ -297,3 +298,32 @@ def test_the_record_is_the_documented_layout(superuser: psycopg.Connection[Any])
     superuser.rollback()
     assert row is not None
     assert bytes(data) == record(position, row[0], row[1], row[2], bytes(row[3]))
+
+
+def test_processes_checking_ranges_side_by_side_find_the_first_break(
+    postgres_admin_url: str,
+) -> None:
+    with fresh_database(postgres_admin_url, "verity_chain_parallel") as url:
+        app = open_application(url, pool_size=2)
+        for i in range(30):
+            new_project(app, f"p{i}")
+        app.close()
+        bars: list[int] = []
+
+        def start(total: int) -> Any:
+            bars.append(total)
+            return lambda _n: None
+
+        with psycopg.connect(url) as conn:
+            serial = verify_stored(conn)
+            head = chain_head(conn)
+        parallel = verify_database(url, 3, start, (head.position or 0, head.hash))
+        assert parallel == serial and bars == [head.count]
+        with psycopg.connect(url) as conn:  # committed: other processes must see it
+            conn.execute("SET LOCAL session_replication_role = replica")
+            conn.execute("DELETE FROM verity_events WHERE notification_id IN (14, 27)")
+        with pytest.raises(ChainError) as caught:
+            verify_database(url, 3, start)
+        assert (caught.value.found.position, caught.value.found.verified_up_to) == (15, 13)
+        with pytest.raises(ChainError, match="noted head"):
+            verify_database(url, 1, start, (head.position or 0, bytes(32)))
