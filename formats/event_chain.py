@@ -228,7 +228,7 @@ def verify_events(
     first_position: int | None = None
     for number, text in numbered:
         lines += 1
-        event = _event_line(text)
+        event = event_line(text)
         if event is None:
             _trailer_line(number, text, last, verified)  # raises unless it is a trailer
             extra = next(numbered, None)
@@ -323,7 +323,7 @@ def header_line(text: bytes) -> Header:
     return header
 
 
-def _event_line(text: bytes) -> Event | None:
+def event_line(text: bytes) -> Event | None:
     """The event on this line; None when it is not an event (the trailer, or damage)."""
     try:
         event = _event_decoder.decode(text)

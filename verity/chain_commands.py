@@ -46,7 +46,7 @@ def add_chain_commands(audit: Any) -> None:
         "--jobs",
         type=_jobs,
         default=min(4, os.cpu_count() or 1),
-        help="with --database: processes checking position ranges side by side",
+        help="processes checking position ranges (or stretches of an export) side by side",
     )
     verify.add_argument(
         "--public-key",
@@ -149,7 +149,7 @@ def verify_command(settings: Settings, args: argparse.Namespace) -> None:
         else:
             if args.expect_head:
                 raise SystemExit("--expect-head checks the database; an export has its trailer")
-            found = _verify_file(args.file, _public_key(args.public_key), tqdm)
+            found = _verify_file(args, tqdm)
     except ChainError as err:
         print(err.found.describe(), file=sys.stderr)
         raise SystemExit(BROKEN) from None
@@ -173,11 +173,16 @@ def _verify_database(settings: Settings, args: argparse.Namespace, bar_type: Any
         return verify_database(endpoints.database_url, args.jobs, start, args.expect_head)
 
 
-def _verify_file(path: Path, public_key: bytes | None, bar_type: Any) -> Any:
-    from formats.event_chain import verify_export  # noqa: PLC0415
+def _verify_file(args: argparse.Namespace, bar_type: Any) -> Any:
+    from verity.chain_verify import verify_file  # noqa: PLC0415
 
-    with path.open("rb", buffering=2**20) as lines, bar_type(unit="ev", desc="verify") as bar:
-        return verify_export(lines, public_key=public_key, progress=bar.update)
+    with contextlib.ExitStack() as stack:
+
+        def start(total: int | None) -> Callable[[int], object]:
+            bar = stack.enter_context(bar_type(total=total, unit="ev", desc="verify"))
+            return bar.update  # type: ignore[no-any-return]
+
+        return verify_file(args.file, args.jobs, start, _public_key(args.public_key))
 
 
 def keygen_command(_settings: Settings, args: argparse.Namespace) -> None:

@@ -1,24 +1,36 @@
-"""`verity audit verify --database` over several processes.
+"""`verity audit verify` (of the database, or of an export) over several processes.
 
 Each event's hash depends only on its own bytes and the stored hash of the event before it, so
 the log splits into position ranges that processes check side by side, each from the stored
 hash just before its range; together they check every link. They all read one snapshot (the
 coordinator's, exported), so the ranges meet exactly. The first break of the lowest range is
-the first in the log.
+the first in the log. An export splits the same way, at line starts, each stretch from the
+hash stated on the line before it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from multiprocessing.sharedctypes import Synchronized
-from typing import Any
+from pathlib import Path
+from typing import Any, BinaryIO
 
 import psycopg
 
-from formats.event_chain import Break, ChainError, Verified
+from formats.event_chain import (
+    Break,
+    ChainError,
+    Stretch,
+    Verified,
+    event_line,
+    finish,
+    header_line,
+    verify_events,
+    verify_export,
+)
 from storage.event_chain import (
     chain_head,
     export_snapshot,
@@ -87,18 +99,11 @@ def _in_parallel(
 ) -> Verified:
     context = multiprocessing.get_context("spawn")  # no inherited connections or threads
     counter: Synchronized[int] = context.Value("q", 0)
-    shown = 0
     with ProcessPoolExecutor(
         len(parts), mp_context=context, initializer=_share, initargs=(counter,)
     ) as pool:
         futures = [pool.submit(_verify_range, url, snapshot, lo, hi) for lo, hi in parts]
-        while True:
-            done, pending = wait(futures, timeout=0.2, return_when=FIRST_EXCEPTION)
-            progress(counter.value - shown)
-            shown = counter.value
-            if not pending or any(f.exception() for f in done):
-                break
-            time.sleep(0)
+        _follow(futures, counter, progress)
         results = [f.result() for f in futures]
     count, last, head = 0, None, b""
     for result in results:
@@ -109,3 +114,134 @@ def _in_parallel(
         if result.count:
             last, head = result.last_position, result.head_hash
     return Verified(count, last, head)
+
+
+def verify_file(
+    path: Path,
+    jobs: int,
+    start: Callable[[int | None], Any],
+    public_key: bytes | None = None,
+    min_bytes: int = 2**22,
+) -> Verified:
+    """Check an export with `jobs` processes, each a stretch of lines from the hash stated on
+    the line before it (every link is then checked once); one process when the file is
+    small or a cut falls after a line that is not an event (damage: the serial check names
+    it)."""
+    progress = start(None)
+    with path.open("rb") as file:
+        header_text = file.readline()
+        header = header_line(header_text)
+        cuts = _cuts(
+            file,
+            len(header_text),
+            path.stat().st_size,
+            jobs if path.stat().st_size >= min_bytes else 1,
+        )
+    if cuts is None:
+        with path.open("rb", buffering=2**20) as lines:
+            return verify_export(lines, public_key=public_key, progress=progress)
+    context = multiprocessing.get_context("spawn")
+    counter: Synchronized[int] = context.Value("q", 0)
+    starts = [(bytes.fromhex(header.previous_hash), header.previous_position), *cuts.values()]
+    bounds = [len(header_text), *cuts, path.stat().st_size]
+    with ProcessPoolExecutor(
+        len(starts), mp_context=context, initializer=_share, initargs=(counter,)
+    ) as pool:
+        futures = [
+            pool.submit(_verify_stretch, str(path), lo, hi, *begin)
+            for lo, hi, begin in zip(bounds, bounds[1:], starts, strict=False)
+        ]
+        _follow(futures, counter, progress)
+        results = [f.result() for f in futures]
+    stretches: list[Stretch] = []
+    offset = 1
+    for result in results:
+        if isinstance(result, Break):
+            before = result.verified_up_to
+            if before is None:
+                before = next((s.last_position for s in reversed(stretches) if s.count), None)
+            raise ChainError(Break(result.line + offset, result.position, result.reason, before))
+        stretches.append(_shifted(result, offset))
+        offset += result.lines
+    return finish(header, stretches, public_key)
+
+
+def _cuts(file: BinaryIO, body: int, size: int, jobs: int) -> dict[int, tuple[bytes, int]] | None:
+    """Offsets that start a line, each with the hash and position of the event line before
+    it; None for one process."""
+    if jobs <= 1:
+        return None
+    cuts: dict[int, tuple[bytes, int]] = {}
+    for k in range(1, jobs):
+        file.seek(max(body, size * k // jobs))
+        file.readline()
+        at = file.tell()
+        if at >= size or at in cuts:
+            continue
+        before = _line_before(file, at, body)
+        event = event_line(before) if before is not None else None
+        if event is None:
+            return None
+        cuts[at] = (bytes.fromhex(event.hash), event.position)
+    return cuts or None
+
+
+def _line_before(file: BinaryIO, at: int, body: int) -> bytes | None:
+    """The line that ends just before offset `at` (not the header)."""
+    span = 2**16
+    while True:
+        lo = max(body, at - span)
+        file.seek(lo)
+        text = file.read(at - lo)
+        newline = text.rfind(b"\n", 0, len(text) - 1)
+        if newline >= 0:
+            return text[newline + 1 :]
+        if lo == body:
+            return text
+        if span > 2**26:
+            return None
+        span *= 4
+
+
+def _verify_stretch(
+    path: str, lo: int, hi: int, previous: bytes, last: int | None
+) -> Stretch | Break:
+    def lines() -> Iterator[bytes]:
+        with open(path, "rb", buffering=2**20) as file:
+            file.seek(lo)
+            at = lo
+            while at < hi:
+                text = file.readline()
+                if not text:
+                    return
+                at += len(text)
+                yield text
+
+    try:
+        return verify_events(enumerate(lines(), start=1), previous, last, _count)
+    except ChainError as err:
+        return err.found
+
+
+def _shifted(stretch: Stretch, offset: int) -> Stretch:
+    if stretch.trailer is None:
+        return stretch
+    number, text = stretch.trailer
+    after = stretch.after_trailer
+    return dataclasses.replace(
+        stretch,
+        trailer=(number + offset, text),
+        after_trailer=None if after is None else after + offset,
+    )
+
+
+def _follow(
+    futures: list[Any], counter: Synchronized[int], progress: Callable[[int], object]
+) -> None:
+    shown = 0
+    while True:
+        done, pending = wait(futures, timeout=0.2, return_when=FIRST_EXCEPTION)
+        progress(counter.value - shown)
+        shown = counter.value
+        if not pending or any(f.exception() for f in done):
+            return
