@@ -60,7 +60,7 @@ from storage.event_chain import hash_before, stored_rows, verify_stored
 from storage.frames import PostgresFrameStore
 from storage.store_identity import store_id
 from verity.bootstrap import open_application
-from verity.chain_verify import verify_database
+from verity.chain_verify import verify_database, verify_file
 
 CHAIN_TRIGGERS = ("verity_events_lock_for_chain", "verity_events_chain")
 
@@ -222,7 +222,7 @@ def bench_verify(
         rates: list[float] = []
         for _ in range(rounds):
             started = time.perf_counter()
-            found = verify_database(url, jobs, lambda _total: None)
+            found = verify_database(url, jobs, lambda _total: lambda _n: None)
             rates.append(events / (time.perf_counter() - started))
             assert found.count == events
         print(f"  verify --database --jobs {jobs}: {median_spread(rates)} events/s")
@@ -243,7 +243,15 @@ def bench_verify(
             found = verify_export(lines)
         file_rates.append(events / (time.perf_counter() - started))
         assert found.count == events
-    print(f"  verify FILE:       {median_spread(file_rates)} events/s")
+    print(f"  verify FILE --jobs 1: {median_spread(file_rates)} events/s")
+    for jobs in parallel:
+        rates = []
+        for _ in range(rounds):
+            started = time.perf_counter()
+            found = verify_file(path, jobs, lambda _total: lambda _n: None)
+            rates.append(events / (time.perf_counter() - started))
+            assert found.count == events
+        print(f"  verify FILE --jobs {jobs}: {median_spread(rates)} events/s")
     path.unlink()
 
 
@@ -311,6 +319,35 @@ def bench_ingest_cost(url: str, rounds: int, seconds: float) -> None:
         )
 
 
+def bench_trigger(url: str, rounds: int) -> None:
+    """The chain's cost per stored event inside PostgreSQL: autocommit inserts of one event
+    each (as the frame store's call: lock, insert, commit), chain on vs off."""
+    sizes = {"frame batch (125 kB)": (125_000, 100), "annotation (600 B)": (600, 1000)}
+    with psycopg.connect(url, autocommit=True) as conn:
+        for name, (size, count) in sizes.items():
+            state = os.urandom(size // 2).hex().encode()[:size]
+            costs: dict[bool, list[float]] = {True: [], False: []}
+            for r in range(rounds):
+                for on in (True, False) if r % 2 == 0 else (False, True):
+                    set_chain(url, on)
+                    started = time.perf_counter()
+                    for _ in range(count):
+                        conn.execute(
+                            "INSERT INTO verity_events (originator_id, originator_version,"
+                            " topic, state) VALUES (gen_random_uuid(), 1, 'bench:Event', %s)",
+                            (state,),
+                        )
+                    costs[on].append(1e6 * (time.perf_counter() - started) / count)
+            on, off = statistics.median(costs[True]), statistics.median(costs[False])
+            print(
+                f"  {name}: {on:,.0f} us/event with the chain, {off:,.0f} without"
+                f" (+{on - off:,.0f} us, {100 * (on / off - 1):+.1f}%);"
+                f" rounds on {', '.join(f'{x:,.0f}' for x in costs[True])},"
+                f" off {', '.join(f'{x:,.0f}' for x in costs[False])}"
+            )
+    set_chain(url, True)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -320,7 +357,7 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--seconds", type=float, default=8.0, help="per ingest-cost measurement")
     p.add_argument("--jobs", type=int, nargs="*", default=[2, 4], help="parallel verify runs")
-    p.add_argument("--skip", nargs="*", default=[], choices=["verify", "ingest"])
+    p.add_argument("--skip", nargs="*", default=[], choices=["verify", "ingest", "trigger"])
     args = p.parse_args()
     admin = os.environ.get(
         "VERITY_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -347,6 +384,11 @@ def main() -> None:
                 bench_verify(url, events, stored, args.rounds, Path(tmp), args.jobs)
             except ChainError as err:
                 print(f"  CHAIN BROKEN: {err}")
+    if "trigger" not in args.skip:
+        with fresh_database(admin) as url:
+            print(f"3. the chain per stored event in PostgreSQL, {args.rounds} rounds each way")
+            open_application(url, pool_size=1).close()
+            bench_trigger(url, args.rounds)
     if "ingest" not in args.skip:
         with fresh_database(admin) as url:
             print(f"2. ingest cost, {args.rounds} rounds of {args.seconds:.0f} s each way")
