@@ -129,11 +129,12 @@ def export_command(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def _counted(rows: Any, tick: Callable[[int], object]) -> Any:
-    for n, row in enumerate(rows, start=1):
+    n = 0
+    for n, row in enumerate(rows, start=1):  # noqa: B007 - n is the count after the loop
         yield row
         if not n & 0xFFF:
             tick(0x1000)
-    tick(0)
+    tick(n & 0xFFF)
 
 
 def verify_command(settings: Settings, args: argparse.Namespace) -> None:
