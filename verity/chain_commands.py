@@ -130,7 +130,7 @@ def export_command(settings: Settings, args: argparse.Namespace) -> None:
 
 def _counted(rows: Any, tick: Callable[[int], object]) -> Any:
     n = 0
-    for n, row in enumerate(rows, start=1):  # noqa: B007 - n is the count after the loop
+    for n, row in enumerate(rows, start=1):
         yield row
         if not n & 0xFFF:
             tick(0x1000)
