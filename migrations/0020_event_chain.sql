@@ -24,20 +24,9 @@ LOCK TABLE verity_events IN EXCLUSIVE MODE;
 
 ALTER TABLE verity_events ADD COLUMN IF NOT EXISTS record_hash bytea;
 
-CREATE OR REPLACE FUNCTION verity_event_record(
-    p_position int8, p_originator uuid, p_version int8, p_topic text, p_state bytea
-) RETURNS bytea
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT int4send(8) || int8send(p_position)
-        || int4send(16) || uuid_send(p_originator)
-        || int4send(8) || int8send(p_version)
-        || CASE WHEN p_topic IS NULL THEN int4send(-1)
-                ELSE int4send(octet_length(convert_to(p_topic, 'UTF8'))) || convert_to(p_topic, 'UTF8')
-           END
-        || CASE WHEN p_state IS NULL THEN int4send(-1)
-                ELSE int4send(octet_length(p_state)) || p_state
-           END
-$$;
+-- The record is written out in the trigger and the backfill below rather than called as a SQL
+-- function: PostgreSQL did not inline such a function there, and calling it cost ~120 us per
+-- event (more than the rest of an insert of a small event).
 
 CREATE OR REPLACE FUNCTION verity_events_lock_for_chain() RETURNS trigger
 LANGUAGE plpgsql AS $$
@@ -60,8 +49,16 @@ BEGIN
     END IF;
     NEW.record_hash := sha256(
         coalesce(prev_hash, '\x0000000000000000000000000000000000000000000000000000000000000000'::bytea)
-        || verity_event_record(NEW.notification_id, NEW.originator_id, NEW.originator_version,
-                               NEW.topic, NEW.state));
+        || int4send(8) || int8send(NEW.notification_id)
+        || int4send(16) || uuid_send(NEW.originator_id)
+        || int4send(8) || int8send(NEW.originator_version)
+        || CASE WHEN NEW.topic IS NULL THEN int4send(-1)
+                ELSE int4send(octet_length(convert_to(NEW.topic, 'UTF8')))
+                     || convert_to(NEW.topic, 'UTF8')
+           END
+        || CASE WHEN NEW.state IS NULL THEN int4send(-1)
+                ELSE int4send(octet_length(NEW.state)) || NEW.state
+           END);
     RETURN NEW;
 END $$;
 
@@ -75,8 +72,17 @@ BEGIN
         ON COMMIT DROP;
     FOR ev IN SELECT notification_id, originator_id, originator_version, topic, state
               FROM verity_events WHERE record_hash IS NULL ORDER BY notification_id LOOP
-        prev := sha256(prev || verity_event_record(ev.notification_id, ev.originator_id,
-                                                   ev.originator_version, ev.topic, ev.state));
+        prev := sha256(prev
+            || int4send(8) || int8send(ev.notification_id)
+            || int4send(16) || uuid_send(ev.originator_id)
+            || int4send(8) || int8send(ev.originator_version)
+            || CASE WHEN ev.topic IS NULL THEN int4send(-1)
+                    ELSE int4send(octet_length(convert_to(ev.topic, 'UTF8')))
+                         || convert_to(ev.topic, 'UTF8')
+               END
+            || CASE WHEN ev.state IS NULL THEN int4send(-1)
+                    ELSE int4send(octet_length(ev.state)) || ev.state
+               END);
         INSERT INTO verity_chain_backfill VALUES (ev.notification_id, prev);
     END LOOP;
     ALTER TABLE verity_events DISABLE TRIGGER verity_events_immutable;
