@@ -17,6 +17,7 @@ from api.annotation_sessions import AnnotationSessionsController
 from api.annotation_transfer import AnnotationTransferController
 from api.annotations import AnnotationsController
 from api.audit import AuditController
+from api.audit_chain import AuditChainController
 from api.auth import Authenticator, authentication_middleware
 from api.browser import cors_config, host_check_middleware, websocket_origin_middleware
 from api.candidate_review import CandidateReviewController
@@ -124,6 +125,7 @@ def create_app(
             DevicesController,
             PrincipalsController,
             TokensController,
+            AuditChainController,
             websocket_gateway,
             socketio_gateway.route(),
             test_execution_socket,

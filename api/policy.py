@@ -135,6 +135,7 @@ POLICY: dict[str, Permission | None] = {
     "auditEvents": AUDIT,
     "auditAggregateHistory": AUDIT,
     "auditAggregateState": AUDIT,
+    "auditChainHead": AUDIT,
     # devices (NATS users; their credentials are printed once)
     "registerDevice": ADMIN,
     "listDevices": ADMIN,

@@ -13,6 +13,7 @@ from uuid import UUID
 
 import msgspec
 
+from verity.chain_commands import add_chain_commands, chain_command
 from verity.settings import Settings
 
 _encoder = msgspec.json.Encoder(decimal_format="string")
@@ -37,9 +38,13 @@ def add_audit_parsers(sub: Any) -> None:
     show = audit_sub.add_parser("show", help="an aggregate's state, now or as of a point")
     show.add_argument("id", help="aggregate id")
     show.add_argument("--as-of", help="a version (1, 2, ...) or an ISO 8601 time")
+    add_chain_commands(audit_sub)  # export, verify, keygen: the log's hash chain
 
 
 def audit_command(settings: Settings, args: argparse.Namespace) -> None:
+    if getattr(args, "chain", None) is not None:
+        chain_command(settings, args)
+        return
     from domain.errors import DomainError  # noqa: PLC0415
     from verity.bootstrap import servers  # noqa: PLC0415
 
