@@ -28,8 +28,9 @@ def _subclasses(root: type[Any]) -> list[type[Any]]:
 
 
 def aggregate_classes() -> list[type[VerityAggregate]]:
+    """The domain's own (a test may define aggregates of its own; they are not Verity's)."""
     _import_all()
-    return _subclasses(VerityAggregate)
+    return [c for c in _subclasses(VerityAggregate) if c.__module__.startswith("domain.")]
 
 
 def event_classes() -> list[type[Any]]:

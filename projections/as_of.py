@@ -38,7 +38,7 @@ def check_target(conn: Connection[Any], schema: str, *, replace: bool) -> None:
         msg = f"schema: {REBUILD_PREFIX}* names are kept for blue-green rebuilds"
         raise BadSchemaName(msg)
     kind = schema_kind(conn, schema)
-    if kind == "other":
+    if kind == "foreign":
         msg = f"schema: {schema} exists and was not made by verity replay; choose another name"
         raise BadSchemaName(msg)
     if kind == "verity" and not replace:

@@ -54,9 +54,9 @@ REDACTED = "[redacted]"
 
 
 def _is_secret(name: str) -> bool:
-    """Credential digests (a device's bcrypt hash, a token's digest) are recorded so a server
-    can check them, and never shown: an offline guess needs only the digest."""
-    return "password" in name or "secret" in name or name.endswith("token_hash")
+    """Credential digests (a device's bcrypt `password_hash`, an API token's `digest`) are
+    recorded so a server can check them, and never shown: an offline guess needs only them."""
+    return "password" in name or "secret" in name or name == "digest"
 
 
 def _fields(owner: Any, skip: frozenset[str] | set[str] = frozenset()) -> dict[str, Any]:

@@ -41,14 +41,14 @@ def check_schema_name(name: str) -> str:
 
 
 def schema_kind(conn: Connection[Any], name: str) -> str | None:
-    """None when no such schema exists; "verity" for one built here; "other" otherwise."""
+    """None when no such schema exists; "verity" for one built here; "foreign" otherwise."""
     row = conn.execute(
         "SELECT obj_description(oid, 'pg_namespace') FROM pg_namespace WHERE nspname = %s",
         (name,),
     ).fetchone()
     if row is None:
         return None
-    return "verity" if str(row[0] or "").startswith(MARK) else "other"
+    return "verity" if str(row[0] or "").startswith(MARK) else "foreign"
 
 
 def drop_schema(conn: Connection[Any], name: str) -> None:

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import uuid4
 
+from domain.access import Role
 from domain.annotation_imports import AnnotationImport
 from domain.annotation_sessions import AnnotationSession, SessionChanges
 from domain.annotations import Annotation, BoundingBox
@@ -24,13 +25,27 @@ from domain.devices import Device, register_device
 from domain.evaluation import EvaluationConfig
 from domain.evaluations import DetectionsPin, Evaluation, GroundTruthPin
 from domain.events import VerityAggregate
+from domain.principals import Account, AccountKind
 from domain.projects import CameraView, Project, ProjectChanges, SignalType
 from domain.test_sessions import TestSession
+from domain.tokens import ApiToken
 from domain.videos import Video, VideoMetadata
 from domain.vru import VruType
 
 Builder = Callable[[], VerityAggregate]
 _BCRYPT_SHAPED = "$2b$12$" + "a" * 53
+
+
+def _account() -> VerityAggregate:
+    account = Account.register("audit-analyst", AccountKind.USER, Role.VIEWER)
+    account.change_role(Role.ANALYST)
+    return account
+
+
+def _api_token() -> VerityAggregate:
+    token = ApiToken.issue(uuid4(), "audit-token", "d" * 64, Role.AUDITOR, None, None)
+    token.revoke()
+    return token
 
 
 def _device() -> VerityAggregate:
@@ -171,6 +186,8 @@ SAMPLES: dict[type[Any], tuple[Builder, str | None]] = {
     DetectorModel: (_detector_model, "status"),
     DetectionRun: (_detection_run, "status"),
     Device: (_device, "status"),
+    Account: (_account, "role"),
+    ApiToken: (_api_token, "revoked"),
     DeviceFrame: (_device_frame, None),
     FrameBatch: (_frame_batch, None),
 }

@@ -146,3 +146,13 @@ def test_credential_digests_are_never_shown() -> None:
     payload, _ = payload_of(registered)
     assert payload["passwordHash"] == REDACTED and payload["deviceId"] == "audit-cam"
     assert aggregate_state(device)["passwordHash"] == REDACTED
+
+
+def test_an_api_tokens_digest_is_never_shown() -> None:
+    from projections.audit_decoding import REDACTED, aggregate_state, payload_of
+    from tests.audit_aggregates import _api_token
+
+    token = _api_token()
+    issued = token.collect_events()[0]
+    assert payload_of(issued)[0]["digest"] == REDACTED
+    assert aggregate_state(token)["digest"] == REDACTED

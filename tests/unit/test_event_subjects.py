@@ -15,9 +15,11 @@ from projections.live_messages import NAMES, SILENT
 pytestmark = pytest.mark.unit
 
 AGGREGATES = [
+    "account",
     "annotation",
     "annotation_import",
     "annotation_session",
+    "api_token",
     "detection_run",
     "detector_model",
     "device",
