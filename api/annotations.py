@@ -35,7 +35,7 @@ from api.annotation_dtos import (
 )
 from api.inputs import InputDTO, InputError, checked, decode_input
 from api.projects import Message
-from api.services import Services, caught_up, meta_of, principal, services_of
+from api.services import Services, caught_up, meta_of, services_of
 from commands.annotation_history import HistoryEntry, annotation_history, state_as_of
 from commands.annotations import (
     CreateAnnotation,
@@ -58,7 +58,7 @@ from commands.context import run_as
 from domain.annotations import check_draft
 from domain.errors import ConcurrentModification, InvalidValue, NotFound
 from domain.events import EventMeta
-from domain.limits import BULK_BODY_MAX, MAX_COUNT, PRINCIPAL_NAME_MAX, Identifier
+from domain.limits import BULK_BODY_MAX, MAX_COUNT, Identifier
 from domain.tracks import interpolate_track
 from projections import annotations as read
 from projections.videos import VideoRow, get_video
@@ -76,15 +76,9 @@ async def run_command(
 
 
 def meta_for(request: Request[Any, Any, Any]) -> EventMeta:
-    """The request's principal and correlation. `X-Actor` never overrides a token's principal;
-    an anonymous request may still label its events with it (a name without `:`, so it can
-    never pass for a principal's `kind:name` actor): anyone anonymous already acts with the
-    anonymous role, so the label claims nothing more."""
-    meta = meta_of(request)
-    if principal(request).authenticated:
-        return meta
-    label = request.headers.get("x-actor", "").strip()[:PRINCIPAL_NAME_MAX]
-    return msgspec.structs.replace(meta, actor=label) if label and ":" not in label else meta
+    """The request's principal and correlation. A client-chosen header (the original's
+    `X-Actor`) is never trusted: the actor is who authenticated, or `anonymous`."""
+    return meta_of(request)
 
 
 async def guarded(

@@ -159,7 +159,7 @@ class SocketIOGateway:
             async_mode="asgi",
             cors_allowed_origins=list(cors.allow_origins),
             cors_credentials=cors.allow_credentials,
-            always_connect=True,  # connected before `connect` runs: it can emit
+            always_connect=False,  # a refused connect is a connect_error, not connect+disconnect
             max_http_buffer_size=MAX_MESSAGE_BYTES,
             logger=False,
             engineio_logger=False,
@@ -302,11 +302,22 @@ class SocketIOGateway:
         if refusal is not None:
             raise socketio.exceptions.ConnectionRefusedError(refusal)
         self.principals[sid] = principal
-        await self.sio.emit(
-            "connection_status",
-            {"status": "connected", "message": "Connected to Verity", "sid": sid},
-            to=sid,
-        )
+        task = asyncio.create_task(self._greet(sid))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _greet(self, sid: str) -> None:
+        """`connection_status` once the connection is accepted (after `connect` returns):
+        a client hearing an event before its connect acknowledgement would drop it."""
+        for _ in range(200):
+            if self.sio.manager.is_connected(sid, NAMESPACE):
+                await self.sio.emit(
+                    "connection_status",
+                    {"status": "connected", "message": "Connected to Verity", "sid": sid},
+                    to=sid,
+                )
+                return
+            await asyncio.sleep(0.01)
 
     async def _disconnect(self, sid: str, reason: Any = None) -> None:
         self.shedding.discard(sid)

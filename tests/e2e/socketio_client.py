@@ -22,8 +22,10 @@ class PageSocket:
         self.heard.append((event, args[0] if args else None))
         self.changed.set()
 
-    async def connect(self, base_url: str) -> PageSocket:
-        await self.sio.connect(base_url, transports=["websocket"], wait_timeout=10)
+    async def connect(self, base_url: str, token: str | None = None) -> PageSocket:
+        """`token`: sent as the frontend's client would, in the connect packet's `auth`."""
+        auth = {"token": token} if token else None
+        await self.sio.connect(base_url, transports=["websocket"], wait_timeout=10, auth=auth)
         return self
 
     async def close(self) -> None:

@@ -17,6 +17,7 @@ from litestar.testing import TestClient
 from api import annotation_transfer
 from tests.conftest import fresh_database
 from tests.e2e.helpers import api_client, next_event, write_video
+from tests.e2e.identity import bearer, cli_token
 from verity.settings import Settings
 
 pytestmark = pytest.mark.e2e
@@ -191,7 +192,7 @@ def test_concurrent_updates_one_wins_the_other_is_refused_and_not_in_history(
 
 
 def test_revert_to_version_two_after_five_edits_and_as_of(
-    client: TestClient[Any], video: dict[str, Any]
+    client: TestClient[Any], video: dict[str, Any], settings: Settings
 ) -> None:
     aid = create(client, video["id"])["id"]
     edits = [
@@ -201,11 +202,9 @@ def test_revert_to_version_two_after_five_edits_and_as_of(
         {"notes": "behind a van"},
         {"frame_number": 4, "timestamp": 0.4},
     ]
+    ana = bearer(cli_token(settings, "--name", "ana", "--role", "annotator"))
     for edit in edits:
-        assert (
-            client.put(f"/api/annotations/{aid}", json=edit, headers={"X-Actor": "ana"}).status_code
-            == 200
-        )
+        assert client.put(f"/api/annotations/{aid}", json=edit, headers=ana).status_code == 200
     v2 = client.get(f"/api/annotations/{aid}?asOf=2").json()
     reverted = client.post(f"/api/annotations/{aid}/revert", json={"version": 2})
     assert reverted.status_code == 200, reverted.text
@@ -226,7 +225,13 @@ def test_revert_to_version_two_after_five_edits_and_as_of(
         "changed",
         "reverted",
     ]
-    assert history[1]["actor"] == "ana"
+    assert history[1]["actor"] == "token:ana"  # who authenticated, never a header's claim
+    claimed = client.put(
+        f"/api/annotations/{aid}", json={"notes": "claimed"}, headers={"X-Actor": "mallory"}
+    )
+    assert claimed.status_code == 200, claimed.text
+    latest = client.get(f"/api/annotations/{aid}/history").json()[-1]
+    assert latest["actor"] == "anonymous"  # the original's X-Actor header is not trusted
     assert {c["field"] for c in history[2]["changes"]} == {"vru_type"}
     assert history[1]["changes"][0] == {
         "field": "box",

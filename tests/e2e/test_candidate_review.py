@@ -14,6 +14,7 @@ from litestar.testing import TestClient
 
 from domain.ground_truth import counts_as_ground_truth
 from tests.e2e.helpers import api_client
+from tests.e2e.identity import bearer, cli_token
 from tests.e2e.test_evaluation_journey import (
     BOX,
     annotate,
@@ -40,8 +41,9 @@ def candidate(
     return annotate(client, video_id, frame, source="detector", vru_type=vru, bounding_box=box)
 
 
-def review(client: TestClient[Any], video_id: str, actor: str = "", **body: Any) -> Any:
-    headers = {"X-Actor": actor} if actor else {}
+def review(client: TestClient[Any], video_id: str, token: str = "", **body: Any) -> Any:
+    """As the holder of `token` (an annotator's), or anonymously."""
+    headers = bearer(token) if token else {}
     return client.post(f"/api/videos/{video_id}/candidates/review", json=body, headers=headers)
 
 
@@ -68,10 +70,12 @@ def test_review_by_confidence_class_and_frames_feeds_the_evaluation(
     video = client.get(f"/api/videos/{video_id}").json()
     assert video["groundTruthGenerated"] is True and video["groundTruthStatus"] == "completed"
 
+    reviewer_1 = cli_token(settings, "--name", "reviewer-1", "--role", "annotator")
+    reviewer_2 = cli_token(settings, "--name", "reviewer-2", "--role", "annotator")
     accepted = review(
         client,
         video_id,
-        "reviewer-1",
+        reviewer_1,
         action="accept",
         minConfidence=0.7,
         classes=["pedestrian"],
@@ -88,7 +92,7 @@ def test_review_by_confidence_class_and_frames_feeds_the_evaluation(
         "skipped": 0,
         "remaining": 3,
     }
-    rejected = review(client, video_id, "reviewer-2", action="reject", maxConfidence=0.5)
+    rejected = review(client, video_id, reviewer_2, action="reject", maxConfidence=0.5)
     assert rejected.json()["rejected"] == 1 and rejected.json()["remaining"] == 2
     again = review(client, video_id, action="accept", minConfidence=0.7, frameTo=10)
     assert again.json()["matched"] == 1  # c6 (a cyclist); c0 and c3 are no longer candidates
@@ -98,10 +102,10 @@ def test_review_by_confidence_class_and_frames_feeds_the_evaluation(
 
     kinds = events_of(settings, c0)
     assert [k for k, _ in kinds] == ["Created", "Validated"]
-    assert b'"actor":"reviewer-1"' in kinds[-1][1]
+    assert b'"actor":"token:reviewer-1"' in kinds[-1][1]
     gone = events_of(settings, c9)
     assert [k for k, _ in gone] == ["Created", "Deleted"]
-    assert b"rejected in review" in gone[-1][1] and b'"actor":"reviewer-2"' in gone[-1][1]
+    assert b"rejected in review" in gone[-1][1] and b'"actor":"token:reviewer-2"' in gone[-1][1]
 
     rows = client.get(f"/api/videos/{video_id}/annotations").json()
     truth = {

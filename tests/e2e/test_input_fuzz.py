@@ -28,7 +28,8 @@ from api.criteria import CriteriaIn
 from api.detections import DetectionEventIn
 from api.projects import ProjectIn, ProjectPatch
 from api.results import EvaluateIn
-from api.test_sessions import ExecuteTestIn, FailIn, TestSessionIn
+from api.session_lifecycle import FailIn
+from api.test_sessions import ExecuteTestIn, TestSessionIn
 from api.validation import BatchIn, StatisticalRunIn
 from api.videos import LinkIn
 from tests.conftest import delete_streams
