@@ -72,9 +72,10 @@ def test_every_stored_event_names_the_principal_that_caused_it(
             headers=bearer(device),
         )
         assert other.status_code == 403 and "deviceId" in other.json()["detail"]
-        assert client.post(f"/api/test-sessions/{sid}/stop", headers=lab).status_code == 200
-        done = client.post(f"/api/test-sessions/{sid}/complete", headers=lab)
-        assert done.status_code == 200, done.text
+        assert client.post(f"/api/test-sessions/{sid}/pause", headers=lab).status_code == 200
+        assert client.post(f"/api/test-sessions/{sid}/resume", headers=lab).status_code == 200
+        done = client.post(f"/api/test-sessions/{sid}/stop", headers=lab)  # ends the run
+        assert done.status_code == 200 and done.json()["status"] == "completed", done.text
         wait_for_results(client, sid, lab)
         events = stored_actors(client)
 
