@@ -21,9 +21,9 @@ from typing import Any
 from psycopg import Connection
 from psycopg_pool import ConnectionPool
 
+from projections.base import topics_of
 from projections.notifications import event_count
 from projections.runner import AnyProjection, NotificationReader, ProjectionRunner
-from projections.base import topics_of
 from projections.shared_decoding import shared_for
 from storage.read_model_schema import check_schema_name
 
