@@ -92,6 +92,7 @@ class NotificationLog:
                 " WHERE upto - octet_length(state) < %s ORDER BY notification_id",
                 [MAX_PAGE_BYTES, *params],
                 prepare=True,
+                binary=True,  # state as it is stored: no hex text to encode and parse back
             )
             rows = cur.fetchall()
         page = NotificationPage(StoredNotification._make(row[:5]) for row in rows)

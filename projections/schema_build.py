@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -20,9 +21,10 @@ from typing import Any
 from psycopg import Connection
 from psycopg_pool import ConnectionPool
 
+from projections.base import topics_of
 from projections.notifications import event_count
 from projections.runner import AnyProjection, NotificationReader, ProjectionRunner
-from projections.shared_decoding import SharedDecoding
+from projections.shared_decoding import shared_for
 from storage.read_model_schema import check_schema_name
 
 SHARED_PAGES = 2
@@ -71,8 +73,10 @@ class SchemaBuild:
     ) -> None:
         self.pool = pool
         self.reader = reader
-        if len(projections) > 1:  # read models of the same events decode each one once
-            decode = SharedDecoding(decode, capacity=SHARED_PAGES * batch_size)
+        readers = Counter(t for p in projections for t in set(topics_of(p)))
+        common = {t for t, n in readers.items() if n > 1}
+        if common:  # read models of the same events decode each one once
+            decode = shared_for(common, decode, capacity=SHARED_PAGES * batch_size)
         self.runners = [ProjectionRunner(p, pool, reader, decode, batch_size) for p in projections]
         self._processed = 0
         self._lock = threading.Lock()
