@@ -14,6 +14,7 @@ import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 import nats
@@ -142,13 +143,21 @@ async def delete_streams(nats_url: str, prefix: str) -> None:
         await nc.close()
 
 
-@pytest.fixture
-def settings(database_url: str, nats_url: str, nats_prefix: str, tmp_path: Path) -> Settings:
+def settings_for(
+    database_url: str, nats_url: str, data_dir: Path, nats_prefix: str | None = None, **more: Any
+) -> Settings:
+    """The settings every test's app runs with (a new NATS prefix unless one is given)."""
     return Settings(
         database_url=database_url,
         nats_url=nats_url,
-        data_dir=tmp_path,
-        nats_prefix=nats_prefix,
+        data_dir=data_dir,
+        nats_prefix=nats_prefix or f"t{uuid.uuid4().hex[:12]}",
         read_wait_timeout=10.0,
         db_pool_size=4,
+        **more,
     )
+
+
+@pytest.fixture
+def settings(database_url: str, nats_url: str, nats_prefix: str, tmp_path: Path) -> Settings:
+    return settings_for(database_url, nats_url, tmp_path, nats_prefix)

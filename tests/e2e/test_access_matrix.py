@@ -19,8 +19,8 @@ from litestar.testing import TestClient
 
 from api.policy import POLICY, is_auto_options, policy_key
 from domain.access import GRANTS, Permission, Role
+from tests.conftest import settings_for
 from tests.e2e.identity import access_client, bearer, cli_token
-from verity.settings import Settings
 
 pytestmark = pytest.mark.e2e
 
@@ -35,14 +35,7 @@ def _fill(path: str) -> str:
 def matrix(
     database_url: str, nats_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[TestClient[Any], dict[Role, str]]]:
-    settings = Settings(
-        database_url=database_url,
-        nats_url=nats_url,
-        data_dir=tmp_path_factory.mktemp("matrix"),
-        nats_prefix=f"t{uuid4().hex[:12]}",
-        read_wait_timeout=10.0,
-        db_pool_size=4,
-    )
+    settings = settings_for(database_url, nats_url, tmp_path_factory.mktemp("matrix"))
     tokens = {
         role: cli_token(settings, "--name", f"{role.value}-1", "--role", role) for role in Role
     }

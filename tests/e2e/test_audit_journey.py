@@ -9,7 +9,6 @@ import io
 import json
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -28,9 +27,9 @@ from domain.videos import Video
 from projections.envelopes import envelope
 from projections.live_messages import stored_event_messages
 from tests.audit_aggregates import SAMPLES
+from tests.conftest import settings_for
 from tests.e2e.helpers import api_client
 from verity.audit_commands import history_command, log_command, show_command
-from verity.settings import Settings
 
 pytestmark = pytest.mark.e2e
 
@@ -42,13 +41,10 @@ def client(
     database_url: str, nats_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[TestClient[Any]]:
     """One app for the module, without the workers that would add events of their own."""
-    settings = Settings(
-        database_url=database_url,
-        nats_url=nats_url,
-        data_dir=tmp_path_factory.mktemp("audit"),
-        nats_prefix=f"t{uuid.uuid4().hex[:12]}",
-        read_wait_timeout=10.0,
-        db_pool_size=4,
+    settings = settings_for(
+        database_url,
+        nats_url,
+        tmp_path_factory.mktemp("audit"),
         serve_ingest=False,
         serve_relay=False,
         serve_evaluator=False,

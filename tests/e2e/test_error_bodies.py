@@ -16,8 +16,8 @@ from litestar.testing import TestClient
 from api.access import AccessConfig
 from api.policy import is_auto_options
 from domain.limits import JSON_BODY_MAX
+from tests.conftest import settings_for
 from tests.e2e.identity import access_client, bearer
-from verity.settings import Settings
 
 pytestmark = pytest.mark.e2e
 
@@ -36,14 +36,7 @@ JUNK: list[tuple[str, bytes]] = [
 def client(
     database_url: str, nats_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[TestClient[Any]]:
-    settings = Settings(
-        database_url=database_url,
-        nats_url=nats_url,
-        data_dir=tmp_path_factory.mktemp("junk"),
-        nats_prefix=f"t{uuid4().hex[:12]}",
-        read_wait_timeout=10.0,
-        db_pool_size=4,
-    )
+    settings = settings_for(database_url, nats_url, tmp_path_factory.mktemp("junk"))
     access = AccessConfig(failed_auths_per_minute=5)  # anonymous admin: every route is reached
     with access_client(settings, access, workers=()) as c:
         yield c

@@ -32,10 +32,9 @@ from api.session_lifecycle import FailIn
 from api.test_sessions import ExecuteTestIn, TestSessionIn
 from api.validation import BatchIn, StatisticalRunIn
 from api.videos import LinkIn
-from tests.conftest import delete_streams
+from tests.conftest import delete_streams, settings_for
 from tests.e2e.fuzz_values import body_of, encode
 from tests.e2e.helpers import api_client, write_video
-from verity.settings import Settings
 
 pytestmark = pytest.mark.e2e
 
@@ -70,14 +69,7 @@ def client(
     database_url: str, nats_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[TestClient[Any]]:
     prefix = f"t{uuid4().hex[:12]}"
-    settings_ = Settings(
-        database_url=database_url,
-        nats_url=nats_url,
-        data_dir=tmp_path_factory.mktemp("fuzz"),
-        nats_prefix=prefix,
-        read_wait_timeout=10.0,
-        db_pool_size=4,
-    )
+    settings_ = settings_for(database_url, nats_url, tmp_path_factory.mktemp("fuzz"), prefix)
     with api_client(settings_) as c:
         yield c
     cleanup = threading.Thread(target=asyncio.run, args=(delete_streams(nats_url, prefix),))

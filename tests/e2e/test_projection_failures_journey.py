@@ -31,7 +31,7 @@ POISON_FRAME = 2**40
 """Too large for rm_annotations.frame_number (`integer`)."""
 
 
-def wait_until(service: ProjectionService, position: int, timeout: float) -> None:
+def wait_until(service: ProjectionService, position: int, timeout: float = 60) -> None:
     """Blocking wait for the read side: this test writes through a command outside the API."""
     deadline = time.monotonic() + timeout
     while service.position < position:

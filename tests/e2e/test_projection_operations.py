@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from uuid import UUID, uuid4
+from uuid import UUID
 
 import msgspec
 import psycopg
@@ -23,16 +23,14 @@ import pytest
 from psycopg import sql
 
 from commands.application import Verity
-from commands.videos import RegisterUpload, register_upload
 from domain.annotations import Annotation, BoundingBox
-from domain.projects import CENTRAL_STORE_ID
-from domain.videos import VideoMetadata
 from domain.vru import VruType
 from projections.blue_green import RebuildBusy, rebuild_blue_green, shadow_schema
 from projections.schema_build import Progress
-from projections.service import ProjectionService
 from storage.read_model_schema import REBUILD_LOCK_CLASS
 from tests.e2e.helpers import api_client, next_event
+from tests.e2e.test_projection_failures_journey import wait_until
+from tests.integration.test_annotation_projections import new_video
 from verity.bootstrap import PROJECTIONS
 from verity.cli import main
 from verity.settings import Settings
@@ -43,30 +41,6 @@ FULL = os.environ.get("VERITY_FULL_REBUILD_TEST") == "1"
 EVENTS = 100_000 if FULL else 3_000
 """Annotations in the rebuilt read model."""
 ANNOTATIONS = "annotations_v1"
-
-
-def wait_until(service: ProjectionService, position: int, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while service.position < position:
-        assert time.monotonic() < deadline, f"read side at {service.position}, not {position}"
-        time.sleep(0.01)
-
-
-def new_video(app: Verity) -> UUID:
-    vid = uuid4()
-    register_upload(
-        RegisterUpload(
-            id=vid,
-            project_id=CENTRAL_STORE_ID,
-            filename=f"{vid}.mp4",
-            original_name="v.mp4",
-            size=1,
-            sha256="0",
-            metadata=VideoMetadata(fps=10, frame_count=100, duration=10, width=640, height=480),
-        ),
-        app,
-    )
-    return vid
 
 
 def seed_annotations(app: Verity, video: UUID, count: int) -> list[Annotation]:

@@ -24,9 +24,8 @@ from litestar.testing import TestClient
 from schemathesis.config import SchemathesisConfig
 
 from api.app import create_app
-from tests.conftest import delete_streams
+from tests.conftest import delete_streams, settings_for
 from tests.e2e.helpers import api_client, write_video
-from verity.settings import Settings
 
 pytestmark = pytest.mark.e2e
 
@@ -105,14 +104,7 @@ def client(
 ) -> Iterator[TestClient[Any]]:
     """One app for every operation (a start per operation would cost more than the cases)."""
     prefix = f"t{uuid4().hex[:12]}"
-    settings = Settings(
-        database_url=database_url,
-        nats_url=nats_url,
-        data_dir=tmp_path_factory.mktemp("schemathesis"),
-        nats_prefix=prefix,
-        read_wait_timeout=10.0,
-        db_pool_size=4,
-    )
+    settings = settings_for(database_url, nats_url, tmp_path_factory.mktemp("schemathesis"), prefix)
     with api_client(settings) as c:
         yield c
     cleanup = threading.Thread(target=asyncio.run, args=(delete_streams(nats_url, prefix),))
