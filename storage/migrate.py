@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+import logging
+import re
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,6 +15,12 @@ import psycopg
 
 REPEATABLE_MARK = "-- verity:repeatable"
 _LOCK_KEY = 0x5645524954590001  # "VERITY" + 1: one advisory lock for all migrators
+_CREATED = re.compile(
+    r"CREATE\s+(?:UNIQUE\s+)?(?:TABLE|INDEX)\s+IF\s+NOT\s+EXISTS\s+([\w.]+)", re.IGNORECASE
+)
+_ATTEMPTS = 5
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -26,8 +35,13 @@ class Migration:
 
     @property
     def repeatable(self) -> bool:
-        """Idempotent read-model DDL, applied on every run so dropped read models come back."""
+        """Idempotent read-model DDL, applied again whenever what it creates has gone."""
         return self.sql.lstrip().startswith(REPEATABLE_MARK)
+
+    @property
+    def creates(self) -> list[str]:
+        """The tables and indexes this file makes (`CREATE ... IF NOT EXISTS name`)."""
+        return _CREATED.findall(self.sql)
 
 
 def migrations_dir() -> Path:
@@ -54,7 +68,28 @@ def migrate(
     """Apply what is pending; returns the names applied. Changed applied files are an error.
 
     `before` runs first, in the same transaction and under the same lock (a start-up check
-    that must see the tables as they were, before the repeatable DDL re-creates them)."""
+    that must see the tables as they were, before the repeatable DDL re-creates them).
+
+    The repeatable files run together, in order, only when one is new or changed or when a
+    table or index one of them creates is missing: a plain restart takes no DDL lock, so it
+    cannot deadlock with another process's projection writes. Should DDL that has to run
+    still meet one, the whole transaction is retried (it rolled back; nothing half-applied)."""
+    for attempt in range(1, _ATTEMPTS + 1):
+        try:
+            return _migrate_once(database_url, folder, before)
+        except psycopg.errors.DeadlockDetected:
+            if attempt == _ATTEMPTS:
+                raise
+            log.warning("migration met a deadlock (attempt %d); retrying", attempt)
+            time.sleep(0.2 * attempt)
+    raise AssertionError("unreachable")
+
+
+def _migrate_once(
+    database_url: str,
+    folder: Path | None,
+    before: Callable[[psycopg.Connection[Any]], object] | None,
+) -> list[str]:
     applied_now: list[str] = []
     with psycopg.connect(database_url, autocommit=True) as conn, conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
@@ -68,9 +103,11 @@ def migrate(
         done: dict[int, str] = dict(
             conn.execute("SELECT number, checksum FROM schema_migrations").fetchall()
         )
-        for m in load_migrations(folder):
-            if m.number in done and not m.repeatable:
-                if done[m.number] != m.checksum:
+        migrations = load_migrations(folder)
+        redo = _repeatables_stale(conn, [m for m in migrations if m.repeatable], done)
+        for m in migrations:
+            if m.number in done and not (m.repeatable and redo):
+                if not m.repeatable and done[m.number] != m.checksum:
                     msg = f"Migration {m.name} changed after it was applied; add a new one"
                     raise RuntimeError(msg)
                 continue
@@ -84,3 +121,17 @@ def migrate(
             if m.number not in done:
                 applied_now.append(m.name)
     return applied_now
+
+
+def _repeatables_stale(
+    conn: psycopg.Connection[Any], repeatables: Sequence[Migration], done: dict[int, str]
+) -> bool:
+    """True when a repeatable file is new or changed, or something it creates is missing
+    (one file's ALTERs may extend another's tables, so they are redone all together)."""
+    if any(done.get(m.number) != m.checksum for m in repeatables):
+        return True
+    names = [name for m in repeatables for name in m.creates]
+    row = conn.execute(
+        "SELECT bool_and(to_regclass(n) IS NOT NULL) FROM unnest(%s::text[]) AS n", (names,)
+    ).fetchone()
+    return not (row and row[0] is not False)

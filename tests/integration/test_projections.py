@@ -196,6 +196,24 @@ def test_dropped_read_models_are_rebuilt_identically(
     assert snapshot(database_url) == before
 
 
+def test_a_restart_takes_no_lock_on_read_models_another_process_writes(database_url: str) -> None:
+    """The CI deadlock of 2026-12-06: every start re-ran the repeatable DDL (ALTER TABLE ...
+    IF NOT EXISTS still takes an exclusive lock), so a second process starting while the first
+    projected could deadlock with it. With every table present, a start runs none of it."""
+    migrate(database_url)
+    with psycopg.connect(database_url) as writer:
+        writer.execute("UPDATE rm_videos SET status = status")  # holds ROW EXCLUSIVE, open
+        impatient = f"{database_url} options='-c lock_timeout=2000'"
+        assert migrate(impatient) == []  # would wait on the writer, then fail, were DDL run
+        writer.rollback()
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("DROP INDEX rm_videos_project_idx")
+    migrate(database_url)  # something missing: the repeatable files run again
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        row = conn.execute("SELECT to_regclass('rm_videos_project_idx')").fetchone()
+    assert row is not None and row[0] is not None
+
+
 def test_pages_cut_short_by_bytes_skip_no_event(
     app: Verity, pool: ConnectionPool[Any], database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
