@@ -56,6 +56,10 @@ MAX_DELIVER = 300
 failed round waits out the nak backoff (at least 2 s once it has grown), so this is at least
 ten minutes of a store that keeps failing: a database restart never dead-letters a frame."""
 _ERRORS_REMEMBERED = 100
+ERROR_QUIET_S = 300.0
+"""A failure's traceback is logged once in this long; repeats in between only count. Time,
+not the next success, ends the quiet: a success in another batch says nothing about a frame
+that keeps failing (clearing on success logged its traceback again on every redelivery)."""
 _UNREACHABLE = (psycopg.OperationalError, psycopg.InterfaceError, TimeoutError)
 """Store failures of the database, not of the frames: connection lost, pool timeout, lock wait."""
 
@@ -111,7 +115,7 @@ class IngestWorker:
         self.max_deliver = max_deliver
         self.stats = IngestStats()
         self._failures = 0
-        self._errors_logged: set[str] = set()
+        self._errors_logged: dict[str, float] = {}
         self._unreachable = False
         """Whether the last failed store could not reach the database (no use splitting)."""
 
@@ -225,8 +229,6 @@ class IngestWorker:
             failed = await self._commit(good, poison)
             if failed:
                 await self._retry_or_give_up(failed, poison)
-            else:
-                self._errors_logged.clear()  # a failure after a success is news again
         for msg, reason, detail in poison:
             await self._dead_letter(msg, reason, detail)
 
@@ -278,15 +280,18 @@ class IngestWorker:
         return result
 
     def _log_failure(self, what: str, err: Exception) -> None:
-        """The traceback once per distinct error; repeats only count (see the totals line)."""
+        """The traceback once per distinct error per ERROR_QUIET_S; repeats only count (see
+        the totals line)."""
         text = f"{type(err).__name__}: {err}"
         self.stats.last_error = text
-        if text in self._errors_logged:
+        now = time.monotonic()
+        logged = self._errors_logged.get(text)
+        if logged is not None and now - logged < ERROR_QUIET_S:
             log.debug("%s (again): %s", what, text)
             return
         if len(self._errors_logged) >= _ERRORS_REMEMBERED:
             self._errors_logged.clear()
-        self._errors_logged.add(text)
+        self._errors_logged[text] = now
         log.error("%s", what, exc_info=err)
 
     async def _retry_or_give_up(self, msgs: list[Msg], poison: list[tuple[Msg, str, str]]) -> None:
