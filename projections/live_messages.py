@@ -186,12 +186,27 @@ class CompletedResults(msgspec.Struct, kw_only=True, rename="camel"):
     verdict: str | None
 
 
+class CompletedMetrics(msgspec.Struct, kw_only=True, rename="camel"):
+    """Percentages 0-100: what the Dashboard reads from `test_completed` (`metrics.accuracy`
+    for its Detection Accuracy card and the recent session's row), as a session's `metrics`."""
+
+    accuracy: float
+    precision: float
+    recall: float
+    f1_score: float
+
+
 class CompletedData(msgspec.Struct, kw_only=True, rename="camel"):
     test_session_id_snake: str = msgspec.field(name="test_session_id")
     test_session_id: str
     session_id: str
+    id: str
+    """The session's id under the name the Dashboard keys its recent sessions by."""
     evaluation_id: str
     results: CompletedResults
+    metrics: CompletedMetrics
+    status: str
+    completed_at: str
     timestamp: str
 
 
@@ -209,23 +224,34 @@ def completion_message(
 ) -> bytes:
     """`test_completed` from an evaluation's figures (as recorded, or read back later)."""
     sid = str(session_id)
+    at = now()
+    metrics = CompletedMetrics(
+        accuracy=_pct(c.accuracy),
+        precision=_pct(c.precision),
+        recall=_pct(c.recall),
+        f1_score=_pct(c.f1),
+    )
     data = CompletedData(
         test_session_id_snake=sid,
         test_session_id=sid,
         session_id=sid,
+        id=sid,
         evaluation_id=str(evaluation_id),
         results=CompletedResults(
-            accuracy=_pct(c.accuracy),
-            precision=_pct(c.precision),
-            recall=_pct(c.recall),
-            f1_score=_pct(c.f1),
+            accuracy=metrics.accuracy,
+            precision=metrics.precision,
+            recall=metrics.recall,
+            f1_score=metrics.f1_score,
             true_positives=c.tp,
             false_positives=c.fp,
             false_negatives=c.fn,
             total_detections=c.tp + c.fp,
             verdict=verdict,
         ),
-        timestamp=now(),
+        metrics=metrics,
+        status="completed",
+        completed_at=at,
+        timestamp=at,
     )
     return encode("test_completed", room, data)
 
@@ -389,8 +415,10 @@ NAMES: dict[tuple[str, str], str] = {
     ("annotation_import", "failed"): "import_progress",
 }
 
-_VIDEO_DASHBOARD = frozenset({"uploaded", "quality_assessed", "processing_failed"})
-"""Video events the dashboard hears of (it refreshes on `video_processed`)."""
+_VIDEO_DASHBOARD = frozenset({"uploaded", "processing_failed"})
+"""Video events the dashboard hears of: one per video counted. The Dashboard page adds one to
+its video count on `video_uploaded` and on `video_processed` alike (the same handler), so
+`quality_assessed` (`video_processed`) stays in the video's own rooms."""
 
 SILENT = frozenset({"device_frame", "frame_batch", "device", "account", "api_token"})
 """Aggregates whose events reach no WebSocket room as stored: detections arrive coalesced on
@@ -403,9 +431,11 @@ _SESSION_SILENT = frozenset({"allowed_devices_changed"})
 _SESSION_STATUS = {to_snake(name): status.value for name, status in STATUS_AFTER.items()}
 _SESSION_DASHBOARD = {
     "started": "test_session_started",
-    "completed": "test_session_completed",
     "failed": "test_session_failed",
 }
+"""Session moves the dashboard hears of. A completion reaches it once, as the evaluator's
+`test_completed` (with the figures): the Dashboard page counts a completed test on
+`test_session_completed` and on `test_completed` alike (the same handler)."""
 
 
 def _rooms(env: AnyEnvelope, data: dict[str, Any]) -> list[str]:

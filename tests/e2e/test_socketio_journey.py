@@ -148,6 +148,7 @@ async def test_a_page_hears_the_simulated_device_and_runs_its_session(
                 done = await listener.next("test_completed", wait=60)
                 assert done["test_session_id"] == done["sessionId"] == sid
                 assert set(done["results"]) >= {"precision", "recall", "f1Score", "accuracy"}
+                assert done["metrics"]["accuracy"] == done["results"]["accuracy"]
 
             # the same checks as HTTP: an illegal transition is the route's 409
             again = await page.call("stop_test_session", {"sessionId": sid})

@@ -116,7 +116,8 @@ def test_session_lifecycle_detections_and_live_updates(
         done = client.post(f"/api/test-sessions/{sid}/stop")  # the frontend's Stop ends it
         assert done.json()["status"] == "completed" and done.json()["completedAt"]
         next_event(ws, "test_session_update", status="completed")
-        next_event(ws, "test_session_completed", sessionId=sid)
+        # the dashboard hears of a completion once, as the evaluator's test_completed (with
+        # its figures), not also as test_session_completed (tests/unit/test_live_messages.py)
 
     got = client.get(f"/api/test-sessions/{sid}").json()
     assert got["frameCount"] == 4 and got["detectionCount"] == 7

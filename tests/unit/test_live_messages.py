@@ -15,6 +15,7 @@ from domain.evaluation import make_counts
 from domain.evaluation.verdict import Criteria
 from projections.envelopes import Envelope, decoder, encode, reference_of
 from projections.live_messages import (
+    completion_message,
     detection_message,
     progress_message,
     stored_event_messages,
@@ -152,6 +153,39 @@ def test_session_updates_name_the_status_the_event_leaves(kind: str, status: str
     messages = dict(stored_event_messages(envelope("test_session", kind, {})))
     update = msgspec.json.decode(messages[f"test_session:{SESSION}"])
     assert update["event"] == "test_session_update" and update["data"]["status"] == status
+
+
+def test_the_dashboard_hears_of_each_video_and_each_completion_once() -> None:
+    """The Dashboard page adds one on `video_uploaded` and on `video_processed` alike, and
+    one completed test on `test_session_completed` and on `test_completed` alike: each fact
+    reaches room `dashboard` under one of those names only, or its live counts double."""
+    decoded = decoder(dict)
+
+    def dashboard_events(aggregate: str, kind: str) -> list[str]:
+        env = decoded.decode(encode(envelope(aggregate, kind, {})))
+        return [
+            msgspec.json.decode(m)["event"]
+            for room, m in stored_event_messages(env)
+            if room == "dashboard"
+        ]
+
+    assert dashboard_events("video", "uploaded") == ["video_uploaded"]
+    for kind in ("metadata_extracted", "quality_assessed", "rendition_recorded"):
+        assert dashboard_events("video", kind) == []
+    assert dashboard_events("test_session", "started") == ["test_session_started"]
+    assert dashboard_events("test_session", "completed") == []
+
+
+def test_test_completed_carries_the_metrics_the_dashboard_reads() -> None:
+    body = data_of(completion_message(SESSION, uuid4(), make_counts(3, 1, 0), None, "dashboard"))
+    assert body["id"] == body["sessionId"] == body["test_session_id"] == str(SESSION)
+    assert body["metrics"] == {
+        "accuracy": 75.0,
+        "precision": 75.0,
+        "recall": 100.0,
+        "f1Score": 85.71,
+    }
+    assert body["status"] == "completed" and body["completedAt"] == body["timestamp"]
 
 
 def test_device_events_and_allowed_devices_reach_no_room() -> None:
