@@ -106,7 +106,8 @@ class Endpoints:
 
 @contextlib.contextmanager
 def servers(settings: Settings) -> Iterator[Endpoints]:
-    """Use the configured servers, or start embedded ones under the data folder."""
+    """Use the configured servers, or the embedded ones under the data folder: those another
+    process runs there already (any command beside `verity serve`), else started here."""
     from verity.embedded import EmbeddedNats, EmbeddedPostgres  # noqa: PLC0415 - only if needed
     from verity.nats_access import NatsAccess, NatsCredentials  # noqa: PLC0415 - bcrypt too
 
@@ -116,7 +117,7 @@ def servers(settings: Settings) -> Iterator[Endpoints]:
         if database_url is None:
             pg = EmbeddedPostgres(settings.data_dir / "postgres")
             started.append(pg)
-            database_url = pg.start()
+            database_url = pg.attach() or pg.start()  # beside `verity serve`: use its server
         nats_url = settings.nats_url
         embedded_nats = None
         if nats_url is None:
@@ -124,7 +125,7 @@ def servers(settings: Settings) -> Iterator[Endpoints]:
             access = NatsAccess(folder, settings.detections_subject)
             embedded_nats = EmbeddedNats(folder, access=access)
             started.append(embedded_nats)
-            nats_url = embedded_nats.start()
+            nats_url = embedded_nats.attach() or embedded_nats.start()
             credentials: NatsCredentials | None = access.service
         elif settings.nats_user is not None:
             credentials = NatsCredentials(

@@ -234,6 +234,23 @@ class _DirLock:
         os.write(fd, f"{os.getpid()}\n".encode())
         self._fd = fd
 
+    def holder(self) -> int | None:
+        """The pid written by the process holding the lock now, None when nobody holds it."""
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except FileNotFoundError:
+            return None
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                text = os.read(fd, 32).decode(errors="replace").strip()
+                return int(text) if text.isdigit() else 0
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return None
+        finally:
+            os.close(fd)
+
     def release(self) -> None:
         if self._fd is not None:
             os.close(self._fd)  # closing the only descriptor drops the flock
@@ -320,6 +337,8 @@ class _EmbeddedServer:
         self._lock = _DirLock(self.data_dir / f"{self.name}.lock")
         self._process: subprocess.Popen[bytes] | None = None
         self._url: str | None = None
+        self.owner: int | None = None
+        """Set by `attach`: the pid of the process that runs the server we use."""
 
     @property
     def url(self) -> str:
@@ -347,7 +366,32 @@ class _EmbeddedServer:
         atexit.register(self.stop)
         return self._url
 
+    def attach(self) -> str | None:
+        """The URL of this server when another process runs it on the same data dir (a
+        `verity` command beside `verity serve`), None when none does: then `start` it.
+        `stop` of an attached server only forgets it; its owner keeps it running."""
+        if self._url is not None:
+            return self._url
+        owner = self._lock.holder()
+        if owner is None:
+            return None
+        self.owner = owner
+        try:
+            self._url = self._attached_url()
+        except BaseException:
+            self.owner = None
+            raise
+        log.info("using the embedded %s that pid %d runs on %s", self.name, owner, self.data_dir)
+        return self._url
+
+    def _attached_url(self) -> str:
+        raise NotImplementedError
+
     def stop(self) -> None:
+        if self.owner is not None:
+            self.owner = None
+            self._url = None
+            return
         atexit.unregister(self.stop)
         self._shutdown()
         self._url = None
@@ -453,6 +497,17 @@ class EmbeddedPostgres(_EmbeddedServer):
         return (
             f"postgresql://{PG_SUPERUSER}@/{quote(name, safe='')}?host={host}&port={PG_SOCKET_PORT}"
         )
+
+    def _attached_url(self) -> str:
+        deadline = time.monotonic() + self.startup_timeout
+        while not (self.socket_dir / f".s.PGSQL.{PG_SOCKET_PORT}").exists():
+            if time.monotonic() > deadline:  # the owner may still be starting it
+                raise EmbeddedServerError(
+                    f"{self.data_dir} is in use by pid {self.owner}, but its postgres has no"
+                    f" socket in {self.socket_dir}"
+                )
+            time.sleep(0.1)
+        return self.database_url(DEFAULT_DATABASE)
 
     def create_database(self, name: str) -> str:
         """Create database `name` if missing; returns its URL."""
@@ -651,6 +706,23 @@ class EmbeddedNats(_EmbeddedServer):
     def _stop_steps(self) -> Sequence[tuple[signal.Signals, float]]:
         return [(signal.SIGTERM, self.stop_timeout)]
 
+    def _attached_url(self) -> str:
+        try:
+            port = int(self.port_file.read_text().strip())
+        except (FileNotFoundError, ValueError):
+            port = 0
+        deadline = time.monotonic() + self.startup_timeout
+        while not (0 < port < 65536 and self._serves_jetstream(port)):
+            if time.monotonic() > deadline:  # the owner may still be starting it
+                raise EmbeddedServerError(
+                    f"{self.data_dir} is in use by pid {self.owner}, but its nats-server does not"
+                    f" answer on the port in {self.port_file}"
+                )
+            time.sleep(0.1)
+            with contextlib.suppress(FileNotFoundError, ValueError):
+                port = int(self.port_file.read_text().strip())
+        return f"nats://127.0.0.1:{port}"
+
     def update_devices(self, devices: Sequence[DeviceUser]) -> bool:
         """Make `devices` the device users of the running server, without a restart: the
         config is rewritten and the server reloads it (SIGHUP). A device no longer listed is
@@ -659,9 +731,10 @@ class EmbeddedNats(_EmbeddedServer):
             raise EmbeddedServerError("this embedded NATS runs without authorization")
         if not self.access.write(devices) and not self._reload_pending:
             return False
-        if self._process is not None:
+        pid = self._process.pid if self._process is not None else self._attached_pid()
+        if pid is not None:
             self._reload_pending = True  # until a reload succeeds, even of an unchanged file
-            self._reload(self._process.pid)
+            self._reload(pid)
             self._reload_pending = False
         return True
 
@@ -679,6 +752,16 @@ class EmbeddedNats(_EmbeddedServer):
             if b"Failed to reload" in news or time.monotonic() > deadline:
                 raise self._fail("nats-server did not reload its configuration", offset)
             time.sleep(0.02)
+
+    def _attached_pid(self) -> int | None:
+        """The running nats-server's pid when attached (its owner started it with --pid)."""
+        if self.owner is None:
+            return None
+        try:
+            pid = int(self.pid_file.read_text().strip())
+        except (FileNotFoundError, ValueError):
+            return None
+        return pid if _is_alive(pid) and str(self.store_dir) in _cmdline(pid) else None
 
     def _previous_port(self) -> int | None:
         try:

@@ -163,6 +163,16 @@ async def test_servers_work_keep_their_data_and_leave_nothing_running(tmp_path: 
         assert (await js.get_msg(STREAM, ack.seq)).data == b"hello"
         await nc.close()
 
+        assert EmbeddedPostgres(tmp_path / "elsewhere").attach() is None  # nobody runs one there
+        beside_pg, beside_mq = EmbeddedPostgres(tmp_path), EmbeddedNats(tmp_path)
+        assert beside_pg.attach() == pg_url and beside_mq.attach() == nats_url
+        assert beside_pg.owner == os.getpid() == beside_mq.owner
+        beside_pg.stop()
+        beside_mq.stop()  # forgets them: the owner's servers keep running
+        with psycopg.connect(pg_url) as conn:
+            assert conn.execute("select count(*) from kept").fetchone() == (1,)
+        assert (await _stream_messages(nats_url)) == [b"hello"]
+
         assert pg.pid is not None
         assert mq.pid is not None
         server_pids = {pg.pid, mq.pid, *_children(pg.pid)}
