@@ -23,6 +23,8 @@ import pytest
 from hypothesis import settings as hypothesis_settings
 from psycopg import sql
 
+from tests.background_checks import MYPY
+from tests.background_checks import start as start_in_background
 from verity.embedded import EmbeddedNats, EmbeddedPostgres
 from verity.settings import Settings
 
@@ -45,6 +47,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         raise pytest.UsageError(
             "tests without a unit/integration/e2e marker: " + ", ".join(unmarked)
         )
+    if any(i.nodeid.endswith("test_quality.py::test_mypy_strict") for i in items):
+        start_in_background(MYPY)
 
 
 def _postgres_reachable(url: str) -> bool:

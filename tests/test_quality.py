@@ -9,6 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.background_checks import MYPY
+from tests.background_checks import result as background_result
+
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.unit
 
@@ -26,5 +29,5 @@ def test_ruff_lint_and_format() -> None:
 
 
 def test_mypy_strict() -> None:
-    result = _run(sys.executable, "-m", "mypy")
-    assert result.returncode == 0, result.stdout + result.stderr
+    code, output = background_result(MYPY)
+    assert code == 0, output
