@@ -20,3 +20,5 @@ class AccessConfig:
     """Writes per principal (anonymous: per address) in any minute; 0 turns the limit off."""
     failed_auths_per_minute: int = 20
     """Failed authentications per client address in any minute before 429."""
+    media_link_ttl: int = 3600
+    """Seconds a signed media link lives at least (api/media_links.py)."""

@@ -31,6 +31,7 @@ from api.errors import exception_handlers
 from api.ground_truth import GroundTruthController
 from api.health import health, root
 from api.limits import RateLimiter
+from api.media_links import MediaLinks
 from api.page_sockets import enhanced_test_check, enhanced_test_socket, test_execution_socket
 from api.policy import Enforcement
 from api.principals import PrincipalsController
@@ -83,6 +84,11 @@ def create_app(
         access.anonymous_role,
         read_pool=lambda: services_of(app.state).read_pool,
         failures=RateLimiter(per_minute=access.failed_auths_per_minute),
+    )
+    links = MediaLinks(
+        access.media_link_ttl,
+        access.anonymous_role,
+        read_pool=lambda: services_of(app.state).read_pool,
     )
     socketio_gateway = SocketIOGateway(cors, authenticator)
 
@@ -140,7 +146,7 @@ def create_app(
             *hosts,
             websocket_origin_middleware(access.cors_origins),
             request_id_middleware,
-            authentication_middleware(authenticator),
+            authentication_middleware(authenticator, links),
         ],
         guards=[Enforcement(access.writes_per_minute)],
         before_request=detections_visible,
@@ -159,5 +165,6 @@ def create_app(
         request_max_body_size=JSON_BODY_MAX,
     )
     app.state.authenticator = authenticator
+    app.state.media_links = links
     app.state.access = access  # e.g. for Socket.IO's own allowed origins
     return app

@@ -60,7 +60,7 @@ POLICY: dict[str, Permission | None] = {
     "listVideos": R,
     "unlinkVideo": PROJECTS,
     "getVideoQuality": R,
-    "getUploadedFile": R,
+    "getUploadedFile": R,  # or, without a token, a signed link to it (api/media_links.py)
     # annotations
     "listVideoAnnotations": R,
     "createAnnotation": ANNOTATE,

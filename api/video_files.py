@@ -2,8 +2,10 @@
 
 Byte ranges (206), validators (ETag, Last-Modified, 304, If-Range), each container's media type,
 and the body streamed from the one open file handle in chunks (never read whole); a client that
-goes away stops the reading. Only names of the shapes Verity stores are opened (api/uploads.py
-`served_name`); the decisions are in api/byte_ranges.py.
+goes away stops the reading. A player without a token reads through a signed link (a request
+that api/auth.py admits as the principal the link was made for: api/media_links.py); every
+answer is `Cache-Control: private`. Only names of the shapes Verity stores are opened
+(api/uploads.py `served_name`); the decisions are in api/byte_ranges.py.
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ class FileAnswer:
         a, v = self.answer, self.validators
         headers = {
             "accept-ranges": "bytes",
+            "cache-control": "private",  # a signed link or a token's answer: no shared cache
             "etag": v.etag,
             "last-modified": v.last_modified,
         }

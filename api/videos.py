@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID, uuid4
@@ -13,8 +14,9 @@ from litestar.datastructures import State
 from litestar.params import FromPath, FromQuery, JSONBody
 
 from api.inputs import InputDTO, LimitQuery, SkipQuery
+from api.media_links import media_links_of
 from api.projects import Message, load_project
-from api.services import Services, caught_up, execute, services_of
+from api.services import Services, caught_up, execute, principal, services_of
 from api.uploads import receive_video
 from commands.videos import DeleteVideo, LinkVideos, RegisterUpload, UnlinkVideo
 from commands.videos import delete_video as delete_video_handler
@@ -114,8 +116,15 @@ def _resolution(row: read.VideoRow) -> str | None:
     return f"{row.width}x{row.height}" if row.width and row.height else None
 
 
-def video_out(row: read.VideoRow, base_url: str) -> VideoOut:
-    original = f"{base_url}/uploads/{row.filename}"
+async def url_maker(state: State, request: Request[Any, Any, Any]) -> Callable[[str], str]:
+    """Stored name -> its URL for this request's principal (signed where a player needs that:
+    api/media_links.py)."""
+    base_url = services_of(state).config.base_url
+    return await media_links_of(state).url_maker(principal(request), base_url)
+
+
+def video_out(row: read.VideoRow, url_of: Callable[[str], str]) -> VideoOut:
+    original = url_of(row.filename)
     rendition = row.rendition_filename if row.rendition_status == "ready" else None
     return VideoOut(
         id=row.id,
@@ -124,7 +133,7 @@ def video_out(row: read.VideoRow, base_url: str) -> VideoOut:
         stored_name=row.filename,
         original_name=row.original_name,
         name=row.original_name,
-        url=f"{base_url}/uploads/{rendition}" if rendition else original,
+        url=url_of(rendition) if rendition else original,
         original_url=original,
         rendition_status=row.rendition_status,
         rendition_error=row.rendition_error,
@@ -186,7 +195,7 @@ async def _upload(
         raise
     await caught_up(services, position, "videos_v1")
     row = await _load_video(services, video_id)
-    out = video_out(row, services.config.base_url)
+    out = video_out(row, await url_maker(state, request))
     return VideoUploadOut(**msgspec.structs.asdict(out), message="Video uploaded successfully")
 
 
@@ -197,13 +206,16 @@ def _remove_files(services: Services, video_id: UUID, filename: str) -> None:
             (services.config.uploads_dir / name).unlink()
 
 
-async def _videos_of(state: State, project_id: UUID) -> list[VideoOut]:
+async def _videos_of(
+    state: State, request: Request[Any, Any, Any], project_id: UUID
+) -> list[VideoOut]:
     services = services_of(state)
     if project_id != CENTRAL_STORE_ID:
         await load_project(state, project_id)
     async with services.read_pool.connection() as conn:
         rows = await read.videos_of_project(conn, project_id)
-    return [video_out(r, services.config.base_url) for r in rows]
+    url_of = await url_maker(state, request)
+    return [video_out(r, url_of) for r in rows]
 
 
 class VideosController(Controller):
@@ -214,16 +226,20 @@ class VideosController(Controller):
         operation_id="listProjectVideos",
         summary="Videos of a project (V1)",
     )
-    async def list_project_videos(self, state: State, project_id: FromPath[UUID]) -> list[VideoOut]:
-        return await _videos_of(state, project_id)
+    async def list_project_videos(
+        self, state: State, request: Request[Any, Any, Any], project_id: FromPath[UUID]
+    ) -> list[VideoOut]:
+        return await _videos_of(state, request, project_id)
 
     @get(
         "/api/projects/{project_id:uuid}/videos/linked",
         operation_id="listLinkedVideos",
         summary="Videos linked to a project (L3): the same list as V1",
     )
-    async def list_linked_videos(self, state: State, project_id: FromPath[UUID]) -> list[VideoOut]:
-        return await _videos_of(state, project_id)
+    async def list_linked_videos(
+        self, state: State, request: Request[Any, Any, Any], project_id: FromPath[UUID]
+    ) -> list[VideoOut]:
+        return await _videos_of(state, request, project_id)
 
     @post(
         "/api/projects/{project_id:uuid}/videos",
@@ -259,6 +275,7 @@ class VideosController(Controller):
     async def list_videos(
         self,
         state: State,
+        request: Request[Any, Any, Any],
         unassigned: FromQuery[bool] = False,
         skip: SkipQuery = 0,
         limit: LimitQuery = 100,
@@ -266,12 +283,15 @@ class VideosController(Controller):
         services = services_of(state)
         async with services.read_pool.connection() as conn:
             rows, total = await read.list_videos(conn, unassigned, skip, limit)
-        return VideoPage(videos=[video_out(r, services.config.base_url) for r in rows], total=total)
+        url_of = await url_maker(state, request)
+        return VideoPage(videos=[video_out(r, url_of) for r in rows], total=total)
 
     @get("/api/videos/{video_id:uuid}", operation_id="getVideo", summary="One video (V5)")
-    async def get_video(self, state: State, video_id: FromPath[UUID]) -> VideoOut:
-        services = services_of(state)
-        return video_out(await _load_video(services, video_id), services.config.base_url)
+    async def get_video(
+        self, state: State, request: Request[Any, Any, Any], video_id: FromPath[UUID]
+    ) -> VideoOut:
+        row = await _load_video(services_of(state), video_id)
+        return video_out(row, await url_maker(state, request))
 
     @delete(
         "/api/videos/{video_id:uuid}",

@@ -45,6 +45,7 @@ def access_config(settings: Settings) -> AccessConfig:
         allowed_hosts=allowed_hosts(settings.host, settings.port, [e for e in extra if e]),
         writes_per_minute=settings.writes_per_minute,
         failed_auths_per_minute=settings.failed_auths_per_minute,
+        media_link_ttl=settings.media_link_ttl,
     )
 
 

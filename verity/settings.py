@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Annotated
 
 import msgspec
 
@@ -72,6 +73,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Writes per principal (anonymous: per client address) in any minute; 0: no limit."""
     failed_auths_per_minute: int = 20
     """Failed authentications per client address in any minute before 429."""
+    media_link_ttl: Annotated[int, msgspec.Meta(ge=1)] = 3600
+    """Seconds a signed video URL (given where requests without a token may not read) lives
+    at least; at most 1.5 times this (api/media_links.py)."""
 
     @property
     def uploads_dir(self) -> Path:
@@ -145,6 +149,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             "allowed_hosts": get("ALLOWED_HOSTS"),
             "writes_per_minute": get("WRITES_PER_MINUTE"),
             "failed_auths_per_minute": get("FAILED_AUTHS_PER_MINUTE"),
+            "media_link_ttl": get("MEDIA_LINK_TTL"),
         }
         given = {k: v for k, v in raw.items() if v is not None}
         data_dir = Path(str(given.pop("data_dir", ".data"))).expanduser().resolve()
