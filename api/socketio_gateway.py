@@ -59,6 +59,10 @@ BURST = 64
 """Messages delivered before the pump lets the loop run other work."""
 CLIENT_QUEUE_LIMIT = 1000
 """Packets waiting for one client; a client this far behind is disconnected."""
+POLL_BATCH = 16
+"""Packets one long-polling response carries at most: python-engineio's client refuses a
+payload of more (`engineio.payload.Payload.max_decode_packets`, 16) and drops the connection;
+socket.io-client has no limit, so this costs it only a few more polls in a burst."""
 MAX_ROOMS = 64
 """Rooms one client may be in (its own sid room included)."""
 MAX_MESSAGE_BYTES = 64 * 1024
@@ -113,6 +117,30 @@ class VideoTimeIn(msgspec.Struct, kw_only=True):
     )
 
 
+class SendQueue(asyncio.Queue[Any]):
+    """One connection's engine.io send queue, which hands out at most `POLL_BATCH` packets
+    per wait: engine.io's `poll` takes one with `get` and then all the rest with `get_nowait`
+    into one long-polling response (its websocket writer also polls, and then sends the
+    packets one by one, so there the cap only means another turn of its loop). What is left
+    goes in the next response, in order. A `get_nowait` that stops at the cap raises
+    `QueueEmpty`, which `poll` reads as the end of the batch."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.batch = 0
+
+    async def get(self) -> Any:
+        self.batch = 0  # asyncio.Queue.get ends with get_nowait: that is the batch's first
+        return await super().get()
+
+    def get_nowait(self) -> Any:
+        if self.batch >= POLL_BATCH:
+            raise asyncio.QueueEmpty
+        item = super().get_nowait()
+        self.batch += 1
+        return item
+
+
 class Refused(Exception):
     """A client event that cannot be done; becomes the `error` event."""
 
@@ -164,6 +192,8 @@ class SocketIOGateway:
             logger=False,
             engineio_logger=False,
         )
+        # engine.io builds each connection's queue with its public `create_queue`
+        self.sio.eio.create_queue = SendQueue
         self.services: Services | None = None
         self.outbox: deque[tuple[str, bytes]] = deque()
         self.wake = asyncio.Event()

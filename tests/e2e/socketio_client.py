@@ -1,4 +1,4 @@
-"""A python-socketio client as the frontend's pages use it (websocket transport), recording
+"""A python-socketio client as the frontend's pages use it (websocket unless told), recording
 every event it hears so a test can wait for the next one of a kind."""
 
 from __future__ import annotations
@@ -22,10 +22,16 @@ class PageSocket:
         self.heard.append((event, args[0] if args else None))
         self.changed.set()
 
-    async def connect(self, base_url: str, token: str | None = None) -> PageSocket:
-        """`token`: sent as the frontend's client would, in the connect packet's `auth`."""
+    async def connect(
+        self, base_url: str, token: str | None = None, transports: list[str] | None = None
+    ) -> PageSocket:
+        """`token`: sent as the frontend's client would, in the connect packet's `auth`;
+        `transports`: websocket only unless given (`["polling"]`, or None's default upgrade
+        path as `["polling", "websocket"]`)."""
         auth = {"token": token} if token else None
-        await self.sio.connect(base_url, transports=["websocket"], wait_timeout=10, auth=auth)
+        await self.sio.connect(
+            base_url, transports=transports or ["websocket"], wait_timeout=10, auth=auth
+        )
         return self
 
     async def close(self) -> None:
