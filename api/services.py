@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,6 +62,8 @@ class Services:
     """Where stored run requests and model registrations go for a detector worker."""
     rebuilds: RebuildJobs | None = None
     """Blue-green rebuilds asked for over HTTP (`POST /api/admin/projections/{name}/rebuild`)."""
+    stopping: asyncio.Event | None = None
+    """Set once the process is asked to stop (before the server waits for open requests)."""
     responses: ResponseCache = field(init=False)
     """Encoded GET bodies, valid while their read model's position stands still."""
 

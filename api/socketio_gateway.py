@@ -117,6 +117,10 @@ class VideoTimeIn(msgspec.Struct, kw_only=True):
     )
 
 
+CLOSE_ALL_TIMEOUT_S = 2.0
+"""How long a stopping process waits for its Socket.IO clients to take their close."""
+
+
 class SendQueue(asyncio.Queue[Any]):
     """One connection's engine.io send queue, which hands out at most `POLL_BATCH` packets
     per wait: engine.io's `poll` takes one with `get` and then all the rest with `get_nowait`
@@ -198,6 +202,7 @@ class SocketIOGateway:
         self.outbox: deque[tuple[str, bytes]] = deque()
         self.wake = asyncio.Event()
         self.pump: asyncio.Task[None] | None = None
+        self.closer: asyncio.Task[None] | None = None
         self.dropped = 0
         self.emitted = 0
         self.shedding: set[str] = set()
@@ -222,14 +227,26 @@ class SocketIOGateway:
         self.services = services
         services.hub.add_tap(self.tap)
         self.pump = asyncio.create_task(self._pump())
+        if services.stopping is not None:
+            self.closer = asyncio.create_task(self._close_all_on(services.stopping))
 
     async def detach(self) -> None:
-        if self.pump is not None:
-            self.pump.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.pump
+        for task in (self.pump, self.closer):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await self.sio.shutdown()
         self.services = None
+
+    async def _close_all_on(self, stopping: asyncio.Event) -> None:
+        """When the process stops, close every connection: a long-poll request is otherwise
+        held open by engine.io until its ping timeout (45 s), and the server's stop waits for
+        open requests. Clients get engine.io's close and reconnect to another process."""
+        await stopping.wait()
+        if self.sio.eio.sockets:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.sio.eio.disconnect(), CLOSE_ALL_TIMEOUT_S)
 
     # --- from the hub to the clients ------------------------------------------------------
 

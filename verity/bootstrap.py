@@ -397,6 +397,7 @@ def _services(
             *workers.health_checks(),
         ),
         hub=hub,
+        stopping=workers.stop,
         ingest_consumer=lambda: ingest_consumer(
             nc.jetstream(), settings.detections_stream, INGEST_DURABLE
         ),

@@ -27,6 +27,10 @@ from verity.settings import Settings
 from verity.worker_command import worker_command
 from verity.worker_registry import WORKERS
 
+GRACEFUL_SHUTDOWN_S = 5
+"""How long a stop waits for open requests: a Socket.IO long-poll is held open up to 45 s by
+engine.io, and a stop used to wait for every one of them."""
+
 
 def _interrupt(signum: int, _frame: Any) -> NoReturn:
     raise KeyboardInterrupt(signal.Signals(signum).name)
@@ -90,7 +94,12 @@ def serve(settings: Settings) -> None:
 
         app = create_app(started, settings.uploads_dir, access_config(settings))
         config = uvicorn.Config(
-            app, host=settings.host, port=settings.port, log_level="info", access_log=False
+            app,
+            host=settings.host,
+            port=settings.port,
+            log_level="info",
+            access_log=False,
+            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
         )
         server = uvicorn.Server(config)
         try:

@@ -51,7 +51,7 @@ async def gateway_served() -> AsyncIterator[tuple[str, RoomHub]]:
     hub = RoomHub()
     cors = CORSConfig(allow_origins=["*"])
     gateway = SocketIOGateway(cors, Authenticator(Role.ADMIN, read_pool=_no_pool))
-    gateway.attach(SimpleNamespace(hub=hub))  # type: ignore[arg-type]
+    gateway.attach(SimpleNamespace(hub=hub, stopping=None))  # type: ignore[arg-type]
     app = _as(service("test"), Litestar([gateway.route()]))
     # a long-poll still open at the end (engine.io answers it after up to 45 s) is cut short
     config = uvicorn.Config(
