@@ -12,6 +12,7 @@ references outright, so no expansion can happen.
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any, Union
 from xml.etree.ElementTree import Element, TreeBuilder
 
@@ -40,7 +41,16 @@ def _json_value_type(depth: int) -> Any:
     return value
 
 
-_json = msgspec.json.Decoder(_json_value_type(MAX_NESTING))
+def prepare() -> None:
+    """Build the JSON decoder now (a long-running process does it off its event loop)."""
+    _json()
+
+
+@cache
+def _json() -> msgspec.json.Decoder[Any]:
+    """Built on first use: the nested type takes msgspec seconds to compile, which every
+    process importing the API (each `verity` command) paid at start."""
+    return msgspec.json.Decoder(_json_value_type(MAX_NESTING))
 
 
 def _too_many(kind: str, name: str) -> ImportTooLarge:
@@ -54,7 +64,7 @@ def decode_json(data: bytes, name: str = "file") -> Any:
     if data.count(b",") + data.count(b"[") + data.count(b"{") + 1 > MAX_ITEMS:
         raise _too_many("JSON values", name)
     try:
-        return _json.decode(data)
+        return _json().decode(data)
     except msgspec.ValidationError as err:
         text = str(err)
         if "got `array`" in text or "got `object`" in text:

@@ -172,6 +172,17 @@ def settle_heap() -> None:
     gc.set_threshold(*GC_THRESHOLDS)
 
 
+def warm_up() -> None:
+    """What a request would otherwise load on the event loop, loaded in a thread after start:
+    scipy.stats (confidence intervals; seconds to import) and the import formats' JSON
+    decoder (seconds to build). Start-up no longer waits for either."""
+    import scipy.stats  # noqa: F401, PLC0415
+
+    from formats.documents import prepare  # noqa: PLC0415
+
+    prepare()
+
+
 READ_MODELS = {cls.name: cls.tables for cls in PROJECTIONS}
 """Each read model's tables, for the start-up check of dropped ones."""
 
@@ -349,10 +360,12 @@ async def running(
             await started.start(context, serve_workers(settings) if workers is None else workers)
             device_url = without_credentials(endpoints.nats_url)
             services = _services(context, read_side, hub, started, device_url)
+            warming = asyncio.create_task(asyncio.to_thread(warm_up))
             try:
                 yield services
             finally:
                 await services.frames.close()  # posts already queued are stored and answered
+                await warming
         finally:
             if device_users is not None:
                 device_users.cancel()

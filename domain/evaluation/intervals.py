@@ -13,7 +13,6 @@ from collections.abc import Iterator
 
 import msgspec
 import numpy as np
-from scipy.stats import binom, norm
 
 from domain.evaluation.coco import IOU_THRESHOLDS, CocoState, interpolated_precision
 from domain.evaluation.inputs import FloatArray, IntArray
@@ -60,6 +59,8 @@ def wilson_interval(successes: int, trials: int, confidence: float = 0.95) -> In
     alpha = _check(confidence)
     if trials == 0:
         return Interval(low=0.0, high=1.0, confidence=confidence, method="wilson")
+    from scipy.stats import norm  # noqa: PLC0415 - seconds to import; only intervals need it
+
     z = float(norm.ppf(1.0 - alpha / 2))
     p = successes / trials
     z2n = z * z / trials
@@ -80,6 +81,8 @@ def quantile_interval(values: FloatArray, q: float, confidence: float = 0.95) ->
     n = x.shape[0]
     if n == 0:
         return Interval(low=None, high=None, confidence=confidence, method="order-statistic")
+    from scipy.stats import binom  # noqa: PLC0415 - seconds to import; only intervals need it
+
     lo_rank = int(binom.ppf(alpha / 2, n, q))
     hi_rank = int(binom.ppf(1 - alpha / 2, n, q)) + 1
     return Interval(
