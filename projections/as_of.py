@@ -81,6 +81,6 @@ def replay_into(
         create_read_model_schema(conn, schema, f"replay up to position {until} (in progress)")
         with schema_pool(database_url, schema, 5) as pool:
             build = SchemaBuild(projections, pool, reader, decode, batch_size)
-            applied = build.run(until, progress, build.total(conn, until))
+            applied = build.fill(until, progress, build.total(conn, until))
         comment_schema(conn, schema, f"replay up to position {until}{note}")
     return applied

@@ -10,35 +10,45 @@ into the live read models.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+import psycopg
 from psycopg import Connection
 from psycopg_pool import ConnectionPool
 
 from projections.base import topics_of
+from projections.gc_pause import fewer_collections
 from projections.notifications import event_count
-from projections.runner import AnyProjection, NotificationReader, ProjectionRunner
-from projections.shared_decoding import shared_for
-from storage.read_model_schema import check_schema_name
+from projections.runner import AnyProjection, NotificationReader, ProjectionRunner, decoded
+from storage.read_model_schema import check_schema_name, defer_indexes, restore_index
 
-SHARED_PAGES = 2
-"""Pages of decoded events kept for the other read models of a build (those of the same
-events read the same pages at about the same pace). A page holds at most 16 MB of stored
-events (projections/notifications.py)."""
+log = logging.getLogger(__name__)
+
+WRITERS = 4
+"""Read models writing the same page at once (each on its own connection of the pool)."""
+
+Page = tuple[list[tuple[Any, Any]], int]
+"""(stored notification, decoded event or Undecodable) pairs, and the position it reaches."""
 
 PROGRESS_INTERVAL = 0.25
 """Seconds between progress reports (each may become a WebSocket message)."""
 
 
 def schema_pool(database_url: str, schema: str, size: int) -> ConnectionPool[Any]:
-    """Connections that see only `schema` (and the system catalogs)."""
-    options = f"-c search_path={check_schema_name(schema)}"
+    """Connections that see only `schema` (and the system catalogs).
+
+    Their commits do not wait for the WAL to reach the disk (`synchronous_commit = off`): a
+    build can be redone from the log, and nothing reads its schema as the truth before a
+    commit that does wait (a blue-green swap, the comment that ends a replay), which makes
+    every earlier commit durable with it. A crash before that loses at most the last moment's
+    batches, with their tracking rows, never the order."""
+    options = f"-c search_path={check_schema_name(schema)} -c synchronous_commit=off"
     return ConnectionPool(
         database_url, min_size=1, max_size=size, kwargs={"options": options}, open=True
     )
@@ -61,7 +71,13 @@ class Progress:
 
 
 class SchemaBuild:
-    """The given projections, written into `pool`'s schema, read from `reader`."""
+    """The given projections, written into `pool`'s schema, read from `reader`.
+
+    The log is read once for all of them: one query per page for every topic any of them
+    takes, each event decoded once, and the page handed to every read model that takes some
+    of its events, side by side (one's round trips overlap another's Python work), while the
+    next page is read and decoded. (One reader per read model scanned the whole log once each,
+    and decoded frame batches twice whenever two readers drifted apart.)"""
 
     def __init__(
         self,
@@ -73,11 +89,10 @@ class SchemaBuild:
     ) -> None:
         self.pool = pool
         self.reader = reader
-        readers = Counter(t for p in projections for t in set(topics_of(p)))
-        common = {t for t, n in readers.items() if n > 1}
-        if common:  # read models of the same events decode each one once
-            decode = shared_for(common, decode, capacity=SHARED_PAGES * batch_size)
+        self.decode = decode
+        self.batch_size = batch_size
         self.runners = [ProjectionRunner(p, pool, reader, decode, batch_size) for p in projections]
+        self.topics = sorted({t for p in projections for t in topics_of(p)})
         self._processed = 0
         self._lock = threading.Lock()
 
@@ -88,7 +103,7 @@ class SchemaBuild:
     def total(self, log: Connection[Any], until: int) -> int:
         """Events of these read models' types up to `until`, counted on `log` (a connection
         that sees the event store; this build's own pool does not)."""
-        return event_count(log, sorted({t for r in self.runners for t in r.topics}), until)
+        return event_count(log, self.topics, until)
 
     def run(
         self,
@@ -96,9 +111,8 @@ class SchemaBuild:
         progress: Callable[[Progress], None] | None = None,
         total: int = 0,
     ) -> int:
-        """Bring every read model to `until`, side by side (one's round trips overlap another's
-        Python work); returns the events applied. `progress` is called every
-        PROGRESS_INTERVAL and at the end; an exception it raises stops the build."""
+        """Bring every read model to `until`; returns the events applied. `progress` is called
+        every PROGRESS_INTERVAL and at the end; an exception it raises stops the build."""
         started = time.monotonic()
         reported = 0.0
 
@@ -113,11 +127,77 @@ class SchemaBuild:
             if due and progress is not None:
                 progress(self.progress(total, until, now - started))
 
-        with ThreadPoolExecutor(max(1, min(len(self.runners), 4)), "schema-build") as threads:
-            applied: int = sum(threads.map(lambda r: r.catch_up(until, step), self.runners))
+        with fewer_collections():
+            applied = self._pages(until, step)
+        for runner in self.runners:
+            runner.skip_to(until)
         if progress is not None:
             progress(self.progress(total, until, time.monotonic() - started))
         return applied
+
+    def fill(
+        self,
+        until: int,
+        progress: Callable[[Progress], None] | None = None,
+        total: int = 0,
+    ) -> int:
+        """`run` into a schema made empty for this build: the indexes that only serve reads,
+        and the primary keys of tables only ever appended to, are built once the events are in
+        (storage/read_model_schema.py). A key that cannot be built (the log holds a row twice:
+        the live runner records the second as a failure) has its read model rebuilt the
+        ordinary way, key first, so the result is the live runner's."""
+        if self.position > 0:
+            return self.run(until, progress, total)
+        tables = [t for r in self.runners for t in r.projection.tables]
+        appended = {t for r in self.runners for t in getattr(r.projection, "appended", ())}
+        with self.pool.connection() as conn:
+            deferred = defer_indexes(conn, tables, appended)
+        applied = self.run(until, progress, total)
+        for index in deferred:
+            try:
+                with self.pool.connection() as conn, conn.transaction():
+                    restore_index(conn, index)
+            except psycopg.errors.UniqueViolation as exc:
+                runner = next(r for r in self.runners if index.table in r.projection.tables)
+                log.warning("%s: %s; rebuilding it with the key in place", runner.name, exc)
+                runner.reset()
+                with self.pool.connection() as conn, conn.transaction():
+                    restore_index(conn, index)
+                runner.catch_up(until)
+        return applied
+
+    def _pages(self, until: int, step: Callable[[int], None]) -> int:
+        """Page after page from the least position up to `until`: the next page is read and
+        decoded while the read models write this one."""
+        position = self.position
+        if position >= until or not self.runners:
+            return 0
+        applied = 0
+        workers = min(len(self.runners), WRITERS) + 1
+        with ThreadPoolExecutor(workers, "schema-build") as threads:
+            ahead: Future[Page] = threads.submit(self._page, position, until)
+            while position < until:
+                page, end = ahead.result()
+                if end < until:
+                    ahead = threads.submit(self._page, end, until)
+                behind = [r for r in self.runners if r.position < end]
+                writes = [threads.submit(r.apply_page, page, end) for r in behind]
+                for write in writes:
+                    done = write.result()
+                    applied += done
+                    step(done)
+                position = end
+        return applied
+
+    def _page(self, position: int, until: int) -> Page:
+        """The decoded events after `position` up to where the page ends."""
+        page = self.reader.select_notifications(
+            position, self.batch_size, stop=until, topics=self.topics, inclusive_of_start=False
+        )
+        full = len(page) == self.batch_size or getattr(page, "truncated", False)
+        end = page[-1].id if full and page else until
+        decode = self.decode
+        return [(n, decoded(decode, n)) for n in page], end
 
     def progress(self, total: int, until: int, elapsed: float) -> Progress:
         processed = self._processed
