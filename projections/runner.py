@@ -220,12 +220,12 @@ class ProjectionRunner:
 
     def apply_page(self, page: Sequence[tuple[Any, Any]], end: int) -> int:
         """Apply this projection's events of a page read for several projections: (stored
-        notification, decoded event or Undecodable) pairs in log order, the page reaching up
-        to `end`. Returns how many events it took, as `step` does."""
+        notification, decoded event or Undecodable) pairs in log order, of its topics only,
+        the page reaching up to `end`. Returns how many events it took, as `step` does."""
         if end <= self.position:
             return 0
-        after, wanted = self.position, self.topic_set
-        items = [self.item_of(n, e) for n, e in page if n.id > after and n.topic in wanted]
+        after = self.position
+        items = [self.item_of(n, e) for n, e in page if n.id > after]
         if not items:
             self.position = end
             return 0

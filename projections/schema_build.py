@@ -33,8 +33,9 @@ log = logging.getLogger(__name__)
 WRITERS = 4
 """Read models writing the same page at once (each on its own connection of the pool)."""
 
-Page = tuple[list[tuple[Any, Any]], int]
-"""(stored notification, decoded event or Undecodable) pairs, and the position it reaches."""
+Page = tuple[list[list[tuple[Any, Any]]], int]
+"""Per read model of the build, its (stored notification, decoded event or Undecodable)
+pairs of the page; and the position the page reaches."""
 
 PROGRESS_INTERVAL = 0.25
 """Seconds between progress reports (each may become a WebSocket message)."""
@@ -93,6 +94,11 @@ class SchemaBuild:
         self.batch_size = batch_size
         self.runners = [ProjectionRunner(p, pool, reader, decode, batch_size) for p in projections]
         self.topics = sorted({t for p in projections for t in topics_of(p)})
+        self._takers: dict[str, list[int]] = {t: [] for t in self.topics}
+        """Which read models (by index in `runners`) take each topic."""
+        for i, runner in enumerate(self.runners):
+            for topic in runner.topic_set:
+                self._takers[topic].append(i)
         self._processed = 0
         self._lock = threading.Lock()
 
@@ -177,11 +183,15 @@ class SchemaBuild:
         with ThreadPoolExecutor(workers, "schema-build") as threads:
             ahead: Future[Page] = threads.submit(self._page, position, until)
             while position < until:
-                page, end = ahead.result()
+                pages, end = ahead.result()
                 if end < until:
                     ahead = threads.submit(self._page, end, until)
-                behind = [r for r in self.runners if r.position < end]
-                writes = [threads.submit(r.apply_page, page, end) for r in behind]
+                writes = []
+                for runner, events in zip(self.runners, pages, strict=True):
+                    if events:
+                        writes.append(threads.submit(runner.apply_page, events, end))
+                    else:
+                        runner.apply_page(events, end)
                 for write in writes:
                     done = write.result()
                     applied += done
@@ -190,14 +200,20 @@ class SchemaBuild:
         return applied
 
     def _page(self, position: int, until: int) -> Page:
-        """The decoded events after `position` up to where the page ends."""
+        """The decoded events after `position` up to where the page ends, already sorted out
+        into each read model's own (in log order)."""
         page = self.reader.select_notifications(
             position, self.batch_size, stop=until, topics=self.topics, inclusive_of_start=False
         )
         full = len(page) == self.batch_size or getattr(page, "truncated", False)
         end = page[-1].id if full and page else until
-        decode = self.decode
-        return [(n, decoded(decode, n)) for n in page], end
+        decode, takers = self.decode, self._takers
+        pages: list[list[tuple[Any, Any]]] = [[] for _ in self.runners]
+        for n in page:
+            pair = (n, decoded(decode, n))
+            for i in takers[n.topic]:
+                pages[i].append(pair)
+        return pages, end
 
     def progress(self, total: int, until: int, elapsed: float) -> Progress:
         processed = self._processed
