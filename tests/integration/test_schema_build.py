@@ -20,8 +20,11 @@ from domain.detections import Box, Detection, FrameBatch, RecordedFrame
 from domain.projects import CENTRAL_STORE_ID
 from domain.test_sessions import TestSession
 from domain.vru import VruType
+from projections import schema_build
 from projections.as_of import replay_into
+from projections.base import topics_of
 from projections.notifications import NotificationLog
+from projections.schema_build import Progress
 from verity.bootstrap import PROJECTIONS, open_application, projection_runners
 
 pytestmark = pytest.mark.integration
@@ -126,3 +129,42 @@ def test_a_replay_built_page_by_page_equals_the_live_read_models(
         assert live == built
         assert [p for p, _ in live] == ["detections_v1"]  # the repeated frame, in both
     assert "rebuilding it with the key in place" in caplog.text  # the key's fallback ran
+
+
+def test_a_build_split_over_processes_equals_the_live_read_models(
+    app: Verity, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After the test above (same module database): the live read models are current."""
+    monkeypatch.setattr(schema_build, "SPLIT_MIN_EVENTS", 0)  # split however small the log
+    seen: list[Progress] = []
+    with ConnectionPool(database_url, min_size=1, max_size=2) as pool:
+        for runner in projection_runners(app, pool, 1000):
+            runner.catch_up()
+        applied = replay_into(
+            database_url,
+            "built_in_parts",
+            [cls() for cls in PROJECTIONS],
+            NotificationLog(pool),
+            app.mapper.to_domain_event,
+            app.head(),
+            batch_size=4,
+            progress=seen.append,
+            processes=2,
+        )
+    assert applied > 0
+    assert seen and seen[-1].processed == applied
+    with psycopg.connect(database_url) as conn:
+        assert differing(conn, "built_in_parts") == []
+        assert indexes(conn, "built_in_parts") == indexes(conn, "public")
+
+
+def test_topic_groups_share_no_topic_and_balance_the_events() -> None:
+    projections = [cls() for cls in PROJECTIONS]
+    counts = {t: 1000 for p in projections for t in topics_of(p)}
+    groups = schema_build.topic_groups(projections, counts, 2)
+    assert len(groups) == 2
+    assert sorted(p.name for g in groups for p in g) == sorted(p.name for p in projections)
+    topics = [{t for p in g for t in topics_of(p)} for g in groups]
+    assert not topics[0] & topics[1]
+    frames = next(g for g in groups if any(p.name == "detections_v1" for p in g))
+    assert "test_sessions_v1" in {p.name for p in frames}  # both read the frame batches
