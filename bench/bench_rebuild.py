@@ -2,7 +2,7 @@
 eventsourcing library's own per-event processing of the same events.
 
     uv run python bench/bench_rebuild.py [--events 1000000] [--runs 3]
-        [--library-seconds 30] [--keep]
+        [--library-seconds 30] [--processes N] [--keep]
 
 Runs against the local PostgreSQL (VERITY_BENCH_POSTGRES_URL, default
 postgresql://postgres@127.0.0.1:5432/postgres) in a fresh database verity_bench_rebuild_<random>,
@@ -14,10 +14,12 @@ every tenth then validated), plus projects, videos and sessions. Events are buil
 aggregates build them, encoded by the application's own mapper and COPYed into the event store
 (generation is not what is measured).
 
-1. Batch runner: every read model (all ten) built from the whole log into a schema of its own,
-   exactly as a blue-green rebuild or `verity replay` builds it (projections/schema_build.py:
-   one runner per read model, side by side, batches of 5000, rows and tracking in one
-   transaction). Events/s = events in the log / wall time. `--runs` times; median.
+1. Batch runner: every read model (all thirteen) built from the whole log into a schema of
+   its own, exactly as `verity replay` builds it (projections/schema_build.py: the log read
+   once per page for all read models, batches of 5000, rows and tracking in one transaction,
+   read-only indexes built after the fill; split over `--processes` processes, default one
+   per core, in groups that read no topic in common). Events/s = events in the log / wall
+   time; CPU is this process's and its workers'. `--runs` times; median.
 2. The library: eventsourcing 9.5's `ProjectionRunner` (an `ApplicationSubscription` on the
    same application, decoding with the same mapper) calls `Projection.process_event` once per
    event, and that runs the very same read-model code for that one event and records the
