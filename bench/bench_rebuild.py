@@ -2,7 +2,7 @@
 eventsourcing library's own per-event processing of the same events.
 
     uv run python bench/bench_rebuild.py [--events 1000000] [--runs 3]
-        [--library-seconds 30] [--keep]
+        [--library-seconds 30] [--processes N] [--keep]
 
 Runs against the local PostgreSQL (VERITY_BENCH_POSTGRES_URL, default
 postgresql://postgres@127.0.0.1:5432/postgres) in a fresh database verity_bench_rebuild_<random>,
@@ -14,10 +14,12 @@ every tenth then validated), plus projects, videos and sessions. Events are buil
 aggregates build them, encoded by the application's own mapper and COPYed into the event store
 (generation is not what is measured).
 
-1. Batch runner: every read model (all ten) built from the whole log into a schema of its own,
-   exactly as a blue-green rebuild or `verity replay` builds it (projections/schema_build.py:
-   one runner per read model, side by side, batches of 5000, rows and tracking in one
-   transaction). Events/s = events in the log / wall time. `--runs` times; median.
+1. Batch runner: every read model (all thirteen) built from the whole log into a schema of
+   its own, exactly as `verity replay` builds it (projections/schema_build.py: the log read
+   once per page for all read models, batches of 5000, rows and tracking in one transaction,
+   read-only indexes built after the fill; split over `--processes` processes, default one
+   per core, in groups that read no topic in common). Events/s = events in the log / wall
+   time; CPU is this process's and its workers'. `--runs` times; median.
 2. The library: eventsourcing 9.5's `ProjectionRunner` (an `ApplicationSubscription` on the
    same application, decoding with the same mapper) calls `Projection.process_event` once per
    event, and that runs the very same read-model code for that one event and records the
@@ -32,6 +34,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import resource
 import secrets
 import statistics
 import sys
@@ -62,7 +65,7 @@ from domain.test_sessions import TestSession
 from domain.vru import VruType
 from projections.notifications import NotificationLog
 from projections.runner import AnyProjection, writer
-from projections.schema_build import SchemaBuild, schema_pool
+from projections.schema_build import SchemaBuild, build_in_processes, schema_pool
 from storage.read_model_schema import create_read_model_schema
 from verity.bootstrap import PROJECTIONS, eventsourcing_env, open_application
 
@@ -181,25 +184,44 @@ def _copy(conn: psycopg.Connection[Any], app: Verity, events: Sequence[Any]) -> 
 # --------------------------------------------------------------------------- 1. batch runner
 
 
-def batch_rebuild(app: Verity, url: str, schema: str, until: int) -> tuple[float, float]:
-    """(wall, this process's CPU) seconds to build every read model into `schema` up to
-    `until`."""
+def batch_rebuild(
+    app: Verity, url: str, schema: str, until: int, processes: int
+) -> tuple[float, float]:
+    """(wall, CPU of this process and its workers) seconds to build every read model into
+    `schema` up to `until`, as `verity replay` does."""
     with psycopg.connect(url, autocommit=True) as conn:
         create_read_model_schema(conn, schema, "bench")
-    with (
-        ConnectionPool(url, min_size=1, max_size=5) as log_pool,
-        schema_pool(url, schema, 5) as pool,
-    ):
-        build = SchemaBuild(
+    t0, c0 = time.perf_counter(), _cpu()
+    if processes > 1:
+        build_in_processes(
+            url,
+            schema,
             [cls() for cls in PROJECTIONS],
-            pool,
-            NotificationLog(log_pool),
             app.mapper.to_domain_event,
+            until,
             BATCH_SIZE,
+            processes,
         )
-        t0, c0 = time.perf_counter(), time.process_time()
-        build.run(until)
-        return time.perf_counter() - t0, time.process_time() - c0
+    else:
+        with (
+            ConnectionPool(url, min_size=1, max_size=5) as log_pool,
+            schema_pool(url, schema, 5) as pool,
+        ):
+            build = SchemaBuild(
+                [cls() for cls in PROJECTIONS],
+                pool,
+                NotificationLog(log_pool),
+                app.mapper.to_domain_event,
+                BATCH_SIZE,
+            )
+            build.fill(until)
+    return time.perf_counter() - t0, _cpu() - c0
+
+
+def _cpu() -> float:
+    """CPU seconds of this process and of its ended child processes."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
 
 
 # --------------------------------------------------------------------------- 2. the library
@@ -312,6 +334,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--frames-per-batch", type=int, default=FRAMES_PER_BATCH)
     parser.add_argument("--library-seconds", type=float, default=30.0)
     parser.add_argument("--keep", action="store_true", help="keep the database")
+    parser.add_argument(
+        "--processes", type=int, default=os.cpu_count() or 1, help="as verity replay uses"
+    )
     args = parser.parse_args(argv)
 
     with bench_database(args.keep) as url:
@@ -328,10 +353,13 @@ def main(argv: Sequence[str] | None = None) -> None:
             with psycopg.connect(url, autocommit=True) as conn:
                 conn.execute("ANALYZE verity_events")
 
-            print("\n1. Batch runner: all read models from the whole log")
+            print(
+                "\n1. Batch runner: all read models from the whole log"
+                f" ({args.processes} process(es))"
+            )
             rates, cpu_rates = [], []
             for run in range(args.runs):
-                seconds, cpu = batch_rebuild(app, url, f"bench_batch_{run}", total)
+                seconds, cpu = batch_rebuild(app, url, f"bench_batch_{run}", total, args.processes)
                 rates.append(total / seconds)
                 cpu_rates.append(total / cpu)
                 print(
@@ -341,7 +369,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             batch = median(rates)
             print(f"  median {fmt_rate(batch)} events/s  {spread(rates)}")
             print(
-                f"  per CPU-second of this process (PostgreSQL's work not included):"
+                f"  per CPU-second of the Verity processes (PostgreSQL's work not included):"
                 f" median {fmt_rate(median(cpu_rates))} events  {spread(cpu_rates)}"
             )
             rows = counts.get("frame batches", 0) * args.frames_per_batch * 2
@@ -364,7 +392,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             prefix_rates = []
             for run in range(args.runs):
                 schema = f"bench_prefix_{run}"
-                prefix_seconds, _ = batch_rebuild(app, url, schema, done)
+                prefix_seconds, _ = batch_rebuild(app, url, schema, done, args.processes)
                 prefix_rates.append(done / prefix_seconds)
             differ = same_rows(url, LIBRARY_SCHEMA, "bench_prefix_0")
             print(

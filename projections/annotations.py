@@ -94,7 +94,20 @@ _INSERT = (
     + ", ".join(["%s"] * _CREATED_COLUMNS.count(","))
     + ", %s)"
 )
-_COPY = f"COPY rm_annotations ({_CREATED_COLUMNS}) FROM STDIN"
+_COPY = f"COPY rm_annotations ({_CREATED_COLUMNS}, updated_at) FROM STDIN"
+_AT = {c: i for i, c in enumerate([*_CREATED_COLUMNS.split(", "), "updated_at"])}
+"""Where each column is in a row to COPY (the created columns, then updated_at)."""
+_CHANGEABLE_AT = tuple((c, _AT[c]) for c in _CHANGEABLE)
+
+
+def _edit(row: list[Any], event: Any) -> None:
+    """What `_UPDATE` does to the row, done to a row not written yet."""
+    columns = changed_columns(event)
+    for c, i in _CHANGEABLE_AT:
+        if c in columns:
+            row[i] = columns[c]
+    row[_AT["updated_at"]] = event.timestamp
+    row[_AT["version"]] = event.originator_version
 
 
 def _created_row(event: Any) -> tuple[Any, ...]:
@@ -134,16 +147,28 @@ class AnnotationsProjection:
     tables: tuple[str, ...] = ("rm_annotations", "rm_annotation_imports")
 
     def write_batch(self, conn: Connection[Any], events: Sequence[Any]) -> None:
-        """The batch's new annotations go in with one COPY, then its other events in order as
-        grouped statements. The same result as in log order: an annotation is created once,
-        before any event that changes it, and import jobs are rows of another table. (COPY
-        per run of creations cost a round trip for every edit made between two of them.)"""
-        created = [e for e in events if isinstance(e, Annotation.Created)]
+        """The batch's new annotations go in with one COPY, their edits made in the batch
+        already applied to them; then its other events in order as grouped statements. The
+        same result as in log order: an annotation is created once, before any event that
+        changes it, an edit sets the very columns its UPDATE would, and import jobs are rows
+        of another table. (COPY per run of creations cost a round trip for every edit made
+        between two of them; an UPDATE per edit of a row made in the same batch, ~20 µs.)"""
+        created: list[list[Any]] = []
+        new: dict[UUID, list[Any]] = {}
+        rest = []
+        for e in events:
+            if isinstance(e, Annotation.Created):
+                row = [*_created_row(e), None]
+                created.append(row)
+                new[e.originator_id] = row
+            elif isinstance(e, _EDITS) and e.originator_id in new:
+                _edit(new[e.originator_id], e)
+            else:
+                rest.append(e)
         if created:
             with conn.cursor().copy(_COPY) as copy:
-                for event in created:
-                    copy.write_row(_created_row(event))
-        rest = [e for e in events if not isinstance(e, Annotation.Created)]
+                for row in created:
+                    copy.write_row(row)
         if rest:
             execute_grouped(conn, [s for e in rest for s in self.handle(e)])
 

@@ -15,9 +15,10 @@ from typing import Any
 import psycopg
 from psycopg import Connection
 
-from projections.notifications import notification_from
+from projections.base import topics_of
+from projections.notifications import event_count, notification_from
 from projections.runner import AnyProjection, NotificationReader
-from projections.schema_build import Progress, SchemaBuild, schema_pool
+from projections.schema_build import Progress, SchemaBuild, build_in_processes, schema_pool
 from storage.read_model_schema import (
     BadSchemaName,
     check_schema_name,
@@ -74,13 +75,30 @@ def replay_into(
     batch_size: int,
     progress: Callable[[Progress], None] | None = None,
     note: str = "",
+    processes: int = 1,
 ) -> int:
     """Build every read model in `schema` (made anew) from the events up to `until`; returns
-    the events applied. The schema's comment says up to where."""
+    the events applied. The schema's comment says up to where. With `processes` > 1 the
+    read models are split over that many processes (`build_in_processes`; `decode` must
+    pickle)."""
     with psycopg.connect(database_url, autocommit=True) as conn:
         create_read_model_schema(conn, schema, f"replay up to position {until} (in progress)")
-        with schema_pool(database_url, schema, 5) as pool:
-            build = SchemaBuild(projections, pool, reader, decode, batch_size)
-            applied = build.run(until, progress, build.total(conn, until))
+        total = event_count(conn, sorted({t for p in projections for t in topics_of(p)}), until)
+        if processes > 1:
+            applied = build_in_processes(
+                database_url,
+                schema,
+                projections,
+                decode,
+                until,
+                batch_size,
+                processes,
+                progress,
+                total,
+            )
+        else:
+            with schema_pool(database_url, schema, 5) as pool:
+                build = SchemaBuild(projections, pool, reader, decode, batch_size)
+                applied = build.fill(until, progress, total)
         comment_schema(conn, schema, f"replay up to position {until}{note}")
     return applied

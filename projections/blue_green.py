@@ -81,7 +81,7 @@ def rebuild_blue_green(
                 build = SchemaBuild([projection], pool, reader, decode, batch_size)
                 head = reader.max_notification_id() or 0
                 total = build.total(conn, head)
-                events = build.run(head, progress, total)
+                events = build.fill(head, progress, total)
                 for _ in range(TAIL_ROUNDS):
                     head = reader.max_notification_id() or 0
                     if head - build.position <= batch_size:

@@ -17,7 +17,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from itertools import groupby
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 from uuid import UUID
 
 from psycopg import Connection
@@ -63,6 +63,22 @@ class NotificationReader(Protocol):
         *,
         inclusive_of_start: bool = True,
     ) -> Sequence[Any]: ...
+
+
+class Undecodable(NamedTuple):
+    """A stored event that could not be decoded: why (recorded as its failure)."""
+
+    error: str
+
+
+def decoded(decode: Callable[[Any], Any], notification: Any) -> Any:
+    """The event, or Undecodable (an outage while decoding propagates)."""
+    try:
+        return decode(notification)
+    except Exception as exc:  # the stored event's fault, not the database's
+        if is_transient(exc):
+            raise
+        return Undecodable(describe(exc))
 
 
 class LostRace(Exception):
@@ -182,23 +198,45 @@ class ProjectionRunner:
         return sum(n for at, n in list(self._recent) if at >= since) / window
 
     def _item(self, notification: Any) -> Item:
-        """The event, or why it cannot be read (recorded as a failure, never retried forever)."""
+        return self.item_of(notification, decoded(self.decode, notification))
+
+    def item_of(self, notification: Any, event: Any) -> Item:
+        """The decoded event (or Undecodable) as an item of a batch: a failure, never retried
+        forever, if it cannot be read or its row not found."""
         n = notification
+        if isinstance(event, Undecodable):
+            error = event.error
+        else:
+            try:
+                key: UUID = self._key(event) if self._key else n.originator_id
+            except Exception as exc:  # the stored event's fault, not the database's
+                if is_transient(exc):
+                    raise
+                error = describe(exc)
+            else:
+                return Item(n.id, n.topic, n.originator_id, n.originator_version, key, event)
+        oid = n.originator_id
+        return Item(n.id, n.topic, oid, n.originator_version, oid, error=error)
+
+    def apply_page(self, page: Sequence[tuple[Any, Any]], end: int) -> int:
+        """Apply this projection's events of a page read for several projections: (stored
+        notification, decoded event or Undecodable) pairs in log order, of its topics only,
+        the page reaching up to `end`. Returns how many events it took, as `step` does."""
+        if end <= self.position:
+            return 0
+        after = self.position
+        items = [self.item_of(n, e) for n, e in page if n.id > after]
+        if not items:
+            self.position = end
+            return 0
         try:
-            event = self.decode(n)
-            key: UUID = self._key(event) if self._key else n.originator_id
-        except Exception as exc:  # the stored event's fault, not the database's
-            if is_transient(exc):
-                raise
-            return Item(
-                n.id,
-                n.topic,
-                n.originator_id,
-                n.originator_version,
-                n.originator_id,
-                error=describe(exc),
-            )
-        return Item(n.id, n.topic, n.originator_id, n.originator_version, key, event)
+            self._commit(items, end)
+        except LostRace:  # someone else moved the row: read on from where it says, alone
+            with self.pool.connection() as conn:
+                self.position = self._persisted = ensure_tracking(conn, self.name)
+            return self.catch_up(end)
+        self._recent.append((time.monotonic(), len(items)))
+        return len(items)
 
     def _commit(self, items: Sequence[Item], new_position: int) -> None:
         """Rows, failures and tracking in one transaction. The batch is first written whole;

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 from collections import OrderedDict
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from typing import Any
 
 CAPACITY = 128
@@ -39,19 +39,3 @@ class SharedDecoding:
                 with contextlib.suppress(KeyError):  # another reader evicted it first
                     self._events.popitem(last=False)
         return event
-
-
-def shared_for(
-    topics: Collection[str], decode: Callable[[Any], Any], capacity: int = CAPACITY
-) -> Callable[[Any], Any]:
-    """`decode`, sharing the decoded events of `topics` only (those more than one reader
-    reads): an event only one reader wants is decoded straight away, not kept."""
-    shared = SharedDecoding(decode, capacity)
-    wanted = frozenset(topics)
-
-    def decode_event(notification: Any) -> Any:
-        if notification.topic in wanted:
-            return shared(notification)
-        return decode(notification)
-
-    return decode_event

@@ -198,6 +198,8 @@ class DetectionsProjection:
     name: str = "detections_v1"
     event_classes: tuple[type[Any], ...] = FRAME_EVENTS
     tables: tuple[str, ...] = ("rm_detections",)
+    appended: tuple[str, ...] = ("rm_detections",)
+    """Rows only ever added: a rebuild builds the table's key after the fill."""
 
     def write_batch(self, conn: Connection[Any], events: Sequence[Any]) -> None:
         with conn.cursor().copy(_COPY_DETECTIONS) as copy:

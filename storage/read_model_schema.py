@@ -10,8 +10,8 @@ there. A blue-green rebuild fills such a shadow schema while the live tables kee
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any, NamedTuple
 
 from psycopg import Connection, sql
 
@@ -174,3 +174,53 @@ def swap_in(
         (name,),
     )
     drop_schema(conn, shadow)
+
+
+class DeferredIndex(NamedTuple):
+    table: str
+    name: str
+    create: str
+    """The statement that makes it again (in the same schema)."""
+    key: bool
+    """A primary key (dropped and added back as a constraint), not a plain index."""
+
+
+def defer_indexes(
+    conn: Connection[Any], tables: Sequence[str], appended: Collection[str] = ()
+) -> list[DeferredIndex]:
+    """Drop, from `tables` in the connection's current schema (a build's own, still empty),
+    the indexes that only serve reads, and the primary keys of the `appended` tables (whose
+    rows are only ever added); returns what makes them again (`restore_index`).
+
+    Building an index once over a filled table costs a fraction of updating it row by row
+    (rm_detections' primary key: ~2.7 µs of PostgreSQL per row kept up while filling, ~1.3 µs
+    built afterwards). Unique indexes and every other key stay: they decide which events
+    fail, and the projections find their rows through them."""
+    rows = conn.execute(
+        "SELECT c.relname, i.relname, pg_get_indexdef(x.indexrelid), x.indisunique,"
+        " k.contype, pg_get_constraintdef(k.oid)"
+        " FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid"
+        " JOIN pg_class c ON c.oid = x.indrelid"
+        " LEFT JOIN pg_constraint k ON k.conindid = x.indexrelid AND k.conrelid = c.oid"
+        " WHERE c.relnamespace = current_schema()::regnamespace AND c.relname = ANY(%s)"
+        " ORDER BY c.relname, i.relname",
+        (list(tables),),
+    ).fetchall()
+    deferred = []
+    for table, name, indexdef, unique, contype, constraintdef in rows:
+        if contype is None and not unique:
+            conn.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier(name)))
+            deferred.append(DeferredIndex(table, name, indexdef, key=False))
+        elif contype == "p" and table in appended:
+            t, n = sql.Identifier(table), sql.Identifier(name)
+            conn.execute(sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(t, n))
+            create = sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} ").format(t, n).as_string(conn)
+            deferred.append(DeferredIndex(table, name, create + constraintdef, key=True))
+    return deferred
+
+
+def restore_index(conn: Connection[Any], index: DeferredIndex) -> None:
+    """Build a deferred index again; a primary key over duplicate rows raises
+    psycopg.errors.UniqueViolation (and the caller's transaction is aborted)."""
+    conn.execute("SET LOCAL maintenance_work_mem = '256MB'")
+    conn.execute(index.create.encode())

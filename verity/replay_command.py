@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
 
 from verity.settings import Settings
@@ -68,6 +69,7 @@ def replay_command(settings: Settings, until_text: str, schema: str, *, replace:
                     settings.projection_batch_size,
                     progress,
                     note,
+                    processes=os.cpu_count() or 1,
                 )
             print(
                 f"{schema}: every read model as at position {position}{note}, {applied} events;"
