@@ -67,6 +67,7 @@ from bench_ingest import (
     percentiles,
     publish_for,
     served,
+    start_workers,
     wait_idle,
     wait_ready,
 )
@@ -401,6 +402,13 @@ def main() -> None:
         metavar="RATE",
         help="no ingest: RATE ready detection_event messages/s straight onto the live subject",
     )
+    p.add_argument(
+        "--ingest-workers",
+        type=int,
+        default=0,
+        help="run the ingest in N `verity worker ingest` processes beside an API-only serve"
+        " (the scale-out a 5k frames/s deployment uses) instead of inside serve",
+    )
     p.add_argument("--keep", action="store_true", help="keep the database")
     args = p.parse_args()
     admin = os.environ.get(
@@ -422,9 +430,15 @@ def main() -> None:
         }
         base = f"http://127.0.0.1:{port}"
         pool: list[tuple[Any, Any, Any]] = []
+        serve_env = {**env, "VERITY_SERVE_INGEST": "false"} if args.ingest_workers else env
+        workers: list[Any] = []
         try:
-            with served(env, port, log) as server:
-                wait_ready([log])
+            with served(serve_env, port, log) as server:
+                if args.ingest_workers:
+                    workers = start_workers(env, args.ingest_workers, tmp)
+                    wait_ready([tmp / f"worker-{i}.log" for i in range(args.ingest_workers)])
+                else:
+                    wait_ready([log])
                 shares = [args.clients // args.client_procs] * args.client_procs
                 shares[0] += args.clients - sum(shares)
                 for i, share in enumerate(shares):
@@ -465,6 +479,9 @@ def main() -> None:
                     print_round(i, without, with_, args.clients)
                 print_summary(rounds)
         finally:
+            for worker in workers:
+                worker.terminate()
+                worker.wait(20)
             for orders, _, proc in pool:
                 orders.put("exit")
                 proc.join(10)
