@@ -277,12 +277,26 @@ def _build_part(
         if queue is not None:
             queue.put((part, p.processed))
 
+    return _fill_here(database_url, schema, projections, decode, until, batch_size, report)
+
+
+def _fill_here(
+    database_url: str,
+    schema: str,
+    projections: Sequence[AnyProjection],
+    decode: Callable[[Any], Any],
+    until: int,
+    batch_size: int,
+    progress: Callable[[Progress], None] | None,
+    total: int = 0,
+) -> int:
+    """`SchemaBuild.fill` in this process, with its own log reader and schema pool."""
     with (
         ConnectionPool(database_url, min_size=1, max_size=2, open=True) as log_pool,
         schema_pool(database_url, schema, WRITERS + 1) as pool,
     ):
         build = SchemaBuild(projections, pool, NotificationLog(log_pool), decode, batch_size)
-        return build.fill(until, report)
+        return build.fill(until, progress, total)
 
 
 def build_in_processes(
@@ -309,12 +323,9 @@ def build_in_processes(
     counts = {str(t): int(n) for t, n in rows}
     groups = topic_groups(projections, counts, processes)
     if len(groups) < 2 or sum(counts.values()) < SPLIT_MIN_EVENTS:
-        with (
-            ConnectionPool(database_url, min_size=1, max_size=2, open=True) as log_pool,
-            schema_pool(database_url, schema, WRITERS + 1) as pool,
-        ):
-            build = SchemaBuild(projections, pool, NotificationLog(log_pool), decode, batch_size)
-            return build.fill(until, progress, total)
+        return _fill_here(
+            database_url, schema, projections, decode, until, batch_size, progress, total
+        )
     started = time.monotonic()
     # Forked: a part starts at once with every module loaded (spawned or from a fork server,
     # it was measured 1-5 s slower per build). It uses none of the threads or connections it
