@@ -12,6 +12,11 @@ import msgspec
 DEFAULT_MAX_UPLOAD_BYTES = 100 * 1024 * 1024
 
 
+MEDIA_LINK_TTL_MAX = 30 * 86_400
+"""A month: a link meant for a player, not a share; also keeps `exp` within what a link's
+check reads (12 digits), so every link the server makes can be verified."""
+
+
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
     database_url: str | None = None
     """PostgreSQL URL; None starts the embedded server under `data_dir`."""
@@ -73,7 +78,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Writes per principal (anonymous: per client address) in any minute; 0: no limit."""
     failed_auths_per_minute: int = 20
     """Failed authentications per client address in any minute before 429."""
-    media_link_ttl: Annotated[int, msgspec.Meta(ge=1)] = 3600
+    media_link_ttl: Annotated[int, msgspec.Meta(ge=1, le=MEDIA_LINK_TTL_MAX)] = 3600
     """Seconds a signed video URL (given where requests without a token may not read) lives
     at least; at most 1.5 times this (api/media_links.py)."""
 

@@ -12,6 +12,7 @@ import pytest
 
 from api.media_links import BadLink, MediaLinks
 from domain.access import Principal, PrincipalKind, Role, anonymous
+from verity.settings import MEDIA_LINK_TTL_MAX, Settings
 
 pytestmark = pytest.mark.unit
 
@@ -81,3 +82,12 @@ def test_a_link_opens_only_its_own_file_under_its_own_key_until_it_expires() -> 
         with pytest.raises(BadLink) as refused:
             verify(made, url, path)
         assert refused.value.detail == f"media link: {detail}"
+
+
+def test_the_longest_ttl_the_settings_accept_still_makes_links_that_verify() -> None:
+    """A TTL past the bound would make `exp` too long for `verify` to read: every link
+    refused. The setting stops at the bound, and a link made at it verifies."""
+    longest = MediaLinks(MEDIA_LINK_TTL_MAX, None, no_pool, clock=lambda: NOW, _key=b"k" * 32)
+    assert verify(longest, url_for(longest)) == TOKEN
+    with pytest.raises(SystemExit, match="media_link_ttl"):
+        Settings.from_env({"VERITY_MEDIA_LINK_TTL": str(MEDIA_LINK_TTL_MAX + 1)})
