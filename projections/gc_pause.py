@@ -6,7 +6,9 @@ and, as the pages of decoded events grew the heap, full collections over everyth
 process holds: about a sixth of a rebuild's Python time. During a build the collector runs
 after 50 times as many allocations, and what the process held before the build is frozen
 (left out of collections) until it ends. Nothing is leaked: cycles made meanwhile are still
-collected, later; the settings are the process's, restored when the last build ends.
+collected, later; the settings are the process's, restored when the last build ends. A
+process that had frozen its heap already (`verity serve` settles its start-up heap) keeps it
+frozen: unfreezing would hand its whole start-up heap back to every full collection.
 """
 
 from __future__ import annotations
@@ -22,15 +24,17 @@ THRESHOLD = 35_000
 _lock = threading.Lock()
 _active = 0
 _saved: tuple[int, ...] = ()
+_was_frozen = False
 
 
 @contextmanager
 def fewer_collections() -> Iterator[None]:
     """Collect less often inside; builds of several threads may nest and overlap."""
-    global _active, _saved  # noqa: PLW0603 - the process's collector settings are global too
+    global _active, _saved, _was_frozen  # noqa: PLW0603 - the collector's settings are global too
     with _lock:
         if _active == 0:
             _saved = gc.get_threshold()
+            _was_frozen = gc.get_freeze_count() > 0
             gc.freeze()
             gc.set_threshold(THRESHOLD, *_saved[1:])
         _active += 1
@@ -41,4 +45,5 @@ def fewer_collections() -> Iterator[None]:
             _active -= 1
             if _active == 0:
                 gc.set_threshold(*_saved)
-                gc.unfreeze()
+                if not _was_frozen:
+                    gc.unfreeze()
